@@ -1,0 +1,42 @@
+"""Brushwork: Stable Diffusion for artists' own tools.
+
+``import brushwork`` stays light (stdlib only): the engine (torch, diffusers) loads the first time
+``Studio`` is touched, so Blender and the canvas can import this package without torch.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    AuthError,
+    BrushworkError,
+    CancelledError,
+    InputImageError,
+    ModelNotFoundError,
+    OutOfMemoryError,
+    PresetError,
+    RecipeError,
+    UnsafeCheckpointError,
+    WorkerError,
+)
+from .recipe import Control, Embedding, Lora, Recipe
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthError", "BrushworkError", "CancelledError", "Control", "Embedding", "InputImageError",
+    "Lora", "ModelNotFoundError", "OutOfMemoryError", "PresetError", "Recipe", "RecipeError",
+    "Studio", "UnsafeCheckpointError", "WorkerError", "connect", "__version__",
+]
+
+
+def __getattr__(name: str):
+    # Lazy: keeps torch out of processes that only need recipes and the client.
+    if name == "Studio":
+        from .engine.studio import Studio
+
+        return Studio
+    if name == "connect":
+        from .client import connect
+
+        return connect
+    raise AttributeError(f"module 'brushwork' has no attribute {name!r}")

@@ -1,0 +1,117 @@
+"""Errors every layer shares (stdlib only).
+
+Each error carries a stable ``code`` so that the worker can send it over the wire and the client
+can raise the same class again on the other side; the CLI prints ``str(err)`` as its one line.
+"""
+
+from __future__ import annotations
+
+
+class BrushworkError(Exception):
+    """Base of every error Brushwork raises on purpose. ``str()`` is one human line."""
+
+    code = "error"
+    http_status = 400
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": str(self)}
+
+
+class RecipeError(BrushworkError, ValueError):
+    """A recipe field is invalid. Names the field and the reason."""
+
+    code = "invalid_recipe"
+
+    def __init__(self, field: str, reason: str):
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "field": self.field}
+
+
+class PresetError(BrushworkError, ValueError):
+    code = "invalid_preset"
+
+
+class InputImageError(BrushworkError, ValueError):
+    """An input image (init, mask, control) is missing, corrupt, too large or the wrong size."""
+
+    code = "bad_image"
+
+
+class ModelNotFoundError(BrushworkError, LookupError):
+    """A model name/path resolves to nothing, or is offline and not cached."""
+
+    code = "model_not_found"
+    http_status = 404
+
+
+class UnsafeCheckpointError(BrushworkError):
+    """A pickle checkpoint (.ckpt/.pt/.bin) was refused: loading one can run arbitrary code."""
+
+    code = "pickle_refused"
+
+
+class CancelledError(BrushworkError):
+    code = "cancelled"
+    http_status = 409
+
+
+class OutOfMemoryError(BrushworkError, MemoryError):
+    """The device ran out of memory. Carries what was asked for when torch tells us."""
+
+    code = "out_of_memory"
+    http_status = 507
+
+    def __init__(self, message: str, needed_bytes: int | None = None):
+        self.needed_bytes = needed_bytes
+        super().__init__(message)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "needed_bytes": self.needed_bytes}
+
+
+class WorkerError(BrushworkError):
+    """The worker could not be reached, refused us, or died while holding our job."""
+
+    code = "worker_error"
+    http_status = 503
+
+
+class AuthError(WorkerError):
+    code = "unauthorized"
+    http_status = 401
+
+
+_BY_CODE = {
+    cls.code: cls
+    for cls in (
+        BrushworkError,
+        RecipeError,
+        PresetError,
+        InputImageError,
+        ModelNotFoundError,
+        UnsafeCheckpointError,
+        CancelledError,
+        OutOfMemoryError,
+        WorkerError,
+        AuthError,
+    )
+}
+
+
+def error_from_dict(data: dict) -> BrushworkError:
+    """Rebuild an error sent by the worker as the same class the engine raised."""
+    code = str(data.get("code", "error"))
+    message = str(data.get("message", "unknown error"))
+    cls = _BY_CODE.get(code, BrushworkError)
+    if cls is RecipeError:
+        field = str(data.get("field", "recipe"))
+        prefix = f"{field}: "
+        return RecipeError(field, message[len(prefix):] if message.startswith(prefix) else message)
+    if cls is OutOfMemoryError:
+        return OutOfMemoryError(message, data.get("needed_bytes"))
+    err = cls(message)
+    return err

@@ -1,0 +1,372 @@
+"""The Recipe: everything one generation needs, as plain data (stdlib only).
+
+The same Recipe is run in-process by ``Studio``, sent to the worker, built by Blender and the
+canvas, and written into every output PNG so that ``brushwork rerun`` reproduces it. Nothing about
+a job may live outside it.
+
+Images are *references*, never pixels, so a Recipe stays small, JSON-safe and hashable:
+  - a filesystem path (in-process use, the CLI), or
+  - ``sha256:<64 hex>``: a content address into an asset store (the worker's uploads, and what an
+    output PNG records so a rerun can verify it has the very same input).
+Raw control signals (Blender's float depth, OpenPose keypoints) travel in ``Control.signal``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import RecipeError
+
+SCHEMA_VERSION = 1
+
+CONTROL_KINDS = ("depth", "pose", "scribble", "lineart", "canny", "inpaint")
+TILING_MODES = ("", "x", "y", "xy")
+# Names artists know. The engine maps each to a diffusers scheduler (engine/samplers.py).
+SAMPLERS = ("Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "UniPC", "LCM", "Heun")
+
+MAX_SIDE = 4096
+MIN_SIDE = 64
+MAX_STEPS = 200
+MAX_BATCH = 16
+MAX_SEED = 2**32 - 1
+MAX_PROMPT_CHARS = 20_000
+
+_SHA_REF = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def is_content_ref(ref: str) -> bool:
+    return bool(_SHA_REF.match(ref))
+
+
+# --------------------------------------------------------------------------------------------
+# small field checkers: each raises RecipeError naming the field and the reason
+
+
+def _check_number(name: str, value: Any, lo: float, hi: float, *, integer: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RecipeError(name, f"must be a number, got {type(value).__name__}")
+    if integer and not (isinstance(value, int) or float(value).is_integer()):
+        raise RecipeError(name, f"must be a whole number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecipeError(name, f"must be finite, got {value!r}")
+    if not lo <= value <= hi:
+        raise RecipeError(name, f"must be between {lo:g} and {hi:g}, got {value!r}")
+
+
+def _check_str(name: str, value: Any, *, max_len: int = 4096) -> None:
+    if not isinstance(value, str):
+        raise RecipeError(name, f"must be text, got {type(value).__name__}")
+    if len(value) > max_len:
+        raise RecipeError(name, f"is too long ({len(value)} characters, at most {max_len})")
+    if "\x00" in value:
+        raise RecipeError(name, "must not contain NUL characters")
+
+
+def _check_ref(name: str, value: Any) -> None:
+    if value is None:
+        return
+    _check_str(name, value)
+    if not value:
+        raise RecipeError(name, "is empty: give a file path or a sha256: reference, or leave it out")
+    if value.startswith("sha256:") and not is_content_ref(value):
+        raise RecipeError(name, "a sha256: reference needs exactly 64 lowercase hex digits")
+
+
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Lora:
+    """A LoRA by name (looked up in the model folders) or path, and its weight."""
+
+    name: str
+    weight: float = 1.0
+
+    def validate(self, where: str) -> None:
+        _check_str(f"{where}.name", self.name, max_len=1024)
+        if not self.name.strip():
+            raise RecipeError(f"{where}.name", "is empty")
+        _check_number(f"{where}.weight", self.weight, -4.0, 4.0)
+
+
+@dataclass
+class Embedding:
+    """A textual-inversion embedding; ``token`` defaults to the file's stem."""
+
+    name: str
+    token: str = ""
+
+    def validate(self, where: str) -> None:
+        _check_str(f"{where}.name", self.name, max_len=1024)
+        if not self.name.strip():
+            raise RecipeError(f"{where}.name", "is empty")
+        _check_str(f"{where}.token", self.token, max_len=256)
+
+
+@dataclass
+class Control:
+    """One ControlNet input.
+
+    Either ``image`` (a ready control picture: a sketch, a depth picture, a pose drawing, a photo
+    when ``preprocess`` names an estimator) or ``signal`` (raw data the engine turns into the
+    picture). Signals:
+      - depth: ``{"data": REF, "width": W, "height": H, "format": "f32le"|"npy",
+                  "near": float|None, "far": float|None, "invert": bool}`` — distances, larger =
+                  farther; inf/NaN mean "nothing hit" and render as far.
+      - pose:  OpenPose JSON: ``{"people": [{"pose_keypoints_2d": [x, y, c] * 18}],
+                  "canvas_width": W, "canvas_height": H}``.
+    ``start``/``end`` are the fraction of denoising steps during which this control acts.
+    """
+
+    kind: str
+    image: str | None = None
+    signal: dict | None = None
+    strength: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+    model: str = ""  # a ControlNet id/path; empty = the family's default for this kind
+    preprocess: str = "none"  # "none", or an estimator name (engine/conditioning.ESTIMATORS)
+
+    def validate(self, where: str) -> None:
+        if self.kind not in CONTROL_KINDS:
+            raise RecipeError(f"{where}.kind", f"must be one of {', '.join(CONTROL_KINDS)}; got {self.kind!r}")
+        _check_ref(f"{where}.image", self.image)
+        if self.signal is not None and not isinstance(self.signal, dict):
+            raise RecipeError(f"{where}.signal", f"must be an object, got {type(self.signal).__name__}")
+        if self.kind != "inpaint" and self.image is None and self.signal is None:
+            raise RecipeError(where, f"a {self.kind} control needs an image or a signal")
+        if self.image is not None and self.signal is not None:
+            raise RecipeError(where, "give either an image or a signal, not both")
+        if self.signal is not None and self.kind not in ("depth", "pose"):
+            raise RecipeError(f"{where}.signal", f"raw signals exist for depth and pose only, not {self.kind}")
+        if self.signal is not None and self.kind == "depth":
+            _check_ref(f"{where}.signal.data", self.signal.get("data"))
+            if self.signal.get("data") is None:
+                raise RecipeError(f"{where}.signal.data", "a depth signal needs its data reference")
+            for side in ("width", "height"):
+                _check_number(f"{where}.signal.{side}", self.signal.get(side), 1, MAX_SIDE * 2, integer=True)
+            if self.signal.get("format", "f32le") not in ("f32le", "npy"):
+                raise RecipeError(f"{where}.signal.format", "must be 'f32le' or 'npy'")
+        if self.signal is not None and self.kind == "pose":
+            if not isinstance(self.signal.get("people"), list):
+                raise RecipeError(f"{where}.signal.people", "must be a list of OpenPose people")
+        _check_number(f"{where}.strength", self.strength, 0.0, 4.0)
+        _check_number(f"{where}.start", self.start, 0.0, 1.0)
+        _check_number(f"{where}.end", self.end, 0.0, 1.0)
+        if self.start >= self.end:
+            raise RecipeError(f"{where}.end", f"must be after start ({self.start:g}), got {self.end:g}")
+        _check_str(f"{where}.model", self.model, max_len=1024)
+        _check_str(f"{where}.preprocess", self.preprocess, max_len=64)
+
+
+@dataclass
+class Recipe:
+    """A whole generation job. Construct, ``validate()``, run; ``to_json``/``from_json`` round-trip."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    model: str = ""  # hub id, local folder, .safetensors file, or a name in the model folders
+    vae: str = ""  # optional VAE override (id/path/name)
+    loras: list[Lora] = field(default_factory=list)
+    embeddings: list[Embedding] = field(default_factory=list)
+    sampler: str = "Euler a"
+    steps: int = 25
+    cfg: float = 7.0
+    width: int = 512
+    height: int = 512
+    seed: int | None = None  # None: a random seed, recorded in the result's recipe
+    batch: int = 1
+    init_image: str | None = None
+    strength: float = 0.75  # img2img / inpaint denoising strength
+    mask: str | None = None  # white = repaint
+    mask_grow: int = 0  # pixels to dilate the mask by before inpainting
+    mask_feather: int = 4  # pixels of soft edge when pasting back
+    controls: list[Control] = field(default_factory=list)
+    tiling: str = ""  # "", "x", "y", "xy": seamless on those axes
+    preset: str = ""
+    schema: int = SCHEMA_VERSION
+
+    # ---- validation -------------------------------------------------------------------------
+
+    def validate(self) -> "Recipe":
+        """Raise RecipeError naming the first bad field; return self so calls chain."""
+        if self.schema != SCHEMA_VERSION:
+            raise RecipeError("schema", f"this Brushwork reads schema {SCHEMA_VERSION}, got {self.schema!r}")
+        _check_str("prompt", self.prompt, max_len=MAX_PROMPT_CHARS)
+        _check_str("negative_prompt", self.negative_prompt, max_len=MAX_PROMPT_CHARS)
+        _check_str("model", self.model, max_len=1024)
+        _check_str("vae", self.vae, max_len=1024)
+        _check_str("preset", self.preset, max_len=256)
+        if self.sampler not in SAMPLERS:
+            raise RecipeError("sampler", f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
+        _check_number("steps", self.steps, 1, MAX_STEPS, integer=True)
+        _check_number("cfg", self.cfg, 0.0, 30.0)
+        for side in ("width", "height"):
+            value = getattr(self, side)
+            _check_number(side, value, MIN_SIDE, MAX_SIDE, integer=True)
+            if int(value) % 8:
+                raise RecipeError(side, f"must be a multiple of 8, got {value}")
+        if self.seed is not None:
+            _check_number("seed", self.seed, 0, MAX_SEED, integer=True)
+        _check_number("batch", self.batch, 1, MAX_BATCH, integer=True)
+        _check_ref("init_image", self.init_image)
+        _check_ref("mask", self.mask)
+        _check_number("strength", self.strength, 0.0, 1.0)
+        if self.init_image is not None and self.strength <= 0:
+            raise RecipeError("strength", "must be above 0 for img2img (0 would return the input unchanged)")
+        _check_number("mask_grow", self.mask_grow, 0, 256, integer=True)
+        _check_number("mask_feather", self.mask_feather, 0, 256, integer=True)
+        if self.mask is not None and self.init_image is None:
+            raise RecipeError("mask", "inpainting needs init_image: the picture the mask applies to")
+        if self.tiling not in TILING_MODES:
+            raise RecipeError("tiling", f"must be one of '', 'x', 'y', 'xy'; got {self.tiling!r}")
+        for name, items, cls in (("loras", self.loras, Lora), ("embeddings", self.embeddings, Embedding),
+                                 ("controls", self.controls, Control)):
+            if not isinstance(items, list):
+                raise RecipeError(name, "must be a list")
+            if len(items) > 8:
+                raise RecipeError(name, f"at most 8 allowed, got {len(items)}")
+            for i, item in enumerate(items):
+                if not isinstance(item, cls):
+                    raise RecipeError(f"{name}[{i}]", f"must be a {cls.__name__}")
+                item.validate(f"{name}[{i}]")
+        return self
+
+    # ---- conveniences -----------------------------------------------------------------------
+
+    @property
+    def task(self) -> str:
+        """txt2img, img2img or inpaint (ControlNets add to any of them)."""
+        if self.mask is not None:
+            return "inpaint"
+        if self.init_image is not None:
+            return "img2img"
+        return "txt2img"
+
+    def replace(self, **changes: Any) -> "Recipe":
+        """A copy with some fields changed (lists are copied, never shared)."""
+        return Recipe.from_dict({**self.to_dict(), **_plain(changes)})
+
+    def image_refs(self) -> dict[str, str]:
+        """Every image reference in this recipe, keyed by where it sits (for hashing/upload)."""
+        refs = {}
+        if self.init_image:
+            refs["init_image"] = self.init_image
+        if self.mask:
+            refs["mask"] = self.mask
+        for i, c in enumerate(self.controls):
+            if c.image:
+                refs[f"controls[{i}].image"] = c.image
+            if c.signal and c.kind == "depth" and c.signal.get("data"):
+                refs[f"controls[{i}].signal.data"] = c.signal["data"]
+        return refs
+
+    def map_refs(self, fn) -> "Recipe":
+        """A copy with every image reference replaced by ``fn(ref)``."""
+        data = self.to_dict()
+        if data["init_image"]:
+            data["init_image"] = fn(data["init_image"])
+        if data["mask"]:
+            data["mask"] = fn(data["mask"])
+        for c in data["controls"]:
+            if c["image"]:
+                c["image"] = fn(c["image"])
+            if c["signal"] and c["kind"] == "depth" and c["signal"].get("data"):
+                c["signal"]["data"] = fn(c["signal"]["data"])
+        return Recipe.from_dict(data)
+
+    # ---- serialisation ----------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = "recipe") -> "Recipe":
+        """Build from plain data; unknown keys and wrong shapes are RecipeErrors naming them."""
+        if not isinstance(data, dict):
+            raise RecipeError(where, f"must be an object, got {type(data).__name__}")
+        data = dict(data)
+        data.setdefault("schema", SCHEMA_VERSION)
+        kwargs = _take_fields(cls, data, where="")
+        for name, item_cls in (("loras", Lora), ("embeddings", Embedding), ("controls", Control)):
+            items = kwargs.get(name, [])
+            if not isinstance(items, list):
+                raise RecipeError(name, f"must be a list, got {type(items).__name__}")
+            built = []
+            for i, item in enumerate(items):
+                if isinstance(item, item_cls):
+                    built.append(dataclasses.replace(item))
+                    continue
+                if name == "loras" and isinstance(item, str):  # "name:0.8" shorthand
+                    built.append(parse_lora_spec(item, where=f"loras[{i}]"))
+                    continue
+                if not isinstance(item, dict):
+                    raise RecipeError(f"{name}[{i}]", f"must be an object, got {type(item).__name__}")
+                built.append(item_cls(**_take_fields(item_cls, item, where=f"{name}[{i}].")))
+            kwargs[name] = built
+        recipe = cls(**kwargs)
+        # JSON has no int/float distinction that survives every client: normalise whole numbers.
+        for name in ("steps", "width", "height", "batch", "mask_grow", "mask_feather", "seed"):
+            value = getattr(recipe, name)
+            if isinstance(value, float) and value.is_integer():
+                setattr(recipe, name, int(value))
+        return recipe
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Recipe":
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RecipeError("recipe", f"is not valid JSON ({exc})") from None
+        return cls.from_dict(data)
+
+
+def _take_fields(cls: type, data: dict, *, where: str) -> dict:
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise RecipeError(f"{where}{key}", f"unknown field (known: {', '.join(sorted(known))})")
+    return {k: v for k, v in data.items()}
+
+
+def _plain(changes: dict) -> dict:
+    out = {}
+    for key, value in changes.items():
+        if isinstance(value, list):
+            value = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
+        out[key] = value
+    return out
+
+
+def parse_lora_spec(spec: str, *, where: str = "lora") -> Lora:
+    """``name``, ``name:0.8`` or ``C:/path/x.safetensors:0.8`` → Lora."""
+    name, weight = spec, 1.0
+    head, sep, tail = spec.rpartition(":")
+    if sep and head and not tail.startswith(("/", "\\")):
+        try:
+            weight = float(tail)
+            name = head
+        except ValueError:
+            pass
+    lora = Lora(name=name, weight=weight)
+    lora.validate(where)
+    return lora
+
+
+# <lora:name:0.8> tags in prompts (A1111 syntax) become Lora entries; the tag leaves the prompt.
+_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([-+]?[0-9]*\.?[0-9]+))?>")
+
+
+def extract_lora_tags(prompt: str) -> tuple[str, list[Lora]]:
+    loras = [Lora(name=m.group(1).strip(), weight=float(m.group(2)) if m.group(2) else 1.0)
+             for m in _LORA_TAG.finditer(prompt)]
+    cleaned = re.sub(r"\s{2,}", " ", _LORA_TAG.sub("", prompt)).strip(" ,")
+    return cleaned, loras

@@ -1,0 +1,56 @@
+"""Shared test setup: no network, few threads, and one set of tiny random-weight models.
+
+The tiny models are built once per source version of ``brushwork.testing`` into
+``.cache/tiny-models/<digest>`` (a file lock keeps parallel pytest workers from racing), then every
+test loads them through the real loading code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# pytest-xdist runs two processes on two cores: one thread each keeps them from fighting.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _testing_digest() -> str:
+    import brushwork.testing as testing_pkg
+
+    h = hashlib.sha256()
+    for path in sorted(Path(testing_pkg.__file__).parent.rglob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def tiny_models():
+    """A ``brushwork.testing.tiny.TinySet`` of saved tiny models (see that module)."""
+    from filelock import FileLock
+
+    from brushwork.testing.tiny import load_tiny_set, write_tiny_set
+
+    root = REPO / ".cache" / "tiny-models" / _testing_digest()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root) + ".lock"):
+        if not (root / "COMPLETE").exists():
+            write_tiny_set(root)
+            (root / "COMPLETE").write_text("ok")
+    return load_tiny_set(root)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_brushwork_home(tmp_path, monkeypatch):
+    """Every test gets its own config/state/output dirs: no test touches the user's real ones."""
+    home = tmp_path / "brushwork-home"
+    monkeypatch.setenv("BRUSHWORK_HOME", str(home))
+    yield
