@@ -1,0 +1,10 @@
+"""Brushwork's desktop canvas (PySide6).
+
+The model (``document``, ``layers``, ``pose``, ``commands``, ``docfile``, ``recipes``) holds no
+widgets, so it is tested without a window; ``jobs`` runs every worker call off the UI thread; the
+widgets live in ``canvas_view``, ``panels`` and ``main_window``. The worker is reached only through
+``brushwork.client`` (wrapped by ``backend.ClientBackend``); torch never loads in this process.
+"""
+
+__all__ = ["__version__"]
+__version__ = "0.1.0"

@@ -1,0 +1,159 @@
+"""The ``.bwcanvas`` document file: a zip holding ``manifest.json`` and PNGs (docs/canvas.md).
+
+Written to a temporary file beside the target, fsynced, then renamed over it: a crash or a full
+disk never leaves half a document where a whole one was. Reading checks everything and raises
+``CanvasError`` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from brushwork.errors import BrushworkError
+from brushwork.recipe import Recipe
+
+from . import imaging
+from .document import CanvasError, ControlSettings, Document, GenSettings, HistoryEntry, LAYER_KINDS, Layer, check_size
+from .pose import PoseFormatError, from_openpose, to_openpose
+
+FORMAT = "brushwork-canvas"
+VERSION = 1
+SUFFIX = ".bwcanvas"
+
+
+def save_document(doc: Document, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    manifest: dict[str, Any] = {
+        "format": FORMAT, "version": VERSION, "width": doc.width, "height": doc.height,
+        "active": doc.active_id, "settings": doc.settings_dict(), "layers": [], "history": [],
+    }
+    files: dict[str, bytes] = {}
+    for layer in doc.layers:  # bottom first
+        entry = {"id": layer.id, "kind": layer.kind, "name": layer.name, "visible": layer.visible,
+                 "opacity": layer.opacity, "control": vars(layer.control).copy()}
+        if layer.kind == "pose":
+            entry["pose"] = to_openpose(layer.people, doc.width, doc.height)
+        else:
+            entry["file"] = f"layers/{layer.id}.png"
+            files[entry["file"]] = imaging.png_bytes(layer.image)
+        manifest["layers"].append(entry)
+    for item in doc.history:  # newest first
+        entry = item.to_manifest()
+        entry["file"] = f"history/{item.id}.png"
+        files[entry["file"]] = item.png
+        manifest["history"].append(entry)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            with zipfile.ZipFile(raw, "w") as zf:
+                zf.writestr("manifest.json", json.dumps(manifest, indent=1), compress_type=zipfile.ZIP_DEFLATED)
+                for name, data in files.items():  # PNGs are compressed already
+                    zf.writestr(name, data, compress_type=zipfile.ZIP_STORED)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_document(path: str | os.PathLike, doc: Document | None = None) -> Document:
+    """Read a document file into ``doc`` (replacing its content, clearing undo) or a new one."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            manifest = _manifest(zf, path)
+            width, height = check_size(manifest.get("width"), manifest.get("height"))
+            layers = [_layer(zf, entry, width, height, i) for i, entry in enumerate(_list(manifest, "layers"))]
+            history = [_history(zf, entry, i) for i, entry in enumerate(_list(manifest, "history"))]
+            settings = GenSettings.from_dict(manifest.get("settings") or {})
+    except FileNotFoundError:
+        raise CanvasError(f"{path}: no such file") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise CanvasError(f"{path}: not a Brushwork canvas document ({exc})") from None
+    except BrushworkError as exc:
+        raise CanvasError(f"{path}: {exc}") from None
+
+    if doc is None:
+        doc = Document(width, height)
+    doc.undo_stack.clear()
+    doc.width, doc.height = width, height
+    doc.layers, doc.history, doc.settings = layers, history, settings
+    ids = {layer.id for layer in layers}
+    doc.active_id = manifest.get("active") if manifest.get("active") in ids else (layers[-1].id if layers else None)
+    doc.dirty = False
+    doc.layers_changed.emit()
+    doc.history_changed.emit()
+    doc.settings_changed.emit()
+    return doc
+
+
+def _manifest(zf: zipfile.ZipFile, path: Path) -> dict:
+    try:
+        manifest = json.loads(zf.read("manifest.json"))
+    except KeyError:
+        raise CanvasError("manifest.json is missing") from None
+    except ValueError as exc:
+        raise CanvasError(f"manifest.json is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CanvasError(f"manifest.json does not describe a {FORMAT} document")
+    if manifest.get("version") != VERSION:
+        raise CanvasError(f"document version {manifest.get('version')!r} is not one this canvas reads ({VERSION})")
+    return manifest
+
+
+def _list(manifest: dict, key: str) -> list:
+    value = manifest.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise CanvasError(f"manifest.json: {key} must be a list of objects")
+    return value
+
+
+def _read(zf: zipfile.ZipFile, name: Any, what: str) -> bytes:
+    if not isinstance(name, str):
+        raise CanvasError(f"{what}: file name missing")
+    try:
+        return zf.read(name)
+    except KeyError:
+        raise CanvasError(f"{what}: {name} is missing from the document") from None
+
+
+def _layer(zf: zipfile.ZipFile, entry: dict, width: int, height: int, i: int) -> Layer:
+    where = f"layers[{i}]"
+    kind = entry.get("kind")
+    if kind not in LAYER_KINDS:
+        raise CanvasError(f"{where}.kind must be one of {', '.join(LAYER_KINDS)}; got {kind!r}")
+    try:
+        control = ControlSettings(**(entry.get("control") or {}))
+    except TypeError as exc:
+        raise CanvasError(f"{where}.control: {exc}") from None
+    control.validate() if control.enabled else None
+    layer = Layer(kind=kind, name=str(entry.get("name") or kind), visible=bool(entry.get("visible", True)),
+                  opacity=float(entry.get("opacity", 1.0)), control=control, id=str(entry.get("id") or f"layer{i}"))
+    if kind == "pose":
+        try:
+            layer.people = from_openpose(entry.get("pose") or {"people": []}, width, height)
+        except PoseFormatError as exc:
+            raise CanvasError(f"{where}.pose: {exc}") from None
+    else:
+        image = imaging.image_from_bytes(_read(zf, entry.get("file"), where), f"{where} picture")
+        if image.width() != width or image.height() != height:
+            raise CanvasError(f"{where}: picture is {image.width()}x{image.height()}, the document is {width}x{height}")
+        layer.image = image.convertToFormat(imaging.LAYER_FORMAT)
+    return layer
+
+
+def _history(zf: zipfile.ZipFile, entry: dict, i: int) -> HistoryEntry:
+    where = f"history[{i}]"
+    recipe = Recipe.from_dict(entry.get("recipe"), where=f"{where}.recipe")
+    png = _read(zf, entry.get("file"), where)
+    return HistoryEntry(png=png, recipe=recipe, task=str(entry.get("task", recipe.task)),
+                        created=float(entry.get("created", 0.0)), id=str(entry.get("id") or f"result{i}"))

@@ -1,0 +1,245 @@
+"""The canvas document: a size, a stack of layers, generation settings and a history of results.
+
+No widgets here. ``Document`` is a QObject only for its signals and its ``QUndoStack``; every
+change a user can undo goes through a command in ``commands.py``, which calls the ``_``-prefixed
+mutators below and lets the document announce the change.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage, QUndoStack
+
+from brushwork.errors import BrushworkError
+from brushwork.recipe import CONTROL_KINDS, MAX_SIDE, MIN_SIDE, Recipe
+
+from . import imaging
+from .pose import Person, copy_people
+
+LAYER_KINDS = ("image", "sketch", "mask", "pose", "depth")
+# Which control a layer offers first; the user can pick any other kind.
+DEFAULT_CONTROL = {"image": "canny", "sketch": "scribble", "pose": "pose", "depth": "depth"}
+
+
+class CanvasError(BrushworkError):
+    """Something the canvas cannot do with the document as it is (one human line)."""
+
+    code = "canvas"
+
+
+@dataclass
+class ControlSettings:
+    """How a layer serves as a ControlNet input (off until the user enables it)."""
+
+    enabled: bool = False
+    kind: str = "scribble"
+    strength: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+
+    def validate(self) -> None:
+        if self.kind not in CONTROL_KINDS or self.kind == "inpaint":
+            raise CanvasError(f"control kind must be one of depth, pose, scribble, lineart, canny; got {self.kind!r}")
+        if not 0.0 <= self.start < self.end <= 1.0:
+            raise CanvasError(f"control step range {self.start:g}..{self.end:g} must satisfy 0 <= start < end <= 1")
+
+
+@dataclass(eq=False)
+class Layer:
+    kind: str
+    name: str
+    image: QImage | None = None  # every kind but pose; ARGB32 premultiplied at document size
+    people: list[Person] = field(default_factory=list)  # pose layers only
+    visible: bool = True
+    opacity: float = 1.0
+    control: ControlSettings = field(default_factory=ControlSettings)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    @property
+    def can_control(self) -> bool:
+        return self.kind in DEFAULT_CONTROL
+
+
+@dataclass
+class GenSettings:
+    """What the generate panel shows; turned into a Recipe by ``recipes.build_job``."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    model: str = ""
+    preset: str = ""
+    sampler: str = "Euler a"
+    steps: int = 20
+    cfg: float = 7.0
+    seed: int = 0
+    seed_locked: bool = False
+    strength: float = 0.6  # refine / inpaint / live denoising strength
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GenSettings":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(eq=False)
+class HistoryEntry:
+    """One result: the PNG exactly as the worker wrote it (metadata included) and its Recipe."""
+
+    png: bytes
+    recipe: Recipe
+    task: str = "txt2img"
+    created: float = field(default_factory=time.time)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"id": self.id, "task": self.task, "created": self.created, "recipe": self.recipe.to_dict()}
+
+
+def check_size(width: int, height: int) -> tuple[int, int]:
+    """Document sides are what a Recipe accepts: MIN_SIDE..MAX_SIDE, multiples of 8."""
+    for name, side in (("width", width), ("height", height)):
+        if not isinstance(side, int) or not MIN_SIDE <= side <= MAX_SIDE or side % 8:
+            raise CanvasError(f"document {name} must be a multiple of 8 between {MIN_SIDE} and {MAX_SIDE}, got {side!r}")
+    return width, height
+
+
+class Document(QObject):
+    layers_changed = Signal()  # layers added, removed, reordered, renamed, shown/hidden
+    pixels_changed = Signal(str)  # a layer's content changed (layer id); for repaints
+    edited = Signal()  # an undoable edit finished (live mode regenerates after these)
+    history_changed = Signal()
+    settings_changed = Signal()
+
+    def __init__(self, width: int = 512, height: int = 512, parent: QObject | None = None):
+        super().__init__(parent)
+        self.width, self.height = check_size(width, height)
+        self.layers: list[Layer] = []
+        self.history: list[HistoryEntry] = []
+        self.settings = GenSettings()
+        self.active_id: str | None = None
+        self.undo_stack = QUndoStack(self)
+        self.dirty = False
+        self.undo_stack.indexChanged.connect(self._on_undo_index)
+
+    def reset(self, width: int, height: int) -> None:
+        """An empty document of a new size (settings are kept: they are the artist's, not the picture's)."""
+        self.width, self.height = check_size(width, height)
+        self.undo_stack.clear()
+        self.layers, self.history, self.active_id, self.dirty = [], [], None, False
+        self.layers_changed.emit()
+        self.history_changed.emit()
+        self.settings_changed.emit()
+
+    # ---- queries ------------------------------------------------------------------------------
+
+    def layer(self, layer_id: str) -> Layer:
+        for layer in self.layers:
+            if layer.id == layer_id:
+                return layer
+        raise CanvasError(f"no layer with id {layer_id!r}")
+
+    def index_of(self, layer_id: str) -> int:
+        return self.layers.index(self.layer(layer_id))
+
+    @property
+    def active(self) -> Layer | None:
+        for layer in self.layers:
+            if layer.id == self.active_id:
+                return layer
+        return self.layers[-1] if self.layers else None
+
+    def new_layer(self, kind: str, name: str | None = None, image: QImage | None = None) -> Layer:
+        """A fresh layer (not yet added: push ``commands.AddLayer`` to add it undoably)."""
+        if kind not in LAYER_KINDS:
+            raise CanvasError(f"layer kind must be one of {', '.join(LAYER_KINDS)}; got {kind!r}")
+        count = sum(1 for layer in self.layers if layer.kind == kind) + 1
+        layer = Layer(kind=kind, name=name or f"{kind.capitalize()} {count}")
+        if kind != "pose":
+            if image is None:
+                layer.image = imaging.blank(self.width, self.height)
+            elif image.size().width() == self.width and image.size().height() == self.height:
+                layer.image = image.convertToFormat(imaging.LAYER_FORMAT)
+            else:
+                layer.image = imaging.fit_into(image, self.width, self.height)
+        if kind in DEFAULT_CONTROL:
+            layer.control = ControlSettings(kind=DEFAULT_CONTROL[kind])
+        if kind in ("pose", "depth"):  # these exist to steer generation
+            layer.control.enabled = True
+        return layer
+
+    def set_active(self, layer_id: str | None) -> None:
+        self.active_id = layer_id
+        self.layers_changed.emit()
+
+    # ---- mutators used by undo commands (and by loading) -------------------------------------
+
+    def _insert(self, index: int, layer: Layer) -> None:
+        self.layers.insert(index, layer)
+        self.active_id = layer.id
+        self.layers_changed.emit()
+
+    def _remove(self, layer_id: str) -> tuple[int, Layer]:
+        index = self.index_of(layer_id)
+        layer = self.layers.pop(index)
+        if self.active_id == layer_id:
+            self.active_id = self.layers[min(index, len(self.layers) - 1)].id if self.layers else None
+        self.layers_changed.emit()
+        return index, layer
+
+    def _move(self, layer_id: str, index: int) -> None:
+        layer = self.layers.pop(self.index_of(layer_id))
+        self.layers.insert(index, layer)
+        self.layers_changed.emit()
+
+    def _set_image(self, layer_id: str, image: QImage) -> None:
+        self.layer(layer_id).image = image
+        self.pixels_changed.emit(layer_id)
+
+    def _set_people(self, layer_id: str, people: list[Person]) -> None:
+        self.layer(layer_id).people = copy_people(people)
+        self.pixels_changed.emit(layer_id)
+
+    def _set_props(self, layer_id: str, props: dict[str, Any]) -> None:
+        layer = self.layer(layer_id)
+        for key, value in props.items():
+            if key == "control":
+                value = ControlSettings(**value) if isinstance(value, dict) else value
+                value.validate()
+            elif key not in ("name", "visible", "opacity"):
+                raise CanvasError(f"layer property {key!r} cannot be set")
+            setattr(layer, key, value)
+        self.layers_changed.emit()
+        self.pixels_changed.emit(layer_id)
+
+    # ---- settings and history (not undoable: they are not drawing) ---------------------------
+
+    def update_settings(self, **changes: Any) -> None:
+        for key, value in changes.items():
+            if not hasattr(self.settings, key):
+                raise CanvasError(f"unknown setting {key!r}")
+            setattr(self.settings, key, value)
+        self.dirty = True
+        self.settings_changed.emit()
+
+    def add_history(self, entry: HistoryEntry) -> None:
+        self.history.insert(0, entry)  # newest first, as the panel lists them
+        self.dirty = True
+        self.history_changed.emit()
+
+    def history_entry(self, entry_id: str) -> HistoryEntry:
+        for entry in self.history:
+            if entry.id == entry_id:
+                return entry
+        raise CanvasError(f"no history entry {entry_id!r}")
+
+    def settings_dict(self) -> dict:
+        return asdict(self.settings)
+
+    def _on_undo_index(self, _index: int) -> None:
+        self.dirty = True
+        self.edited.emit()

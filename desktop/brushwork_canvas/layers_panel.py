@@ -1,0 +1,154 @@
+"""The layer list (top layer first) and the active layer's control settings."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
+                               QListWidget, QListWidgetItem, QMenu, QPushButton, QToolButton, QVBoxLayout,
+                               QWidget)
+
+from brushwork.recipe import CONTROL_KINDS
+
+from .commands import MoveLayer, RemoveLayer, SetLayerProps
+from .document import ControlSettings, Document
+
+KIND_ICONS = {"image": "🖼", "sketch": "✏", "mask": "▩", "pose": "🕺", "depth": "◐"}
+CONTROL_CHOICES = [k for k in CONTROL_KINDS if k != "inpaint"]
+
+
+class LayersPanel(QWidget):
+    add_requested = Signal(str)  # a layer kind ("image" and "depth" ask for a file first)
+    add_person_requested = Signal()
+
+    def __init__(self, doc: Document, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.doc = doc
+        self._syncing = False
+        self.list = QListWidget()
+        self.list.setObjectName("layerList")
+        self.list.currentRowChanged.connect(self._on_row)
+        self.list.itemChanged.connect(self._on_item_changed)
+
+        add = QToolButton(text="＋ Layer")
+        add.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(add)
+        for kind, label in (("sketch", "Sketch"), ("mask", "Mask"), ("pose", "Pose"), ("image", "Image from file…"),
+                            ("depth", "Depth from file…")):
+            menu.addAction(f"{KIND_ICONS[kind]}  {label}", lambda k=kind: self.add_requested.emit(k))
+        add.setMenu(menu)
+        self.delete_button = QPushButton("Delete", clicked=self._delete)
+        self.up_button = QPushButton("▲", clicked=lambda: self._move(+1))
+        self.down_button = QPushButton("▼", clicked=lambda: self._move(-1))
+        for b in (self.up_button, self.down_button):
+            b.setFixedWidth(34)
+        row = QHBoxLayout()
+        row.addWidget(add)
+        row.addStretch(1)
+        row.addWidget(self.up_button)
+        row.addWidget(self.down_button)
+        row.addWidget(self.delete_button)
+        self.person_button = QPushButton("Add person", clicked=self.add_person_requested.emit)
+
+        self.control_box = QGroupBox("Use as control")
+        self.control_box.setCheckable(True)
+        self.control_box.toggled.connect(self._control_edited)
+        self.kind = QComboBox()
+        self.kind.addItems(CONTROL_CHOICES)
+        self.strength = _spin(0.0, 2.0, 0.05)
+        self.start = _spin(0.0, 1.0, 0.05)
+        self.end = _spin(0.0, 1.0, 0.05)
+        form = QFormLayout(self.control_box)
+        form.addRow("Kind", self.kind)
+        form.addRow("Strength", self.strength)
+        steps = QHBoxLayout()
+        steps.addWidget(self.start)
+        steps.addWidget(self.end)
+        form.addRow("Steps from/to", steps)
+        self.kind.currentTextChanged.connect(self._control_edited)
+        for spin in (self.strength, self.start, self.end):
+            spin.editingFinished.connect(self._control_edited)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(row)
+        layout.addWidget(self.list, 1)
+        layout.addWidget(self.person_button)
+        layout.addWidget(self.control_box)
+        doc.layers_changed.connect(self.sync)
+        self.sync()
+
+    def sync(self) -> None:
+        self._syncing = True
+        try:
+            self.list.clear()
+            active = self.doc.active
+            for layer in reversed(self.doc.layers):
+                item = QListWidgetItem(f"{KIND_ICONS.get(layer.kind, '')}  {layer.name}"
+                                       + ("   ⚙" + layer.control.kind if layer.can_control and layer.control.enabled else ""))
+                item.setData(Qt.ItemDataRole.UserRole, layer.id)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(Qt.CheckState.Checked if layer.visible else Qt.CheckState.Unchecked)
+                self.list.addItem(item)
+                if layer is active:
+                    self.list.setCurrentItem(item)
+            has = active is not None
+            self.delete_button.setEnabled(has)
+            self.person_button.setVisible(has and active.kind == "pose")
+            self.control_box.setVisible(has and active.can_control)
+            if has and active.can_control:
+                c = active.control
+                self.control_box.setChecked(c.enabled)
+                self.kind.setCurrentText(c.kind)
+                self.strength.setValue(c.strength)
+                self.start.setValue(c.start)
+                self.end.setValue(c.end)
+        finally:
+            self._syncing = False
+
+    def _layer_id(self, row: int) -> str | None:
+        item = self.list.item(row)
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
+
+    def _on_row(self, row: int) -> None:
+        if not self._syncing and (layer_id := self._layer_id(row)):
+            self.doc.set_active(layer_id)
+
+    def _on_item_changed(self, item: QListWidgetItem) -> None:
+        if self._syncing:
+            return
+        layer_id = item.data(Qt.ItemDataRole.UserRole)
+        visible = item.checkState() == Qt.CheckState.Checked
+        if self.doc.layer(layer_id).visible != visible:
+            self.doc.undo_stack.push(SetLayerProps(self.doc, layer_id, "Show layer" if visible else "Hide layer", visible=visible))
+
+    def _delete(self) -> None:
+        if self.doc.active:
+            self.doc.undo_stack.push(RemoveLayer(self.doc, self.doc.active.id))
+
+    def _move(self, delta: int) -> None:
+        layer = self.doc.active
+        if layer:
+            index = self.doc.index_of(layer.id) + delta
+            if 0 <= index < len(self.doc.layers):
+                self.doc.undo_stack.push(MoveLayer(self.doc, layer.id, index))
+
+    def _control_edited(self, *_args) -> None:
+        layer = self.doc.active
+        if self._syncing or layer is None or not layer.can_control:
+            return
+        start, end = self.start.value(), self.end.value()
+        if start >= end:  # keep the range valid instead of refusing the edit
+            end = min(1.0, start + 0.05)
+            start = end - 0.05
+        control = ControlSettings(enabled=self.control_box.isChecked(), kind=self.kind.currentText(),
+                                  strength=self.strength.value(), start=round(start, 3), end=round(end, 3))
+        if control != layer.control:
+            self.doc.undo_stack.push(SetLayerProps(self.doc, layer.id, "Control settings", control=control))
+
+
+def _spin(lo: float, hi: float, step: float) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(lo, hi)
+    spin.setSingleStep(step)
+    spin.setDecimals(2)
+    return spin
