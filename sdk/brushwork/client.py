@@ -1,0 +1,570 @@
+"""The stdlib client of the local worker: ``connect()``, ``Client``, ``RemoteJob``, ``RemoteResult``.
+
+Standard library only: the Blender add-on carries a copy of this file (with recipe, errors,
+assets, paths and protocol) into Blender's Python, which has neither torch nor Pillow.
+
+    client = brushwork.connect()                 # finds the worker, or starts one and waits
+    result = client.generate(Recipe(prompt="red brick wall", model="tiny-sd15"))
+    result.save("out/bricks.png")
+
+``Client.generate`` has the shape of ``Studio.generate``; ``Client.submit`` returns a
+``RemoteJob`` to watch (``.events``, ``.status``, ``.position``), cancel, or wait on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import quote, urlsplit
+
+from . import paths, protocol
+from .assets import atomic_write_bytes, content_ref
+from .errors import AuthError, BrushworkError, InputImageError, WorkerError, error_from_dict
+from .protocol import Event, JobInfo
+from .recipe import Recipe, is_content_ref
+
+__all__ = ["connect", "Client", "RemoteJob", "RemoteResult", "RemoteProgress"]
+
+_IDLE_RECONNECT_S = 20.0  # the worker drops idle connections after 60 s; never reuse one that old
+
+
+def _decode_png(data: bytes):
+    """A PIL image when Pillow is importable (not in Blender), else None."""
+    try:
+        import io
+
+        from PIL import Image  # noqa: PLC0415 - optional on purpose
+    except ImportError:
+        return None
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+@dataclass
+class RemoteProgress:
+    """Same fields as the engine's ``Progress``; ``preview`` is a PIL image when Pillow is there,
+    ``preview_png`` always the PNG bytes (or None)."""
+
+    step: int
+    total: int
+    preview: Any
+    image_index: int = 0
+    preview_png: bytes | None = None
+    job: str = ""
+
+
+class RemoteResult:
+    """What a finished job made: the same reading surface as the engine's ``Result``."""
+
+    def __init__(self, job: str, png_bytes: list[bytes], seeds: list[int], recipe: Recipe,
+                 paths: list[str], hashes: list[str]):
+        self.job = job
+        self.png_bytes = png_bytes
+        self.seeds = seeds
+        self.recipe = recipe
+        self.paths = paths  # where the worker wrote each PNG (on the worker's machine)
+        self.hashes = hashes  # sha256 hex of each PNG
+        self._images = None
+
+    @property
+    def images(self) -> list:
+        """PIL images when Pillow is importable, else the PNG bytes."""
+        if self._images is None:
+            decoded = [_decode_png(b) for b in self.png_bytes]
+            self._images = list(self.png_bytes) if any(d is None for d in decoded) else decoded
+        return self._images
+
+    def save(self, path: str | os.PathLike) -> list[Path]:
+        """Write the PNGs (recipe metadata included, as the worker wrote them) atomically.
+        One image: ``path``; a batch: ``stem-1.png``, ``stem-2.png`` ..."""
+        path = Path(path)
+        if len(self.png_bytes) == 1:
+            targets = [path]
+        else:
+            targets = [path.with_name(f"{path.stem}-{i + 1}{path.suffix or '.png'}") for i in range(len(self.png_bytes))]
+        return [atomic_write_bytes(t, data) for t, data in zip(targets, self.png_bytes)]
+
+
+class Client:
+    """A connection to one worker. Thread-safe: each thread uses its own HTTP connection.
+
+    ``client_key`` identifies this client to the worker (which derives the client id from it):
+    jobs, events, results and history are visible only under the same key. By default each
+    Client gets a fresh random key; pass a stable one to find your jobs again after a restart.
+    """
+
+    def __init__(self, url: str, token: str | None, *, client_key: str | None = None, timeout: float = 30.0):
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise WorkerError(f"worker URL must look like http://127.0.0.1:{protocol.DEFAULT_PORT}, got {url!r}")
+        self.url = url.rstrip("/")
+        self._host, self._port = parts.hostname, parts.port or 80
+        self.token = token
+        self.client_key = client_key or secrets.token_hex(16)
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"<brushwork Client {self.url}>"
+
+    # ---- HTTP ---------------------------------------------------------------------------------
+
+    def _conn(self, timeout: float, fresh: bool = False) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        idle = time.monotonic() - getattr(self._local, "used", 0.0)
+        if conn is None or fresh or idle > _IDLE_RECONNECT_S:
+            if conn is not None:
+                conn.close()
+            conn = self._local.conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def request(self, method: str, path: str, body: bytes | None = None, *, content_type: str = "application/json",
+                timeout: float | None = None) -> tuple[int, dict, bytes]:
+        """One HTTP exchange; raises WorkerError when the worker cannot be reached or is not one,
+        and the worker's own error (rebuilt by code) for 4xx/5xx answers."""
+        headers = {protocol.H_PROTOCOL: protocol.PROTOCOL_VERSION, protocol.H_CLIENT: self.client_key}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if body is not None:
+            headers["Content-Type"] = content_type
+        timeout = self.timeout if timeout is None else timeout
+        # GETs are safe to repeat once over a fresh connection if a kept-alive one went stale.
+        attempts = 2 if method == "GET" else 1
+        for attempt in range(attempts):
+            conn = self._conn(timeout, fresh=attempt > 0)
+            try:
+                conn.request(method, protocol.API_PREFIX + path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self._local.used = time.monotonic()
+                if resp.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                break
+            except (ConnectionError, http.client.HTTPException, OSError) as exc:
+                conn.close()
+                self._local.conn = None
+                if attempt + 1 < attempts and not isinstance(exc, (ConnectionRefusedError, TimeoutError)):
+                    continue
+                if isinstance(exc, TimeoutError):
+                    raise WorkerError(f"the worker at {self.url} did not answer within {timeout:g} s") from None
+                raise WorkerError(f"no worker answers at {self.url} ({type(exc).__name__}: {exc}); "
+                                  "start one with `brushwork worker` or use brushwork.connect()") from None
+        resp_headers = {k.lower(): v for k, v in resp.getheaders()}
+        protocol.check_peer_version(resp_headers.get(protocol.H_PROTOCOL.lower()), peer=f"the server at {self.url}")
+        if resp.status >= 400:
+            raise _error_from_response(resp.status, data)
+        return resp.status, resp_headers, data
+
+    def _json(self, method: str, path: str, payload: dict | None = None, *, timeout: float | None = None) -> dict:
+        body = None if payload is None else json.dumps(payload).encode("utf-8")
+        _, _, data = self.request(method, path, body, timeout=timeout)
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise WorkerError(f"the worker at {self.url} answered {path} with something that is not JSON") from None
+
+    # ---- simple endpoints -----------------------------------------------------------------------
+
+    def health(self) -> dict:
+        """``{"ok", "version", "engine": "loading"|"ready"|"failed", "queue", ...}``"""
+        return self._json("GET", "/health")
+
+    def models(self) -> list[dict]:
+        return self._json("GET", "/models")["models"]
+
+    def destinations(self) -> list[str]:
+        return self._json("GET", "/destinations")["destinations"]
+
+    def history(self, limit: int = 50) -> list[JobInfo]:
+        return [JobInfo.from_dict(j) for j in self._json("GET", f"/history?limit={int(limit)}")["jobs"]]
+
+    def jobs(self) -> list[JobInfo]:
+        return [JobInfo.from_dict(j) for j in self._json("GET", "/jobs")["jobs"]]
+
+    def job(self, job_id: str) -> JobInfo:
+        return JobInfo.from_dict(self._json("GET", f"/jobs/{quote(job_id)}")["job"])
+
+    def cancel(self, job_id: str) -> JobInfo:
+        return JobInfo.from_dict(self._json("POST", f"/jobs/{quote(job_id)}/cancel")["job"])
+
+    def events(self, since: int = 0, *, job: str | None = None, timeout: float = 0.0) -> dict:
+        """``{"instance", "events": [Event], "last_seq", "truncated"}``; waits up to ``timeout``."""
+        query = f"/events?since={int(since)}&timeout={float(timeout):g}" + (f"&job={quote(job)}" if job else "")
+        data = self._json("GET", query, timeout=self.timeout + timeout)
+        data["events"] = [Event.from_dict(e) for e in data.get("events", [])]
+        return data
+
+    def fetch_result(self, sha256: str) -> bytes:
+        _, _, data = self.request("GET", f"/results/{quote(sha256)}")
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise WorkerError(f"result {sha256[:12]}... arrived corrupted (hash mismatch)")
+        return data
+
+    # ---- uploads ------------------------------------------------------------------------------
+
+    def missing(self, refs: list[str]) -> list[str]:
+        return self._json("POST", "/assets/check", {"refs": list(refs)})["missing"]
+
+    def upload(self, data: bytes) -> str:
+        """Make ``data`` available to the worker (sent only if it lacks it); returns its ``sha256:`` ref."""
+        ref = content_ref(data)
+        if self.missing([ref]):
+            self.request("PUT", f"/assets/{ref.split(':', 1)[1]}", data, content_type="application/octet-stream",
+                         timeout=max(self.timeout, 120.0))
+        return ref
+
+    def prepare(self, recipe: Recipe | dict) -> Recipe:
+        """The recipe with every image as a ``sha256:`` ref the worker has: local paths are read,
+        hashed, and uploaded only when the worker lacks them."""
+        recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_dict(recipe)
+        local: dict[str, bytes] = {}
+
+        def to_ref(ref: str) -> str:
+            if is_content_ref(ref):
+                return ref
+            try:
+                data = Path(ref).expanduser().read_bytes()
+            except OSError as exc:
+                raise InputImageError(f"{ref}: cannot read it ({exc.strerror or exc})") from None
+            sha = content_ref(data)
+            local[sha] = data
+            return sha
+
+        prepared = recipe.map_refs(to_ref)
+        refs = sorted(set(prepared.image_refs().values()))
+        if refs:
+            for ref in self.missing(refs):
+                if ref in local:
+                    self.request("PUT", f"/assets/{ref.split(':', 1)[1]}", local[ref],
+                                 content_type="application/octet-stream", timeout=max(self.timeout, 120.0))
+        return prepared
+
+    # ---- jobs ---------------------------------------------------------------------------------
+
+    def submit(self, recipe: Recipe | dict, *, live: bool = False, destination: str | None = None) -> "RemoteJob":
+        """Queue a job; returns at once. ``live`` jobs replace this client's waiting live job."""
+        prepared = self.prepare(recipe)
+        payload = {"recipe": prepared.to_dict(), "live": bool(live)}
+        if destination:
+            payload["destination"] = destination
+        data = self._json("POST", "/jobs", payload)
+        return RemoteJob(self, JobInfo.from_dict(data["job"]))
+
+    def generate(self, recipe: Recipe | dict, on_progress: Callable[[RemoteProgress], Any] | None = None,
+                 cancel=None, *, destination: str | None = None, timeout: float | None = None) -> RemoteResult:
+        """Run a recipe on the worker and wait: the same call as ``Studio.generate``."""
+        job = self.submit(recipe, destination=destination)
+        return job.result(timeout=timeout, on_progress=on_progress, cancel=cancel)
+
+
+class RemoteJob:
+    """A submitted job. ``events`` holds what arrived so far; ``result()`` waits for the end."""
+
+    def __init__(self, client: Client, info: JobInfo):
+        self.client = client
+        self.id = info.id
+        self._info = info
+        self._events: list[Event] = []
+        self._cursor = 0
+        self._instance: str | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<RemoteJob {self.id} {self._info.state}>"
+
+    @property
+    def info(self) -> JobInfo:
+        if self._info.state not in protocol.FINAL_STATES:
+            self._info = self.client.job(self.id)
+        return self._info
+
+    @property
+    def status(self) -> str:
+        return self.info.state
+
+    @property
+    def position(self) -> int | None:
+        return self.info.position
+
+    @property
+    def events(self) -> list[Event]:
+        with self._lock:
+            return list(self._events)
+
+    def cancel(self) -> JobInfo:
+        self._info = self.client.cancel(self.id)
+        return self._info
+
+    def poll(self, timeout: float = 0.0) -> list[Event]:
+        """New events of this job (waiting up to ``timeout`` s for the first). Raises WorkerError
+        when the worker restarted: its events are gone and the job ended with it."""
+        data = self.client.events(self._cursor, job=self.id, timeout=timeout)
+        with self._lock:
+            if self._instance is None:
+                self._instance = data["instance"]
+            elif data["instance"] != self._instance:
+                raise WorkerError(f"the worker restarted while job {self.id} was {self._info.state}; submit it again")
+            fresh = [e for e in data["events"] if e.seq > self._cursor]
+            if fresh:
+                self._cursor = fresh[-1].seq
+            self._events.extend(fresh)
+        for event in fresh:
+            if event.kind in protocol.FINAL_EVENTS:
+                self._info = self.client.job(self.id)
+        if data.get("truncated") and self._info.state not in protocol.FINAL_STATES:
+            self._info = self.client.job(self.id)  # some events fell out of the ring: ask for the state
+        return fresh
+
+    def stream(self, timeout: float | None = None, *, poll_s: float = 10.0) -> Iterator[Event]:
+        """Yield events as they come until the job ends (or ``timeout`` s pass: WorkerError)."""
+        box: list[Event] = []
+        for _ in self._until_final(timeout, poll_s, box.append):
+            yield from box
+            box.clear()
+
+    def _until_final(self, timeout: float | None, poll_s: float, on_event, tick=None) -> Iterator[None]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if tick is not None:
+                tick()
+            wait = poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic()))
+            fresh = self.poll(wait)
+            for event in fresh:
+                on_event(event)
+            yield None
+            if self._info.state in protocol.FINAL_STATES:
+                return
+            if not fresh:
+                self._info = self.client.job(self.id)  # a final event may have fallen out of the ring
+                if self._info.state in protocol.FINAL_STATES:
+                    return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WorkerError(f"job {self.id} did not finish within {timeout:g} s (it is {self._info.state})")
+
+    def result(self, timeout: float | None = None, *, on_progress=None, cancel=None) -> RemoteResult:
+        """Wait for the end: the images, or the job's error raised as the engine's class
+        (CancelledError, RecipeError, OutOfMemoryError ...). ``cancel``: an Event-like object
+        checked while waiting; when set, the job is cancelled."""
+        cancel_sent = [False]
+
+        def tick() -> None:
+            if cancel is not None and not cancel_sent[0] and cancel.is_set():
+                cancel_sent[0] = True
+                self.cancel()
+
+        def on_event(event: Event) -> None:
+            if event.kind == protocol.EV_PROGRESS and on_progress is not None:
+                png = event.preview_png
+                on_progress(RemoteProgress(step=event.data.get("step", 0), total=event.data.get("total", 0),
+                                           preview=_decode_png(png) if png else None,
+                                           image_index=event.data.get("image_index", 0), preview_png=png, job=self.id))
+
+        for _ in self._until_final(timeout, 0.25 if cancel is not None else 10.0, on_event, tick):
+            pass
+        info = self._info
+        if info.state != protocol.DONE:
+            raise error_from_dict(info.error or {"code": "error", "message": f"job {self.id} ended {info.state}"})
+        results = sorted(info.results, key=lambda r: r.get("index", 0))
+        pngs = [self.client.fetch_result(r["sha256"]) for r in results]
+        return RemoteResult(self.id, pngs, [int(r["seed"]) for r in results], Recipe.from_dict(info.recipe),
+                            [r["path"] for r in results], [r["sha256"] for r in results])
+
+
+def _error_from_response(status: int, body: bytes) -> BrushworkError:
+    try:
+        err = json.loads(body)["error"]
+        code, message = str(err["code"]), str(err["message"])
+    except (ValueError, KeyError, TypeError):
+        return WorkerError(f"the worker answered HTTP {status} without a readable error")
+    if status == 401 or code == "unauthorized":
+        return AuthError(message)
+    if code == "protocol_mismatch":
+        return WorkerError(message)
+    rebuilt = error_from_dict(err)
+    if type(rebuilt) is BrushworkError:
+        rebuilt.code = code  # keep the worker's code (not_found, bad_request, ...) for callers
+    return rebuilt
+
+
+# --------------------------------------------------------------------------------------------
+# finding or starting the worker
+
+
+def read_worker_info() -> dict | None:
+    """worker.json of the worker that last started under this state dir (it may be gone)."""
+    try:
+        data = json.loads((paths.state_dir() / protocol.INFO_FILE).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) and isinstance(data.get("url"), str) else None
+    except (OSError, ValueError):
+        return None
+
+
+def read_token() -> str | None:
+    try:
+        return (paths.state_dir() / protocol.TOKEN_FILE).read_text(encoding="ascii").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def connect(url: str | None = None, *, token: str | None = None, start: bool = True, timeout: float = 60.0,
+            client_key: str | None = None, python: str | None = None, request_timeout: float = 30.0) -> Client:
+    """A Client of a healthy worker.
+
+    ``url`` (or ``$BRUSHWORK_WORKER_URL``): that worker, which must answer. Without one: the worker
+    named in ``worker.json`` under the state dir; if none answers and ``start`` is true, start one
+    (``<python> -m brushwork.worker``; python = the ``python`` argument, ``$BRUSHWORK_PYTHON``, the
+    one in worker.json, or this interpreter) under a file lock so two clients never start two,
+    and wait up to ``timeout`` s until it answers.
+    """
+    url = url or os.environ.get(protocol.ENV_URL) or None
+    if url:
+        client = Client(url, token or read_token(), client_key=client_key, timeout=request_timeout)
+        client.health()
+        return client
+    found = _answering(token, client_key, request_timeout)
+    if found is not None:
+        return found
+    if not start:
+        raise WorkerError("no worker is running: start one with `brushwork worker` (or connect(start=True))")
+    state = paths.state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    with _FileLock(state / protocol.LOCK_FILE, timeout):
+        found = _answering(token, client_key, request_timeout)  # another client may have started it
+        if found is not None:
+            return found
+        return _start_worker(python, token, client_key, request_timeout, timeout)
+
+
+def _answering(token, client_key, request_timeout) -> Client | None:
+    info = read_worker_info()
+    if info is None:
+        return None
+    client = Client(info["url"], token or read_token(), client_key=client_key, timeout=min(request_timeout, 5.0))
+    try:
+        client.health()
+    except AuthError:
+        raise
+    except WorkerError:
+        return None
+    client.timeout = request_timeout
+    return client
+
+
+def _start_worker(python, token, client_key, request_timeout, timeout) -> Client:
+    info = read_worker_info() or {}
+    exe = python or os.environ.get(protocol.ENV_PYTHON) or info.get("python") or sys.executable
+    log_path = paths.state_dir() / protocol.LOG_FILE
+    deadline = time.monotonic() + timeout
+    port_args: list[str] = []
+    while True:
+        with open(log_path, "ab") as log:
+            log.write(f"\n--- started by a client (pid {os.getpid()}) at {time.ctime()} ---\n".encode())
+            log.flush()
+            start_at = log.tell()
+            kwargs: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": log, "close_fds": True}
+            if os.name == "nt":
+                kwargs["creationflags"] = 0x00000008 | 0x00000200  # DETACHED_PROCESS | NEW_PROCESS_GROUP
+            else:
+                kwargs["start_new_session"] = True  # Ctrl-C in the client's terminal leaves the worker be
+            try:
+                proc = subprocess.Popen([exe, "-m", "brushwork.worker", *port_args], **kwargs)
+            except OSError as exc:
+                raise WorkerError(f"cannot start the worker with {exe}: {exc.strerror or exc} "
+                                  f"(set {protocol.ENV_PYTHON} to a Python that has Brushwork installed)") from None
+        while time.monotonic() < deadline:
+            code = proc.poll()
+            if code is not None:
+                tail = _log_tail(log_path, start_at)
+                if "already in use" in tail and not port_args:
+                    port_args = ["--port", "0"]  # the default port is taken by something else: any free one
+                    break
+                raise WorkerError(f"the worker exited at start (code {code}) using {exe}: {tail or 'no output'} "
+                                  f"(log: {log_path})")
+            info = read_worker_info()
+            if info and info.get("pid") == proc.pid:
+                client = Client(info["url"], token or read_token(), client_key=client_key, timeout=request_timeout)
+                try:
+                    client.health()
+                    return client
+                except AuthError:
+                    raise
+                except WorkerError:
+                    pass
+            time.sleep(0.05)
+        else:
+            raise WorkerError(f"the worker started with {exe} did not answer within {timeout:g} s (log: {log_path})")
+
+
+def _log_tail(path: Path, start: int, limit: int = 400) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return " | ".join(lines[-3:])[-limit:]
+
+
+class _FileLock:
+    """An OS-level exclusive lock on a file (released by the OS if the holder dies)."""
+
+    def __init__(self, path: Path, timeout: float):
+        self.path, self.timeout = path, timeout
+        self._file = None
+
+    def __enter__(self) -> "_FileLock":
+        self._file = open(self.path, "a+b")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                if os.name == "nt":
+                    import msvcrt
+
+                    self._file.seek(0)
+                    msvcrt.locking(self._file.fileno(), msvcrt.LK_NBLCK, 1)
+                else:
+                    import fcntl
+
+                    fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except OSError:
+                if time.monotonic() >= deadline:
+                    self._file.close()
+                    raise WorkerError(f"another process holds {self.path} (starting a worker?) for over "
+                                      f"{self.timeout:g} s") from None
+                time.sleep(0.05)
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                self._file.seek(0)
+                msvcrt.locking(self._file.fileno(), msvcrt.LK_UNLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        finally:
+            self._file.close()

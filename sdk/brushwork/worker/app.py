@@ -1,0 +1,194 @@
+"""Starting and stopping the worker: token, history, outputs, the GPU thread, HTTP, worker.json.
+
+``Worker(...).serve()`` blocks until SIGTERM / Ctrl-C (or ``shutdown()``), then stops cleanly:
+no new jobs, queued jobs cancelled, the running job cancelled at its next step (no decode, no
+file), history closed, worker.json removed.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .. import __version__, paths, protocol
+from ..assets import AssetStore, atomic_write_bytes
+from ..errors import BrushworkError, WorkerError
+from . import auth
+from .engine_runner import EngineRunner
+from .history import History
+from .hub import EventLog, Hub, NotFound
+from .outputs import Outputs
+from .server import Problem, WorkerHTTPServer
+
+log = logging.getLogger("brushwork.worker")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Worker:
+    def __init__(self, *, host: str = protocol.DEFAULT_HOST, port: int = protocol.DEFAULT_PORT,
+                 device: str | None = None, studio_factory=None):
+        self.state_dir = paths.state_dir()
+        self.token, self.token_path = auth.load_or_create_token(self.state_dir)
+        self.instance = secrets.token_hex(8)
+        self.started = time.time()
+        self.history = History(self.state_dir / protocol.HISTORY_FILE)
+        interrupted = self.history.mark_interrupted()
+        if interrupted:
+            log.warning("%d job(s) were interrupted by the previous worker's end; marked failed", interrupted)
+        self.outputs = Outputs.load()
+        self.outputs.sweep_partials()
+        self.assets = AssetStore(self.state_dir / "assets")
+        self.events = EventLog()
+        self.hub = Hub(self.events, on_change=lambda job: self.history.save(job.client, job.info(None)))
+        self.runner = EngineRunner(self.hub, self.outputs, device=device, studio_factory=studio_factory)
+        try:
+            self.httpd = WorkerHTTPServer((host, port), self, loopback_only=is_loopback(host))
+        except OSError as exc:
+            self.history.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise WorkerError(f"port {port} on {host} is already in use (another worker is running, or "
+                                  f"choose another with --port)") from None
+            raise WorkerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        bound_host, bound_port = self.httpd.server_address[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self.url = f"http://{shown}:{bound_port}"
+        self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    def serve(self, *, install_signals: bool = True) -> None:
+        self.runner.start()
+        self._write_info()
+        if install_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT) + ((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()):
+                # The handler must not call httpd.shutdown() itself: it runs on the thread that is
+                # inside serve_forever(), which shutdown() waits for.
+                signal.signal(sig, lambda *_: threading.Thread(target=self.shutdown, daemon=True).start())
+        try:
+            self.httpd.serve_forever(poll_interval=0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.shutdown()
+            self._stopped.wait(60)
+
+    def shutdown(self) -> None:
+        with self._stop_lock:
+            if self._stopped.is_set():
+                return
+            log.info("shutting down")
+            self.hub.stop()  # refuse new jobs, cancel queued ones, ask the running one to stop
+            self.runner.stop_requested.set()
+            if self.runner.is_alive():
+                self.runner.join(timeout=60)
+            self.events.close()  # wakes long-polls so their connections end
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self._remove_info()
+            self.history.close()
+            self._stopped.set()
+
+    def _write_info(self) -> None:
+        info = {"url": self.url, "pid": os.getpid(), "python": sys.executable, "version": __version__,
+                "protocol": protocol.PROTOCOL_VERSION, "instance": self.instance, "started": self.started,
+                "token_file": str(self.token_path)}
+        atomic_write_bytes(self.state_dir / protocol.INFO_FILE, json.dumps(info, indent=2).encode())
+
+    def _remove_info(self) -> None:
+        path = self.state_dir / protocol.INFO_FILE
+        try:
+            if json.loads(path.read_text()).get("instance") == self.instance:
+                path.unlink()
+        except (OSError, ValueError):
+            pass
+
+    # ---- what routes ask for --------------------------------------------------------------------
+
+    def health(self) -> dict:
+        if not self.runner.ready.is_set():
+            engine, error = "loading", None
+        elif self.runner.load_error is not None:
+            engine, error = "failed", self.runner.load_error.to_dict()
+        else:
+            engine, error = "ready", None
+        device = getattr(self.runner.studio, "device", None)
+        return {"ok": True, "version": __version__, "pid": os.getpid(), "instance": self.instance,
+                "engine": engine, "engine_error": error, "device": str(device) if device else None,
+                "queue": self.hub.queue_length(), "uptime_s": round(time.time() - self.started, 3)}
+
+    def job_info(self, client: str, job_id: str):
+        found = self.hub.get(client, job_id)
+        if found is not None:
+            job, position = found
+            return job.info(position)
+        info = self.history.get(job_id, client)
+        if info is None:
+            raise NotFound(f"no job {job_id} of this client")
+        return info
+
+    def put_asset(self, body: bytes, digest: str) -> str:
+        actual = hashlib.sha256(body).hexdigest()
+        if actual != digest:
+            raise Problem(400, "hash_mismatch", f"the body's sha256 is {actual}, not {digest}: upload corrupted?")
+        return self.assets.put(body)
+
+    def list_models(self) -> list[dict]:
+        """Models the configured sources offer (names only: clients never see or send paths)."""
+        try:
+            from ..models import sources
+            from ..models.settings import Settings
+        except ImportError:
+            return []
+        lister = getattr(sources, "list_models", None)
+        if lister is None:
+            return []
+        settings = self.runner.settings or Settings.load()
+        out = []
+        for item in lister(settings):
+            out.append({key: _plain(getattr(item, key, None)) for key in ("name", "kind", "family", "variant", "source")})
+        return out
+
+
+def _plain(value):
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
+
+
+def main(port: int | None = None, listen: str | None = None, device: str | None = None) -> int:
+    """Run a worker in this process until stopped. Prints where it listens and its token file."""
+    logging.basicConfig(level=os.environ.get("BRUSHWORK_LOG", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if port is None:
+        env = os.environ.get(protocol.ENV_PORT, "").strip()
+        port = int(env) if env.isdigit() else protocol.DEFAULT_PORT
+    host = listen or protocol.DEFAULT_HOST
+    try:
+        worker = Worker(host=host, port=port, device=device)
+    except BrushworkError as exc:
+        print(f"brushwork: error: {exc}", file=sys.stderr)
+        return 1
+    if not is_loopback(host):
+        print(f"brushwork worker: listening on {host}, reachable from the network (token still required)",
+              file=sys.stderr)
+    print(f"brushwork worker {__version__} listening on {worker.url} (token: {worker.token_path})", flush=True)
+    worker.serve()
+    print("brushwork worker stopped", flush=True)
+    return 0

@@ -1,0 +1,260 @@
+"""Jobs, the FIFO queue and the numbered event rings: the worker's shared state (no torch).
+
+One lock guards the queue and the jobs; the event log has its own condition so long-polls wake
+the moment an event for their client arrives. Nothing here knows HTTP or the engine.
+"""
+
+from __future__ import annotations
+
+import collections
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .. import protocol
+from ..errors import BrushworkError, CancelledError
+from ..protocol import Event, JobInfo
+from ..recipe import Recipe
+
+KEEP_FINISHED = 1000  # finished jobs kept in memory; older ones are read from the history
+
+
+class NotFound(BrushworkError):
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(BrushworkError):
+    code = "conflict"
+    http_status = 409
+
+
+@dataclass
+class Job:
+    id: str
+    client: str
+    recipe: Recipe
+    destination: str
+    live: bool
+    state: str = protocol.QUEUED
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    results: list = field(default_factory=list)
+    error: dict | None = None
+    ran_recipe: dict | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def info(self, position: int | None) -> JobInfo:
+        return JobInfo(id=self.id, state=self.state, position=position, live=self.live,
+                       destination=self.destination, created=self.created, started=self.started,
+                       finished=self.finished, recipe=self.ran_recipe or self.recipe.to_dict(),
+                       results=list(self.results), error=self.error)
+
+
+class EventLog:
+    """Numbered events, a bounded ring per client. ``seq`` is global to this worker instance, so
+    one number tells a client where to resume; ``truncated`` says events it asked for are gone
+    (the client then reads final states from ``GET /v1/jobs/<id>``, which the history keeps)."""
+
+    def __init__(self, ring_size: int = protocol.EVENT_RING_SIZE, max_clients: int = 256):
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._ring_size = ring_size
+        self._max_clients = max_clients
+        self._rings: collections.OrderedDict[str, collections.deque] = collections.OrderedDict()
+        self._dropped: dict[str, int] = {}  # client -> highest seq pushed out of its ring
+        self._closed = False
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def emit(self, client: str, kind: str, job: str, data: dict | None = None) -> Event:
+        with self._cond:
+            self._seq += 1
+            event = Event(seq=self._seq, kind=kind, job=job, time=time.time(), data=data or {})
+            ring = self._rings.get(client)
+            if ring is None:
+                ring = self._rings[client] = collections.deque()
+                while len(self._rings) > self._max_clients:
+                    gone, _ = self._rings.popitem(last=False)
+                    self._dropped.pop(gone, None)
+            self._rings.move_to_end(client)
+            ring.append(event)
+            if len(ring) > self._ring_size:
+                self._dropped[client] = ring.popleft().seq
+            self._cond.notify_all()
+            return event
+
+    def read(self, client: str, since: int, *, job: str | None = None, timeout: float = 0.0,
+             limit: int = 200) -> tuple[list[Event], bool]:
+        """Events of ``client`` after ``since`` (optionally of one job), waiting up to ``timeout``
+        seconds for the first one. Returns (events, truncated)."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._cond:
+            while True:
+                ring = self._rings.get(client, ())
+                events = [e for e in ring if e.seq > since and (job is None or e.job == job)][:limit]
+                if events or self._closed:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            truncated = since < self._dropped.get(client, 0)
+            return events, truncated
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class Hub:
+    """The queue and every job the worker knows in memory."""
+
+    def __init__(self, events: EventLog, on_change=None):
+        self.events = events
+        self._on_change = on_change or (lambda job: None)  # persists a job (history)
+        self._lock = threading.Condition()
+        self._queue: list[Job] = []
+        self._running: Job | None = None
+        self._jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
+        self._stopping = False
+
+    # ---- client side --------------------------------------------------------------------------
+
+    def submit(self, client: str, recipe: Recipe, destination: str, live: bool) -> tuple[Job, int]:
+        job = Job(id=secrets.token_hex(8), client=client, recipe=recipe, destination=destination, live=live)
+        replaced = None
+        with self._lock:
+            if self._stopping:
+                raise Conflict("the worker is shutting down")
+            slot = len(self._queue)
+            if live:
+                # Latest wins: a live job replaces this client's live job still waiting in the queue.
+                for i, other in enumerate(self._queue):
+                    if other.client == client and other.live:
+                        replaced, slot = other, i
+                        break
+            if replaced is not None:
+                self._queue[slot] = job
+                self._set_final(replaced, protocol.CANCELLED,
+                                error={"code": "replaced", "message": f"replaced by live job {job.id}",
+                                       "replaced_by": job.id})
+            else:
+                self._queue.append(job)
+            self._jobs[job.id] = job
+            position = self._position(job)
+            self._lock.notify_all()
+        self._on_change(job)
+        self.events.emit(client, protocol.EV_QUEUED, job.id, {"position": position, "live": live})
+        if replaced is not None:
+            self._on_change(replaced)
+            self.events.emit(client, protocol.EV_CANCELLED, replaced.id, {"error": replaced.error})
+        return job, position
+
+    def get(self, client: str, job_id: str) -> tuple[Job, int | None] | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.client != client:
+                return None
+            return job, self._position(job)
+
+    def list(self, client: str) -> list[JobInfo]:
+        with self._lock:
+            return [job.info(self._position(job)) for job in self._jobs.values() if job.client == client]
+
+    def cancel(self, client: str, job_id: str) -> JobInfo:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.client != client:
+                raise NotFound(f"no job {job_id} of this client")
+            if job.state in protocol.FINAL_STATES:
+                return job.info(None)
+            if job.state == protocol.QUEUED:
+                self._queue.remove(job)
+                self._set_final(job, protocol.CANCELLED, error=CancelledError("cancelled by the client").to_dict())
+                queued_now = True
+            else:
+                job.cancel.set()  # the GPU thread stops at the next step and reports it
+                queued_now = False
+            info = job.info(self._position(job))
+        if queued_now:
+            self._on_change(job)
+            self.events.emit(client, protocol.EV_CANCELLED, job.id, {"error": job.error})
+        return info
+
+    def queue_length(self) -> int:
+        with self._lock:
+            return len(self._queue) + (1 if self._running else 0)
+
+    # ---- GPU thread side ----------------------------------------------------------------------
+
+    def next_job(self, timeout: float = 0.5) -> Job | None:
+        with self._lock:
+            if not self._queue and not self._stopping:
+                self._lock.wait(timeout)
+            if self._stopping or not self._queue:
+                return None
+            job = self._queue.pop(0)
+            job.state, job.started = protocol.RUNNING, time.time()
+            self._running = job
+        self._on_change(job)
+        self.events.emit(job.client, protocol.EV_STARTED, job.id, {})
+        return job
+
+    def progress(self, job: Job, data: dict) -> None:
+        self.events.emit(job.client, protocol.EV_PROGRESS, job.id, data)
+
+    def finish(self, job: Job, state: str, *, results: list | None = None, error: dict | None = None,
+               ran_recipe: dict | None = None) -> None:
+        with self._lock:
+            if ran_recipe is not None:
+                job.ran_recipe = ran_recipe
+            self._set_final(job, state, results=results, error=error)
+            if self._running is job:
+                self._running = None
+        self._on_change(job)
+        kind = {protocol.DONE: protocol.EV_RESULT, protocol.FAILED: protocol.EV_FAILED,
+                protocol.CANCELLED: protocol.EV_CANCELLED}[state]
+        data = {"results": job.results, "recipe": job.ran_recipe} if state == protocol.DONE else {"error": job.error}
+        self.events.emit(job.client, kind, job.id, data)
+
+    def stop(self) -> list[Job]:
+        """Refuse new jobs, cancel the queued ones and ask the running one to stop."""
+        with self._lock:
+            self._stopping = True
+            dropped, self._queue = self._queue, []
+            for job in dropped:
+                self._set_final(job, protocol.CANCELLED,
+                                error=CancelledError("the worker is shutting down").to_dict())
+            if self._running is not None:
+                self._running.cancel.set()
+            self._lock.notify_all()
+        for job in dropped:
+            self._on_change(job)
+            self.events.emit(job.client, protocol.EV_CANCELLED, job.id, {"error": job.error})
+        return dropped
+
+    # ---- internals (lock held) ------------------------------------------------------------------
+
+    def _position(self, job: Job) -> int | None:
+        if job.state == protocol.RUNNING:
+            return 0
+        if job.state != protocol.QUEUED:
+            return None
+        ahead = self._queue.index(job) if job in self._queue else 0
+        return ahead + (1 if self._running is not None else 0)
+
+    def _set_final(self, job: Job, state: str, *, results=None, error=None) -> None:
+        job.state, job.finished = state, time.time()
+        job.results = list(results or [])
+        job.error = error
+        while len(self._jobs) > KEEP_FINISHED + len(self._queue) + 1:
+            oldest_id = next(iter(self._jobs))
+            if self._jobs[oldest_id].state not in protocol.FINAL_STATES:
+                break
+            self._jobs.pop(oldest_id)
