@@ -1,0 +1,27 @@
+"""Brushwork for Blender: textures from prompts, exact scene depth and armature poses.
+
+Generation runs in the local Brushwork worker; this extension builds Recipes and talks to the
+worker through the bundled stdlib client (``vendor/brushwork``). It never imports torch or PIL.
+Scripts: ``bpy.ops.brushwork.generate_texture()``, ``project_from_camera()``, ``capture_depth()``,
+``capture_pose()``, ``inpaint_texture()``, ``cancel()``; and ``capture.camera_depth(scene, camera,
+(w, h))`` for exact z-depth as a numpy array.
+"""
+
+from __future__ import annotations
+
+from . import capture, operators, pose, props, ui  # noqa: F401  (capture/pose: public for scripts)
+
+_MODULES = (props, operators, ui)
+
+
+def register():
+    for module in _MODULES:
+        module.register()
+
+
+def unregister():
+    from . import jobs
+
+    jobs.cancel_all()
+    for module in reversed(_MODULES):
+        module.unregister()

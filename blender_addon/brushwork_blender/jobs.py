@@ -1,0 +1,215 @@
+"""Running generation jobs without freezing Blender.
+
+A job has two halves:
+  - ``work(report, cancelled)``: pure Python (no bpy!) that talks to the worker — upload, submit,
+    follow events, fetch the PNGs. In the UI it runs on a background thread; it reports progress
+    through ``report(step, total, preview_png)`` and returns an ``Outcome``.
+  - ``apply(outcome)``: bpy code that turns the outcome into images and materials. Always on the
+    main thread.
+A timer pump (``bpy.app.timers``) moves messages from the threads to the main thread, updating the
+progress shown in the panels. Timers never fire in background mode (``blender -b``, bpy as a
+module), so there ``start`` runs both halves synchronously before it returns: scripts and batch
+pipelines get their result right away.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+import bpy
+
+from . import sdk
+
+
+@dataclass
+class Outcome:
+    pngs: list[bytes] = field(default_factory=list)
+    recipe_json: str = ""  # the Recipe as run (seed filled in)
+    seeds: list[int] = field(default_factory=list)
+    error: str = ""  # one line for the user; "" on success
+    cancelled: bool = False
+
+
+@dataclass
+class Job:
+    id: int
+    label: str
+    work: Callable
+    apply: Callable[[Outcome], None]
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    step: int = 0
+    total: int = 0
+    preview_png: bytes | None = None
+    thread: threading.Thread | None = None
+    outcome: Outcome | None = None
+    on_cancel: Callable[[], None] | None = None  # set by work(): asks the worker to stop
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total if self.total else 0.0
+
+
+_ids = itertools.count(1)
+_active: dict[int, Job] = {}
+_inbox: "queue.Queue[tuple]" = queue.Queue()
+PUMP_INTERVAL_S = 0.2
+# Messages for the UI (status line): the last one per job is shown; tests read it too.
+last_messages: list[str] = []
+
+
+def active_jobs() -> list[Job]:
+    return list(_active.values())
+
+
+def run_sync_mode() -> bool:
+    """True where timers never fire (background mode / bpy as a module)."""
+    return bool(bpy.app.background)
+
+
+def _say(text: str) -> None:
+    last_messages.append(text)
+    del last_messages[:-20]
+    print(f"Brushwork: {text}")
+
+
+def _safe_work(job: Job) -> Outcome:
+    def report(step: int, total: int, preview_png: bytes | None = None) -> None:
+        _inbox.put(("progress", job.id, step, total, preview_png))
+
+    try:
+        outcome = job.work(report, job)
+    except sdk.CancelledError:
+        outcome = Outcome(cancelled=True, error="cancelled")
+    except sdk.BrushworkError as exc:
+        outcome = Outcome(error=str(exc))
+    except Exception as exc:  # a bug: still one line for the user, the trace on the console
+        traceback.print_exc()
+        outcome = Outcome(error=f"unexpected {type(exc).__name__}: {exc}")
+    if outcome is None:
+        outcome = Outcome(error="the job returned nothing")
+    return outcome
+
+
+def _finish(job: Job, outcome: Outcome) -> None:
+    """Main thread: apply the outcome, report, forget the job."""
+    _active.pop(job.id, None)
+    job.outcome = outcome
+    if outcome.cancelled:
+        _say(f"{job.label}: cancelled")
+    elif outcome.error:
+        _say(f"{job.label}: failed: {outcome.error}")
+    else:
+        try:
+            job.apply(outcome)
+            _say(f"{job.label}: done")
+        except Exception as exc:
+            traceback.print_exc()
+            outcome.error = f"could not use the result: {exc}"
+            _say(f"{job.label}: failed: {outcome.error}")
+    _redraw()
+
+
+def start(label: str, work: Callable, apply: Callable[[Outcome], None], *, synchronous: bool | None = None) -> Job:
+    """Run a job: on a thread with the pump (UI), or right now (background mode / ``synchronous``)."""
+    job = Job(id=next(_ids), label=label, work=work, apply=apply)
+    _active[job.id] = job
+    if synchronous if synchronous is not None else run_sync_mode():
+        _finish(job, _safe_work(job))
+        return job
+
+    def body():
+        _inbox.put(("done", job.id, _safe_work(job)))
+
+    job.thread = threading.Thread(target=body, name=f"brushwork-job-{job.id}", daemon=True)
+    job.thread.start()
+    if not bpy.app.timers.is_registered(pump):
+        bpy.app.timers.register(pump, first_interval=PUMP_INTERVAL_S)
+    _say(f"{label}: submitted")
+    return job
+
+
+def cancel_all() -> int:
+    """Ask every running job to stop (the worker stops at its next step). Returns how many."""
+    jobs = active_jobs()
+    for job in jobs:
+        job.cancel_event.set()
+        if job.on_cancel is not None:
+            # The cancel request is a network call: never on the main thread.
+            threading.Thread(target=_quiet(job.on_cancel), daemon=True).start()
+    return len(jobs)
+
+
+def _quiet(fn):
+    def run():
+        try:
+            fn()
+        except Exception as exc:  # the job's own thread reports how it ended
+            print(f"Brushwork: cancel request failed: {exc}")
+    return run
+
+
+def pump():
+    """Timer callback (main thread): apply progress and finished jobs. Returns the next interval."""
+    while True:
+        try:
+            message = _inbox.get_nowait()
+        except queue.Empty:
+            break
+        kind, job_id = message[0], message[1]
+        job = _active.get(job_id)
+        if job is None:
+            continue
+        if kind == "progress":
+            job.step, job.total, preview = message[2], message[3], message[4]
+            if preview:
+                job.preview_png = preview
+                _show_preview(preview)
+            _redraw()
+        elif kind == "done":
+            _finish(job, message[2])
+    return PUMP_INTERVAL_S if _active else None
+
+
+PREVIEW_IMAGE = "Brushwork Preview"
+
+
+def _show_preview(png: bytes) -> None:
+    """Show a step preview in the 'Brushwork Preview' image (loaded from a temp file)."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix="brushwork-preview-", suffix=".png")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(png)
+        loaded = bpy.data.images.load(tmp, check_existing=False)
+        loaded.pixels[0]  # force the read while the file exists
+        w, h = loaded.size
+        target = bpy.data.images.get(PREVIEW_IMAGE)
+        if target is None or tuple(target.size) != (w, h):
+            if target is not None:
+                bpy.data.images.remove(target)
+            target = bpy.data.images.new(PREVIEW_IMAGE, width=w, height=h)
+        target.pixels.foreach_set(loaded.pixels[:])
+        target.update()
+        bpy.data.images.remove(loaded)
+    except Exception as exc:  # a preview is nice to have: never let it break a job
+        print(f"Brushwork: preview not shown: {exc}")
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _redraw() -> None:
+    wm = getattr(bpy.context, "window_manager", None)
+    for window in getattr(wm, "windows", []):
+        for area in window.screen.areas:
+            if area.type in ("VIEW_3D", "IMAGE_EDITOR"):
+                area.tag_redraw()

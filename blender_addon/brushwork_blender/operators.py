@@ -1,0 +1,352 @@
+"""The operators scripts and panels call. Each builds a Recipe on the main thread, hands the
+network half to ``jobs`` and returns at once; results are applied on the main thread later (or
+right away in background mode, where they run synchronously)."""
+
+from __future__ import annotations
+
+import json
+
+import bpy
+from bpy.props import StringProperty
+
+from . import capture, jobs, link, pixels, pose, props, results, sdk
+
+DEPTH_IMAGE = "Brushwork Depth"
+POSE_TEXT = "Brushwork Pose.json"
+
+
+def _snap8(value: int) -> int:
+    return max(64, int(round(value / 8)) * 8)
+
+
+def base_recipe(settings, *, width=None, height=None, **fields):
+    """A Recipe from the scene's Brushwork settings; raises RecipeError naming a bad field."""
+    recipe = sdk.Recipe(
+        prompt=settings.prompt, negative_prompt=settings.negative_prompt, model=settings.model,
+        preset=settings.preset, sampler=settings.sampler, steps=settings.steps, cfg=round(settings.cfg, 4),
+        width=_snap8(width or settings.width), height=_snap8(height or settings.height),
+        seed=None if settings.seed < 0 else settings.seed, **fields)
+    return recipe
+
+
+def bone_map_for(settings):
+    """The bone map the settings ask for (None: pick the best built-in per armature)."""
+    if settings.bone_map == "AUTO":
+        return None
+    if settings.bone_map == "TEXT":
+        text = bpy.data.texts.get(pose.BONE_MAP_TEXT)
+        if text is None:
+            raise pose.BoneMapError(f"no text block named {pose.BONE_MAP_TEXT!r}: run 'Edit Bone Map' first")
+        return pose.parse_bone_map(text.as_string())
+    return pose.BONE_MAPS[settings.bone_map]
+
+
+def _armatures(context):
+    chosen = [o for o in context.selected_objects if o.type == "ARMATURE"]
+    return chosen or [o for o in context.scene.objects if o.type == "ARMATURE" and o.visible_get()]
+
+
+def scene_controls(context, settings, size, *, force_depth=False):
+    """Depth / pose Controls from the active camera per the settings, and the bytes to upload."""
+    controls, uploads = [], []
+    use_depth = settings.use_depth or force_depth
+    if not (use_depth or settings.use_pose):
+        return controls, uploads
+    scene = context.scene
+    if scene.camera is None:
+        raise ValueError("the scene has no active camera to capture depth or pose from")
+    if use_depth:
+        depth = capture.camera_depth(scene, scene.camera, size)
+        data = capture.depth_signal_bytes(depth)
+        near, far = capture.depth_range(depth)
+        uploads.append(data)
+        controls.append(sdk.Control(kind="depth", strength=settings.depth_strength, signal={
+            "data": sdk.content_ref(data), "width": size[0], "height": size[1], "format": "f32le",
+            "near": near, "far": far, "invert": False}))
+    if settings.use_pose:
+        armatures = _armatures(context)
+        if not armatures:
+            raise ValueError("pose control is on but the scene has no armature")
+        controls.append(sdk.Control(kind="pose", strength=settings.pose_strength,
+                                    signal=pose.capture_openpose(scene, scene.camera, armatures, size,
+                                                                 bone_map_for(settings))))
+    return controls, uploads
+
+
+class _JobOperator:
+    """Shared: submit a recipe, report failures as one line, finish synchronously when asked."""
+
+    def submit(self, context, label, recipe, uploads, apply):
+        try:
+            settings = props.link_settings(context)
+            recipe.validate()
+        except sdk.BrushworkError as exc:
+            self.report({"ERROR"}, f"Brushwork: {exc}")
+            return {"CANCELLED"}
+
+        def work(report, job):
+            return link.run_recipe(settings, recipe, uploads, report, job)
+
+        job = jobs.start(label, work, apply)
+        if job.outcome is not None:  # ran synchronously (background mode)
+            if job.outcome.error:
+                self.report({"ERROR"}, f"Brushwork: {label}: {job.outcome.error}")
+                return {"CANCELLED"}
+            self.report({"INFO"}, f"Brushwork: {label}: done")
+        else:
+            self.report({"INFO"}, f"Brushwork: {label}: submitted")
+        return {"FINISHED"}
+
+    def fail(self, message):
+        self.report({"ERROR"}, f"Brushwork: {message}")
+        return {"CANCELLED"}
+
+
+class BRUSHWORK_OT_generate_texture(_JobOperator, bpy.types.Operator):
+    """Generate a texture from the prompt and put it on the active object's material"""
+
+    bl_idname = "brushwork.generate_texture"
+    bl_label = "Generate Texture"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        settings = context.scene.brushwork
+        obj = context.active_object
+        if obj is None or obj.type != "MESH":
+            return self.fail("select a mesh object to put the texture on")
+        try:
+            size = (_snap8(settings.width), _snap8(settings.height))
+            controls, uploads = scene_controls(context, settings, size)
+            recipe = base_recipe(settings, controls=controls, tiling="xy" if settings.seamless else "")
+        except (ValueError, pose.BoneMapError) as exc:
+            return self.fail(str(exc))
+        obj_name, stem = obj.name, f"{obj.name}-texture"
+
+        def apply(outcome):
+            target = bpy.data.objects.get(obj_name)
+            images = [results.store_png(png, stem, outcome.recipe_json, props.preferences()) for png in outcome.pngs]
+            if target is not None and images:
+                results.material_with_image(target, images[0])
+
+        return self.submit(context, f"texture for {obj_name}", recipe, uploads, apply)
+
+
+class BRUSHWORK_OT_project_from_camera(_JobOperator, bpy.types.Operator):
+    """Generate from the camera's exact depth and project the picture onto the selected meshes"""
+
+    bl_idname = "brushwork.project_from_camera"
+    bl_label = "Project From Camera"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        settings = context.scene.brushwork
+        scene = context.scene
+        meshes = [o for o in context.selected_objects if o.type == "MESH"]
+        if not meshes:
+            return self.fail("select the meshes to project onto")
+        if scene.camera is None:
+            return self.fail("the scene has no active camera to project from")
+        size = capture.fit_size(scene, max(settings.width, settings.height))
+        try:
+            frame = capture.camera_frame(scene, scene.camera, size)
+            # Projection is depth-conditioned by definition: the picture must fit the geometry.
+            controls, uploads = scene_controls(context, settings, size, force_depth=True)
+            recipe = base_recipe(settings, width=size[0], height=size[1], controls=controls)
+        except (ValueError, pose.BoneMapError) as exc:
+            return self.fail(str(exc))
+        names, bake = [o.name for o in meshes], settings.bake_to_uvs
+        stem = f"{scene.camera.name}-projection"
+
+        def apply(outcome):
+            prefs = props.preferences()
+            image = results.store_png(outcome.pngs[0], stem, outcome.recipe_json, prefs)
+            for name in names:
+                obj = bpy.data.objects.get(name)
+                if obj is None:
+                    continue
+                other_uvs = [uv.name for uv in obj.data.uv_layers if uv.name != results.PROJECTION_UV]
+                results.project_uvs(obj, frame)
+                mat = results.material_with_image(obj, image, uv_map=results.PROJECTION_UV)
+                if bake and other_uvs:
+                    baked = results.bake_to_uvs(obj, mat, other_uvs[0], size, f"{obj.name}-baked")
+                    baked[results.RECIPE_PROP] = outcome.recipe_json
+                    png = pixels.image_png(baked)
+                    stored = results.store_png(png, f"{obj.name}-baked", outcome.recipe_json, prefs)
+                    bpy.data.images.remove(baked)
+                    results.material_with_image(obj, stored, uv_map=other_uvs[0])
+
+        return self.submit(context, "camera projection", recipe, uploads, apply)
+
+
+class BRUSHWORK_OT_capture_depth(bpy.types.Operator):
+    """Capture the exact depth seen by the active camera into the 'Brushwork Depth' image"""
+
+    bl_idname = "brushwork.capture_depth"
+    bl_label = "Capture Depth"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        scene, settings = context.scene, context.scene.brushwork
+        if scene.camera is None:
+            self.report({"ERROR"}, "Brushwork: the scene has no active camera")
+            return {"CANCELLED"}
+        size = capture.fit_size(scene, max(settings.width, settings.height))
+        depth = capture.camera_depth(scene, scene.camera, size)
+        image = bpy.data.images.get(DEPTH_IMAGE)
+        if image is None or tuple(image.size) != size:
+            if image is not None:
+                bpy.data.images.remove(image)
+            image = bpy.data.images.new(DEPTH_IMAGE, width=size[0], height=size[1], float_buffer=True)
+        pixels.set_image_rgba(image, pixels.depth_preview(depth))
+        near, far = capture.depth_range(depth)
+        image["brushwork_near"] = -1.0 if near is None else near
+        image["brushwork_far"] = -1.0 if far is None else far
+        if near is None:
+            self.report({"WARNING"}, "Brushwork: the camera sees nothing")
+        else:
+            self.report({"INFO"}, f"Brushwork: depth {size[0]}×{size[1]}, near {near:.3g}, far {far:.3g}")
+        return {"FINISHED"}
+
+
+class BRUSHWORK_OT_capture_pose(bpy.types.Operator):
+    """Capture the armatures' poses as OpenPose keypoints seen by the active camera"""
+
+    bl_idname = "brushwork.capture_pose"
+    bl_label = "Capture Pose"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        scene, settings = context.scene, context.scene.brushwork
+        if scene.camera is None:
+            self.report({"ERROR"}, "Brushwork: the scene has no active camera")
+            return {"CANCELLED"}
+        armatures = _armatures(context)
+        if not armatures:
+            self.report({"ERROR"}, "Brushwork: no armature to capture")
+            return {"CANCELLED"}
+        size = capture.fit_size(scene, max(settings.width, settings.height))
+        try:
+            data = pose.capture_openpose(scene, scene.camera, armatures, size, bone_map_for(settings))
+        except (ValueError, pose.BoneMapError) as exc:
+            self.report({"ERROR"}, f"Brushwork: {exc}")
+            return {"CANCELLED"}
+        text = bpy.data.texts.get(POSE_TEXT) or bpy.data.texts.new(POSE_TEXT)
+        text.from_string(json.dumps(data, indent=1))
+        seen = sum(1 for person in data["people"] for c in person["pose_keypoints_2d"][2::3] if c > 0)
+        self.report({"INFO"}, f"Brushwork: {len(data['people'])} pose(s), {seen} keypoints seen → text '{POSE_TEXT}'")
+        return {"FINISHED"}
+
+
+class BRUSHWORK_OT_edit_bone_map(bpy.types.Operator):
+    """Copy a built-in bone map into the 'Brushwork Bone Map' text block to edit it"""
+
+    bl_idname = "brushwork.edit_bone_map"
+    bl_label = "Edit Bone Map"
+
+    source: bpy.props.EnumProperty(items=[("RIGIFY", "Rigify", ""), ("MIXAMO", "Mixamo", "")], default="RIGIFY")
+
+    def execute(self, context):
+        text = bpy.data.texts.get(pose.BONE_MAP_TEXT) or bpy.data.texts.new(pose.BONE_MAP_TEXT)
+        text.from_string(json.dumps(pose.BONE_MAPS[self.source], indent=1))
+        context.scene.brushwork.bone_map = "TEXT"
+        self.report({"INFO"}, f"Brushwork: edit the text block '{pose.BONE_MAP_TEXT}'")
+        return {"FINISHED"}
+
+
+def mask_name(image_name: str) -> str:
+    return f"{image_name} mask"
+
+
+class BRUSHWORK_OT_add_inpaint_mask(bpy.types.Operator):
+    """Add a black mask for the shown image; paint white where it should be repainted"""
+
+    bl_idname = "brushwork.add_inpaint_mask"
+    bl_label = "Add Inpaint Mask"
+
+    image: StringProperty(name="Image", description="Empty: the image shown in the Image Editor")
+
+    def execute(self, context):
+        image = bpy.data.images.get(self.image) if self.image else getattr(context.space_data, "image", None)
+        if image is None:
+            self.report({"ERROR"}, "Brushwork: no image to add a mask for")
+            return {"CANCELLED"}
+        w, h = image.size
+        mask = bpy.data.images.get(mask_name(image.name)) or bpy.data.images.new(mask_name(image.name), w, h, alpha=False)
+        mask.generated_color = (0, 0, 0, 1)
+        if getattr(context.space_data, "type", "") == "IMAGE_EDITOR":
+            context.space_data.image = mask
+            context.space_data.ui_mode = "PAINT"
+        self.report({"INFO"}, f"Brushwork: paint white on '{mask.name}' where '{image.name}' should change")
+        return {"FINISHED"}
+
+
+class BRUSHWORK_OT_inpaint_texture(_JobOperator, bpy.types.Operator):
+    """Repaint the masked region of an image (white in its mask) from the prompt"""
+
+    bl_idname = "brushwork.inpaint_texture"
+    bl_label = "Inpaint Texture"
+    bl_options = {"REGISTER"}
+
+    image: StringProperty(name="Image", description="Empty: the image shown in the Image Editor")
+    mask: StringProperty(name="Mask", description="Empty: the image's '<name> mask' image")
+
+    def execute(self, context):
+        settings = context.scene.brushwork
+        image = bpy.data.images.get(self.image) if self.image else getattr(context.space_data, "image", None)
+        if image is not None and image.name.endswith(" mask") and not self.image:
+            image = bpy.data.images.get(image.name[: -len(" mask")]) or image
+        if image is None:
+            return self.fail("no image to inpaint (open one in the Image Editor or pass image=)")
+        mask = bpy.data.images.get(self.mask or mask_name(image.name))
+        if mask is None:
+            return self.fail(f"no mask for '{image.name}': run 'Add Inpaint Mask' and paint white where it should change")
+        w, h = image.size
+        if tuple(mask.size) != (w, h):
+            return self.fail(f"mask '{mask.name}' is {mask.size[0]}×{mask.size[1]}, image '{image.name}' is {w}×{h}")
+        if w % 8 or h % 8 or w < 64 or h < 64:
+            return self.fail(f"'{image.name}' is {w}×{h}: inpainting needs sides that are multiples of 8, at least 64")
+        try:
+            init_png = pixels.image_png(image)
+            mask_png = pixels.image_png(mask, channels=1)
+        except ValueError as exc:
+            return self.fail(str(exc))
+        recipe = base_recipe(settings, width=w, height=h, init_image=sdk.content_ref(init_png),
+                             mask=sdk.content_ref(mask_png), strength=settings.strength)
+        image_name = image.name
+
+        def apply(outcome):
+            old = bpy.data.images.get(image_name)
+            new = results.store_png(outcome.pngs[0], f"{image_name}-inpaint", outcome.recipe_json, props.preferences())
+            if old is not None:
+                old.user_remap(new)  # materials and editors now show the repainted picture
+
+        return self.submit(context, f"inpaint {image_name}", recipe, [init_png, mask_png], apply)
+
+
+class BRUSHWORK_OT_cancel(bpy.types.Operator):
+    """Cancel every running Brushwork job (the worker stops at its next step)"""
+
+    bl_idname = "brushwork.cancel"
+    bl_label = "Cancel"
+
+    def execute(self, context):
+        n = jobs.cancel_all()
+        self.report({"INFO"}, f"Brushwork: cancelling {n} job(s)" if n else "Brushwork: nothing to cancel")
+        return {"FINISHED"}
+
+
+CLASSES = (
+    BRUSHWORK_OT_generate_texture, BRUSHWORK_OT_project_from_camera, BRUSHWORK_OT_capture_depth,
+    BRUSHWORK_OT_capture_pose, BRUSHWORK_OT_edit_bone_map, BRUSHWORK_OT_add_inpaint_mask,
+    BRUSHWORK_OT_inpaint_texture, BRUSHWORK_OT_cancel,
+)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,97 @@
+"""Preferences (how to reach the worker, where outputs go) and the per-scene generation settings."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+from . import link
+
+SAMPLERS = ("Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "UniPC", "LCM", "Heun")
+
+
+class BrushworkPreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    environment: StringProperty(
+        name="Brushwork environment", subtype="DIR_PATH",
+        description="The Python environment (.venv folder) where Brushwork is installed: the worker is "
+                    "started with its python. Empty: use BRUSHWORK_PYTHON or an already running worker")
+    worker_url: StringProperty(
+        name="Worker URL", description="Empty: the local worker (found through its worker.json). "
+                                       "A worker on another machine needs Blender's online access")
+    start_worker: BoolProperty(name="Start the worker when needed", default=True)
+    output_policy: EnumProperty(
+        name="Save results",
+        items=[("BLEND", "Next to the .blend", "In a 'brushwork' folder beside the saved .blend; packed while it is unsaved"),
+               ("FOLDER", "In a folder", "In the output folder below"),
+               ("PACK", "Pack into the .blend", "Always packed into the .blend file")],
+        default="BLEND")
+    output_folder: StringProperty(name="Output folder", subtype="DIR_PATH")
+
+    def draw(self, context):
+        col = self.layout.column()
+        col.prop(self, "environment")
+        col.prop(self, "worker_url")
+        col.prop(self, "start_worker")
+        col.prop(self, "output_policy")
+        if self.output_policy == "FOLDER":
+            col.prop(self, "output_folder")
+
+
+def preferences(context=None):
+    context = context or bpy.context
+    addon = context.preferences.addons.get(__package__)
+    return addon.preferences if addon else None
+
+
+def link_settings(context=None) -> "link.LinkSettings":
+    """Snapshot the preferences on the main thread for a job thread to use."""
+    prefs = preferences(context)
+    if prefs is None:
+        return link.LinkSettings(online_access=bool(bpy.app.online_access))
+    return link.LinkSettings(
+        url=prefs.worker_url.strip(), python=link.environment_python(bpy.path.abspath(prefs.environment)),
+        start=prefs.start_worker, online_access=bool(bpy.app.online_access))
+
+
+class BrushworkSceneSettings(bpy.types.PropertyGroup):
+    prompt: StringProperty(name="Prompt", default="")
+    negative_prompt: StringProperty(name="Negative", default="")
+    preset: StringProperty(name="Preset", description="A Brushwork preset name (e.g. texture-seamless); empty: none")
+    model: StringProperty(name="Model", description="Hub id, model name in your model folders, or empty for the default")
+    seed: IntProperty(name="Seed", description="-1: random (the seed used is stored on the image)", default=-1, min=-1)
+    steps: IntProperty(name="Steps", default=25, min=1, max=200)
+    cfg: FloatProperty(name="CFG", default=7.0, min=0.0, max=30.0)
+    sampler: EnumProperty(name="Sampler", items=[(s, s, "") for s in SAMPLERS], default="Euler a")
+    width: IntProperty(name="Width", default=512, min=64, max=4096, step=8)
+    height: IntProperty(name="Height", default=512, min=64, max=4096, step=8)
+    seamless: BoolProperty(name="Seamless", description="Tile seamlessly in both directions", default=False)
+    use_depth: BoolProperty(name="Depth from camera", description="Condition on the exact depth seen by the active camera")
+    depth_strength: FloatProperty(name="Depth strength", default=1.0, min=0.0, max=2.0)
+    use_pose: BoolProperty(name="Pose from armatures", description="Condition on the selected armatures' poses (OpenPose)")
+    pose_strength: FloatProperty(name="Pose strength", default=1.0, min=0.0, max=2.0)
+    bone_map: EnumProperty(
+        name="Bone map",
+        items=[("AUTO", "Auto", "The built-in map that finds the most bones"),
+               ("RIGIFY", "Rigify", "Rigify rigs (DEF- bones or metarig names)"),
+               ("MIXAMO", "Mixamo", "Mixamo rigs (any mixamorig prefix)"),
+               ("TEXT", "Text block", "The JSON in the text block 'Brushwork Bone Map' (edit a copy of a built-in map)")],
+        default="AUTO")
+    strength: FloatProperty(name="Repaint strength", description="Denoising strength for inpainting", default=0.8, min=0.01, max=1.0)
+    bake_to_uvs: BoolProperty(name="Bake to existing UVs", description="After projecting, bake the texture onto the mesh's own UV map")
+
+
+CLASSES = (BrushworkPreferences, BrushworkSceneSettings)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.brushwork = PointerProperty(type=BrushworkSceneSettings)
+
+
+def unregister():
+    del bpy.types.Scene.brushwork
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
