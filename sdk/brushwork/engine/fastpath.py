@@ -1,0 +1,123 @@
+"""The fast path: how a pipeline is placed and tuned for the device it runs on.
+
+Chosen from the device (``FastPath.for_device``) and overridable with ``Studio(fast=...)``:
+``True``/``None`` = the device's fast settings, ``False`` = the plain path (fp32, nothing
+fused), or a ``FastPath`` of your own. Everything here changes speed and memory only; a test
+checks that fast and plain images agree within a tolerance.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+import torch
+
+log = logging.getLogger(__name__)
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class FastPath:
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+    channels_last: bool = False  # UNet/ControlNet convolutions in NHWC: faster on tensor cores
+    fuse_qkv: bool = False  # one matmul for q, k, v (undone while a LoRA is active)
+    sdpa: bool = True  # torch's scaled_dot_product_attention (flash / mem-efficient kernels)
+    compile: bool = False  # torch.compile the UNet: minutes of warm-up, then faster steps
+    cpu_offload: bool = False  # move each model to the GPU only while it runs (small GPUs)
+    tile_vae_above: int = 1536 * 1536  # decode/encode in tiles above this many pixels
+    preview_vae: str = ""  # optional tiny VAE (taesd) path for nicer previews; "" = linear
+
+    @classmethod
+    def for_device(cls, device: str) -> "FastPath":
+        kind = torch.device(device).type
+        if kind == "cuda":
+            index = torch.device(device).index or 0
+            props = torch.cuda.get_device_properties(index)
+            # fp16 is the published fast path for SD; bf16 avoids fp16 VAE overflow but is slower
+            # on older cards, so it is opt-in via a FastPath of your own.
+            return cls(device=device, dtype=torch.float16, channels_last=True, fuse_qkv=True,
+                       cpu_offload=props.total_memory < 6 * GIB)
+        if kind == "mps":
+            return cls(device=device, dtype=torch.float16)
+        return cls(device=device, dtype=torch.float32)
+
+    @classmethod
+    def plain(cls, device: str) -> "FastPath":
+        """Reference settings: fp32, no fusion, no layout changes."""
+        return cls(device=device, dtype=torch.float32, sdpa=True, tile_vae_above=1 << 62)
+
+    @classmethod
+    def resolve(cls, fast, device: str) -> "FastPath":
+        if isinstance(fast, FastPath):
+            return replace(fast, device=device) if fast.device != device else fast
+        if fast is False:
+            return cls.plain(device)
+        return cls.for_device(device)
+
+
+def pick_device(requested: str | None) -> str:
+    if requested:
+        kind = torch.device(requested).type
+        if kind == "cuda" and not torch.cuda.is_available():
+            from ..errors import BrushworkError
+
+            raise BrushworkError(f"device {requested!r}: CUDA is not available on this machine")
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def tune_module(module: torch.nn.Module, fast: FastPath) -> None:
+    """Layout tweaks that apply to any denoiser (UNet or ControlNet)."""
+    if fast.channels_last:
+        module.to(memory_format=torch.channels_last)
+
+
+def tune_pipeline(pipe, fast: FastPath) -> None:
+    """Once, after a base pipeline is loaded (its components are shared by every derived task)."""
+    tune_module(pipe.unet, fast)
+    if fast.sdpa and hasattr(torch.nn.functional, "scaled_dot_product_attention"):
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        # Single-file and older configs can come with classic attention processors.
+        for model in (pipe.unet, pipe.vae):
+            if not any("Added" in type(p).__name__ for p in model.attn_processors.values()):
+                model.set_attn_processor(AttnProcessor2_0())
+    if fast.compile:
+        pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs")
+    if fast.cpu_offload:
+        pipe.enable_model_cpu_offload(device=fast.device)
+
+
+def set_qkv_fused(pipe, fused: bool) -> None:
+    """Fuse or unfuse q/k/v in the UNet and VAE (LoRA layers need them unfused)."""
+    for model in (pipe.unet, pipe.vae):
+        is_fused = getattr(model, "_brushwork_qkv_fused", False)
+        if fused == is_fused:
+            continue
+        try:
+            if fused:
+                model.fuse_qkv_projections()
+            else:
+                model.unfuse_qkv_projections()
+        except (ValueError, AttributeError) as exc:  # e.g. added-KV attention: not fusable
+            log.debug("qkv fusion unavailable for %s: %s", type(model).__name__, exc)
+            continue
+        model._brushwork_qkv_fused = fused
+
+
+def set_vae_tiling(pipe, *, width: int, height: int, fast: FastPath, seamless: bool) -> None:
+    """Tile the VAE for large images, never while seamless padding is on (tiles would seam)."""
+    vae = pipe.vae
+    if not hasattr(vae, "enable_tiling"):
+        return
+    if not seamless and width * height > fast.tile_vae_above:
+        vae.enable_tiling()
+    else:
+        vae.disable_tiling()

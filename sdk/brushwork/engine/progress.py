@@ -1,0 +1,114 @@
+"""Step progress, cancellation and cheap previews.
+
+A preview is the *predicted clean latent* (x0) mapped to RGB with a fixed linear matrix: no VAE
+decode, so it costs microseconds and works while the UNet owns the GPU. The noisy latent the
+pipeline hands to its callback is mostly noise early on, so we capture x0 where the scheduler
+computes it, by wrapping that one scheduler instance's ``step``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+# Rows = latent channels, columns = R, G, B (FIELD_NOTES). Output roughly in [-1, 1].
+SD15_FACTORS = [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350],
+                [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]]
+SD15_BIAS = [0.0, 0.0, 0.0]
+SDXL_FACTORS = [[0.3651, 0.4232, 0.4341], [-0.2533, -0.0042, 0.1068],
+                [0.1076, 0.1111, -0.0362], [-0.3165, -0.2492, -0.2188]]
+SDXL_BIAS = [0.1084, -0.0175, -0.0011]
+
+
+@dataclass
+class Progress:
+    step: int  # 1-based, after this many steps
+    total: int
+    preview: Image.Image | None  # latent→RGB of the predicted x0, no VAE decode
+    image_index: int = 0
+
+
+class _Cancelled(Exception):
+    """Raised inside the pipeline's step callback: unwinds before the VAE decode runs."""
+
+
+def latent_to_rgb(latent: torch.Tensor, family: str) -> Image.Image:
+    """A latent-sized RGB picture of one latent (C,H,W) or (1,C,H,W)."""
+    if latent.dim() == 4:
+        latent = latent[0]
+    factors, bias = (SDXL_FACTORS, SDXL_BIAS) if family == "sdxl" else (SD15_FACTORS, SD15_BIAS)
+    lat = latent.detach().to("cpu", torch.float32)[: len(factors)]
+    matrix = torch.tensor(factors[: lat.shape[0]], dtype=torch.float32)
+    rgb = torch.einsum("chw,cr->hwr", lat, matrix) + torch.tensor(bias)
+    rgb = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    return Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+
+
+class StepWatcher:
+    """Builds the pipeline's ``callback_on_step_end`` for one image.
+
+    Checks ``cancel`` every step (raising ``_Cancelled`` so the decode never runs) and, only when
+    someone listens, turns the step's x0 into a preview.
+    """
+
+    def __init__(self, *, family: str, image_index: int,
+                 on_progress: Callable[[Progress], Any] | None, cancel: Any | None):
+        self.family = family
+        self.image_index = image_index
+        self.on_progress = on_progress
+        self.cancel = cancel
+        self.steps_seen = 0
+        self._x0: torch.Tensor | None = None
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and bool(self.cancel.is_set())
+
+    def watch(self, scheduler) -> None:
+        """Capture x0 from this scheduler instance's steps (only if anyone wants previews)."""
+        if self.on_progress is None:
+            return
+        original_step = scheduler.step
+
+        def step(*args, **kwargs):
+            out = original_step(*args, **kwargs)
+            self._x0 = _predicted_x0(scheduler, out)
+            return out
+
+        scheduler.step = step  # instance attribute: this scheduler is built for one image only
+
+    def __call__(self, pipe, i: int, t, callback_kwargs: dict) -> dict:
+        self.steps_seen += 1
+        if self.cancelled():
+            raise _Cancelled()
+        if self.on_progress is not None:
+            latent = self._x0 if self._x0 is not None else callback_kwargs.get("latents")
+            preview = latent_to_rgb(latent, self.family) if latent is not None else None
+            total = int(getattr(pipe, "num_timesteps", 0) or 0) or (i + 1)
+            self.on_progress(Progress(step=i + 1, total=total, preview=preview,
+                                      image_index=self.image_index))
+        return callback_kwargs
+
+
+def _predicted_x0(scheduler, out) -> torch.Tensor | None:
+    # Pipelines call step(..., return_dict=False): a tuple whose second item, where the
+    # scheduler has one, is x0 (Euler, Euler a, Heun, DDIM, LCM).
+    if isinstance(out, tuple):
+        x0 = out[1] if len(out) > 1 and isinstance(out[1], torch.Tensor) else None
+        prev = out[0] if out else None
+    else:
+        x0 = getattr(out, "pred_original_sample", None)
+        if x0 is None:
+            x0 = getattr(out, "denoised", None)  # LCM
+        prev = getattr(out, "prev_sample", None)
+    if x0 is None:
+        # DPM-Solver++ and UniPC convert the model output to x0 and keep it for the next step.
+        predicts_x0 = (getattr(scheduler.config, "algorithm_type", "").endswith("++")
+                       or getattr(scheduler.config, "predict_x0", False))
+        outputs = getattr(scheduler, "model_outputs", None)
+        if predicts_x0 and outputs and outputs[-1] is not None:
+            x0 = outputs[-1]
+    return x0 if x0 is not None else prev

@@ -1,0 +1,87 @@
+"""Sampler names artists know → diffusers schedulers, built from the model's own scheduler config.
+
+The model's config carries what matters for correctness (beta schedule, prediction type,
+timestep spacing); the sampler name only picks the algorithm and a few switches on top of it.
+A fresh scheduler is built for every image: multistep schedulers keep state between steps, and a
+batch image must be reproducible alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    LCMScheduler,
+    UniPCMultistepScheduler,
+)
+
+from ..errors import RecipeError
+from ..recipe import SAMPLERS
+
+# name -> (scheduler class, config overrides)
+_TABLE: dict[str, tuple[type, dict]] = {
+    "Euler a": (EulerAncestralDiscreteScheduler, {}),
+    "Euler": (EulerDiscreteScheduler, {}),
+    "DPM++ 2M": (DPMSolverMultistepScheduler,
+                 {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False}),
+    "DPM++ 2M Karras": (DPMSolverMultistepScheduler,
+                        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}),
+    "DDIM": (DDIMScheduler, {}),
+    "UniPC": (UniPCMultistepScheduler, {}),
+    "LCM": (LCMScheduler, {}),
+    "Heun": (HeunDiscreteScheduler, {}),
+}
+assert set(_TABLE) == set(SAMPLERS), "every recipe sampler needs a scheduler"
+
+# Overrides that only make sense for one algorithm must not leak into another one: schedulers
+# built from a model whose default is, say, DPM++ carry its keys, which from_config ignores.
+_KARRAS_CAPABLE = (DPMSolverMultistepScheduler, EulerDiscreteScheduler, HeunDiscreteScheduler)
+
+
+def make_scheduler(name: str, base_config: dict):
+    """A new scheduler for sampler ``name`` from the model's scheduler config."""
+    try:
+        cls, overrides = _TABLE[name]
+    except KeyError:
+        raise RecipeError("sampler", f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}") from None
+    config = dict(base_config)
+    # A Karras setting saved in the model's config would silently change "DPM++ 2M" into the
+    # Karras variant: the name decides.
+    if cls in _KARRAS_CAPABLE and "use_karras_sigmas" not in overrides:
+        config["use_karras_sigmas"] = False
+    return cls.from_config(config, **overrides)
+
+
+def scheduler_name(scheduler) -> str:
+    """The sampler name for a scheduler instance (for messages and tests)."""
+    karras = bool(getattr(scheduler.config, "use_karras_sigmas", False))
+    for name, (cls, overrides) in _TABLE.items():
+        if type(scheduler) is cls and overrides.get("use_karras_sigmas", False) == karras:
+            return name
+    return type(scheduler).__name__
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    sampler: str
+    steps: int
+    cfg: float
+    why: str
+
+
+# Distilled variants sample in a handful of steps and break with normal CFG.
+_RECOMMENDED = {
+    "lcm": Recommendation("LCM", 4, 1.5, "LCM models are distilled for 4-8 steps at CFG 1-2"),
+    "turbo": Recommendation("Euler a", 1, 0.0, "Turbo models are distilled for 1-4 steps without CFG"),
+    "lightning": Recommendation("Euler", 4, 0.0, "Lightning models are distilled for 2-8 steps without CFG"),
+}
+
+
+def recommend(variant: str | None) -> Recommendation | None:
+    """Sampler settings a fast variant (the registry's ``variant``: lcm, turbo, ...) needs."""
+    return _RECOMMENDED.get((variant or "").lower())

@@ -1,0 +1,255 @@
+"""brushwork.Studio: run a Recipe in this process.
+
+    studio = brushwork.Studio()                  # device auto: cuda, mps, else cpu
+    result = studio.generate(recipe, on_progress=print, cancel=threading.Event())
+    result.save("out.png")                       # batch: out-1.png, out-2.png, ...
+
+Input sizes: the init image is resized to the recipe's width x height; a mask must be exactly
+the init image's size (another size is an InputImageError, never a silent stretch); control
+pictures are fitted to width x height. Every pixel outside an inpainting mask (after
+``mask_grow``) is the init image's pixel, exactly.
+
+One Studio runs one generation at a time (its pipelines share modules); the worker keeps one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..assets import AssetStore, read_ref
+from ..errors import BrushworkError, CancelledError, ModelNotFoundError, RecipeError
+from ..paths import state_dir
+from ..recipe import Control, Recipe, extract_lora_tags
+from . import bridge
+from .fastpath import FastPath, pick_device, set_qkv_fused, set_vae_tiling, tune_module, tune_pipeline
+from .inputs import read_inputs, store_inputs
+from .memory import default_budget, oom_as_error
+from .pipelines import LoadedBase, PipelineCache
+from .progress import Progress, _Cancelled
+from .result import Result
+from .run import Job, run_one
+
+log = logging.getLogger(__name__)
+
+
+class Studio:
+    def __init__(self, settings=None, device: str | None = None, *, fast: bool | FastPath | None = None,
+                 memory_budget: int | None = None, allow_paths: bool = True):
+        """``fast``: None/True = the device's fast path, False = plain fp32, or a FastPath.
+        ``memory_budget``: bytes of models kept loaded (default: 75 % of the GPU, half the RAM).
+        ``allow_paths``: False makes the Studio accept only sha256: input refs (the worker)."""
+        self.settings = bridge.load_settings(settings)
+        self.device = pick_device(device)
+        self.fast = FastPath.resolve(fast, self.device)
+        self.assets = AssetStore(state_dir() / "assets")
+        self.allow_paths = allow_paths
+        self.pipelines = PipelineCache(memory_budget or default_budget(self.device))
+        self._lock = threading.Lock()
+        self._hashes: dict[str, str] = {}  # model key -> sha256 (hashing GBs once per process)
+
+    # ---- public ---------------------------------------------------------------------------
+
+    def prepare(self, recipe: Recipe) -> Recipe:
+        """The recipe as it will run: validated, <lora:> tags moved to ``loras``, a seed chosen,
+        every input copied into ``assets`` and referred to as ``sha256:``."""
+        if not isinstance(recipe, Recipe):
+            raise RecipeError("recipe", f"must be a brushwork.Recipe, got {type(recipe).__name__}")
+        recipe.validate()
+        prompt, tagged = extract_lora_tags(recipe.prompt)
+        changes: dict[str, Any] = {}
+        if tagged:
+            changes.update(prompt=prompt, loras=[*recipe.loras, *tagged])
+        if recipe.seed is None:
+            changes["seed"] = secrets.randbelow(2**32)
+        if not recipe.model and bridge.default_model(self.settings):
+            changes["model"] = bridge.default_model(self.settings)
+        prepared = recipe.replace(**changes) if changes else recipe.replace()
+        return store_inputs(prepared, self.assets, allow_paths=self.allow_paths).validate()
+
+    def generate(self, recipe: Recipe, on_progress: Callable[[Progress], Any] | None = None,
+                 cancel=None) -> Result:
+        recipe = self.prepare(recipe)
+        with self._lock:
+            try:
+                with oom_as_error(f"generating {recipe.width}x{recipe.height}"):
+                    return self._generate(recipe, on_progress, cancel)
+            except _Cancelled:
+                raise CancelledError("cancelled") from None
+
+    def loaded_models(self) -> list[dict]:
+        """What is in memory: [{"kind": "model"|"controlnet"|"vae", "key", "bytes", ...}]."""
+        return self.pipelines.loaded()
+
+    def unload(self, model: str | None = None) -> int:
+        """Unload a model (by its key from loaded_models() or the name it was asked by), or
+        everything when ``model`` is None. Returns how many entries were unloaded."""
+        with self._lock:
+            if model is None:
+                return self.pipelines.unload(None)
+            keys = {entry["key"] for entry in self.pipelines.loaded()}
+            if model not in keys:
+                with contextlib.suppress(BrushworkError):
+                    model = bridge.resolve(model, "checkpoint", self.settings).key
+            return self.pipelines.unload(model)
+
+    # ---- the run --------------------------------------------------------------------------
+
+    def _generate(self, recipe: Recipe, on_progress, cancel) -> Result:
+        started = time.perf_counter()
+        _check_cancel(cancel)
+        hashes: dict[str, str] = {}
+        sources: dict[str, str] = {}
+        if not recipe.model:
+            raise ModelNotFoundError("model: no model given and no default model configured "
+                                     "(set one with `brushwork models` or give --model)")
+        resolved = bridge.resolve(recipe.model, "checkpoint", self.settings, allow_paths=True)
+        base = self.pipelines.base(resolved.key, lambda: self._load_base(resolved))
+        hashes["model"], sources["model"] = self._hash(resolved), resolved.source
+        task = recipe.task
+        if task == "txt2img" and base.inpaint_unet:
+            raise RecipeError("model", f"{recipe.model} is an inpainting checkpoint: give init_image and mask")
+
+        controls = self._controlnets(recipe, base, hashes, sources)
+        inputs = read_inputs(recipe, self._read)
+        pipe = self.pipelines.for_task(base, task, controls)
+        pipe.vae = self._vae(recipe, base, hashes, sources)
+        self._apply_adapters(pipe, recipe, hashes, sources)
+        prompt_kwargs = _encode_prompts(pipe, recipe, base.family)
+        loaded = time.perf_counter()
+
+        images = []
+        seeds = [recipe.seed + i for i in range(recipe.batch)]
+        job = Job(pipe=pipe, family=base.family, task=task, recipe=recipe, inputs=inputs,
+                  prompt_kwargs=prompt_kwargs, scheduler_config=base.scheduler_config,
+                  controls=list(recipe.controls))
+        set_vae_tiling(pipe, width=recipe.width, height=recipe.height, fast=self.fast,
+                       seamless=bool(recipe.tiling))
+        with _seamless(pipe, recipe.tiling):
+            for index, seed in enumerate(seeds):
+                _check_cancel(cancel)
+                image = run_one(job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)
+                if task == "inpaint":
+                    image = _paste_back(inputs.init, image, inputs.mask, recipe.mask_feather)
+                images.append(image)
+        done = time.perf_counter()
+        return Result(images=images, seeds=seeds, recipe=recipe, hashes=hashes, sources=sources,
+                      timings={"load": loaded - started, "generate": done - loaded})
+
+    # ---- parts ----------------------------------------------------------------------------
+
+    def _read(self, ref: str) -> bytes:
+        return read_ref(ref, self.assets, allow_paths=self.allow_paths)
+
+    def _hash(self, resolved: bridge.Resolved) -> str:
+        if resolved.key not in self._hashes:
+            self._hashes[resolved.key] = bridge.model_hash(resolved)
+        return self._hashes[resolved.key]
+
+    def _load_base(self, resolved: bridge.Resolved):
+        pipe, family = bridge.load_pipeline(resolved, dtype=self.fast.dtype,
+                                            device="cpu" if self.fast.cpu_offload else self.device)
+        for name in ("safety_checker",):  # artists' own tool: no NSFW blur on their work
+            if getattr(pipe, name, None) is not None:
+                setattr(pipe, name, None)
+        tune_pipeline(pipe, self.fast)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe, family, resolved.ref
+
+    def _controlnets(self, recipe: Recipe, base: LoadedBase, hashes: dict, sources: dict) -> list:
+        nets = []
+        for i, control in enumerate(recipe.controls):
+            where = f"controls[{i}]"
+            resolved = _resolve_controlnet(control, base.family, self.settings, where)
+
+            def load(resolved=resolved):
+                net = bridge.load_controlnet(resolved, dtype=self.fast.dtype, device=self.device)
+                tune_module(net, self.fast)
+                return net
+
+            net = self.pipelines.controlnet(resolved.key, load)
+            want = base.pipe.unet.config.get("cross_attention_dim")
+            if net.config.get("cross_attention_dim") != want:
+                raise RecipeError(f"{where}.model", f"{control.model or control.kind} is a ControlNet for "
+                                  f"another model family than {recipe.model} ({base.family})")
+            hashes[f"{where}.model"], sources[f"{where}.model"] = self._hash(resolved), resolved.source
+            nets.append((resolved.key, net))
+        return nets
+
+    def _vae(self, recipe: Recipe, base: LoadedBase, hashes: dict, sources: dict):
+        if not recipe.vae:
+            return base.original_vae
+        resolved = bridge.resolve(recipe.vae, "vae", self.settings, allow_paths=True)
+        vae = self.pipelines.vae(resolved.key, lambda: bridge.load_vae(resolved, dtype=self.fast.dtype,
+                                                                       device=self.device))
+        hashes["vae"], sources["vae"] = self._hash(resolved), resolved.source
+        return vae
+
+    def _apply_adapters(self, pipe, recipe: Recipe, hashes: dict, sources: dict) -> None:
+        loras, embeddings = [], []
+        for i, lora in enumerate(recipe.loras):
+            resolved = bridge.resolve(lora.name, "lora", self.settings, allow_paths=True)
+            loras.append((str(resolved.ref), float(lora.weight)))
+            hashes[f"lora:{lora.name}"], sources[f"lora:{lora.name}"] = self._hash(resolved), resolved.source
+        for emb in recipe.embeddings:
+            resolved = bridge.resolve(emb.name, "embedding", self.settings, allow_paths=True)
+            token = emb.token or Path(str(resolved.ref)).stem
+            embeddings.append((str(resolved.ref), token))
+            hashes[f"embedding:{emb.name}"] = self._hash(resolved)
+            sources[f"embedding:{emb.name}"] = resolved.source
+        try:
+            from .adapters import apply_adapters
+        except ImportError:
+            if loras or embeddings:
+                raise BrushworkError("LoRA and embeddings need brushwork.engine.adapters, "
+                                     "which this installation lacks") from None
+            apply_adapters = None
+        if loras:
+            set_qkv_fused(pipe, False)  # LoRA layers wrap to_q/to_k/to_v, not a fused to_qkv
+        if apply_adapters is not None:
+            apply_adapters(pipe, loras, embeddings)
+        if not loras and self.fast.fuse_qkv:
+            set_qkv_fused(pipe, True)
+
+
+def _check_cancel(cancel) -> None:
+    if cancel is not None and cancel.is_set():
+        raise _Cancelled()
+
+
+def _resolve_controlnet(control: Control, family: str, settings, where: str) -> bridge.Resolved:
+    try:
+        if control.model:
+            return bridge.resolve(control.model, "controlnet", settings, allow_paths=True, family=family)
+        return bridge.resolve(control.kind, "controlnet", settings, allow_paths=False, family=family)
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(f"{where}: {exc}") from None
+
+
+def _encode_prompts(pipe, recipe: Recipe, family: str) -> dict:
+    try:
+        from .prompts import encode_prompts
+    except ImportError:  # plain strings until the weighted/chunked encoder is present
+        return {"prompt": recipe.prompt, "negative_prompt": recipe.negative_prompt or None}
+    return encode_prompts(pipe, recipe.prompt, recipe.negative_prompt, family=family)
+
+
+def _seamless(pipe, axes: str):
+    if not axes:
+        return contextlib.nullcontext()
+    try:
+        from .seamless import seamless
+    except ImportError:
+        raise BrushworkError("tiling needs brushwork.engine.seamless, which this installation lacks") from None
+    return seamless(pipe, axes)
+
+
+def _paste_back(original, generated, mask, feather: int):
+    from ..conditioning.masks import paste_back
+
+    return paste_back(original, generated, mask, feather)
