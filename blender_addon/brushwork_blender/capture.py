@@ -173,15 +173,15 @@ def depth_range(depth: np.ndarray) -> tuple[float | None, float | None]:
     return float(finite.min()), float(finite.max())
 
 
-def fit_size(scene, longest: int, multiple: int = 8) -> tuple[int, int]:
-    """An image size with the render's aspect ratio, longest side ``longest``, sides multiples of 8."""
+def fit_size(scene, longest: int, multiple: int = 8, shortest: int = 64) -> tuple[int, int]:
+    """An image size with the render's aspect ratio: longest side about ``longest``, both sides
+    multiples of 8 and at least ``shortest`` (Stable Diffusion's limits)."""
     r = scene.render
     w = r.resolution_x * r.pixel_aspect_x
     h = r.resolution_y * r.pixel_aspect_y
-    scale = longest / max(w, h)
-    def snap(v):
-        return max(64, int(round(v * scale / multiple)) * multiple)
-    return snap(w), snap(h)
+    scale = max(longest / max(w, h), shortest / min(w, h))
+    return (max(shortest, int(round(w * scale / multiple)) * multiple),
+            max(shortest, int(round(h * scale / multiple)) * multiple))
 
 
 def pixel_uvs(frame: CameraFrame, points_world: np.ndarray) -> np.ndarray:

@@ -47,7 +47,7 @@ class Job:
     preview_png: bytes | None = None
     thread: threading.Thread | None = None
     outcome: Outcome | None = None
-    on_cancel: Callable[[], None] | None = None  # set by work(): asks the worker to stop
+    remote_id: str = ""  # the worker's job id, once submitted
 
     @property
     def fraction(self) -> float:
@@ -134,23 +134,12 @@ def start(label: str, work: Callable, apply: Callable[[Outcome], None], *, synch
 
 
 def cancel_all() -> int:
-    """Ask every running job to stop (the worker stops at its next step). Returns how many."""
+    """Ask every running job to stop. Each job's own thread sends the cancel to the worker (a
+    network call never runs on the main thread); the worker stops at its next step."""
     jobs = active_jobs()
     for job in jobs:
         job.cancel_event.set()
-        if job.on_cancel is not None:
-            # The cancel request is a network call: never on the main thread.
-            threading.Thread(target=_quiet(job.on_cancel), daemon=True).start()
     return len(jobs)
-
-
-def _quiet(fn):
-    def run():
-        try:
-            fn()
-        except Exception as exc:  # the job's own thread reports how it ended
-            print(f"Brushwork: cancel request failed: {exc}")
-    return run
 
 
 def pump():

@@ -7,17 +7,13 @@ a job thread and never touches bpy.
 from __future__ import annotations
 
 import ipaddress
-import os
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from . import sdk
 from .jobs import Outcome
-
-ENV_PYTHON = "BRUSHWORK_PYTHON"
 
 
 @dataclass(frozen=True)
@@ -66,18 +62,17 @@ def check_online_access(settings: LinkSettings) -> None:
 
 
 def connect(settings: LinkSettings):
-    """A connected client (starting the worker when allowed). Job thread only."""
+    """A connected client (starting the worker with the environment's python when allowed).
+    Job thread only: this may wait for a worker to start."""
     check_online_access(settings)
     client_mod = sdk.client_module()
-    if settings.python:
-        # connect() reads the interpreter to start the worker with from this variable.
-        os.environ[ENV_PYTHON] = settings.python
-    return client_mod.connect(settings.url or None, start=settings.start)
+    return client_mod.connect(settings.url or None, start=settings.start, python=settings.python or None)
 
 
 def run_recipe(settings: LinkSettings, recipe, uploads: list[bytes], report, job) -> Outcome:
     """Upload ``uploads`` (content-addressed: only what the worker lacks), run ``recipe``, follow
-    its progress and return the PNGs. Honours ``job.cancel_event``. Job thread only."""
+    its progress and return the PNGs. ``job.cancel_event`` cancels it on the worker (checked
+    about every 0.25 s). Errors come back as the engine's classes. Job thread only."""
     recipe.validate()
     client = connect(settings)
     for data in uploads:
@@ -85,24 +80,10 @@ def run_recipe(settings: LinkSettings, recipe, uploads: list[bytes], report, job
     if job.cancel_event.is_set():
         return Outcome(cancelled=True)
     remote = client.submit(recipe)
-    job.on_cancel = remote.cancel
-    if job.cancel_event.is_set():  # cancelled while submitting
-        remote.cancel()
-    done = threading.Event()
-    try:
-        for event in remote.events:
-            if event.kind == "progress":
-                data = event.data
-                report(int(data.get("step", 0)), int(data.get("total", 0)), event.preview_png)
-            if event.kind in ("result", "failed", "cancelled"):
-                break
-    finally:
-        done.set()
-    result = remote.result(timeout=settings.timeout_s)
-    pngs = list(result.png_bytes)
-    run_recipe_ = result.recipe
-    return Outcome(
-        pngs=pngs,
-        recipe_json=run_recipe_.to_json() if hasattr(run_recipe_, "to_json") else str(run_recipe_),
-        seeds=list(getattr(result, "seeds", []) or []),
-    )
+    job.remote_id = remote.id
+
+    def on_progress(progress) -> None:
+        report(int(progress.step), int(progress.total), progress.preview_png)
+
+    result = remote.result(timeout=settings.timeout_s, on_progress=on_progress, cancel=job.cancel_event)
+    return Outcome(pngs=list(result.png_bytes), recipe_json=result.recipe.to_json(), seeds=list(result.seeds))

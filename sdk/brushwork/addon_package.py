@@ -42,7 +42,10 @@ def check_stdlib_only(name: str, source: str, allowed_siblings: tuple[str, ...] 
         tree = ast.parse(source, filename=f"{name}.py")
     except SyntaxError as exc:
         raise PackageError(f"sdk/brushwork/{name}.py does not parse: {exc.msg} (line {exc.lineno})") from None
+    optional = _optional_imports(tree)
     for node in ast.walk(tree):
+        if node in optional:
+            continue
         if isinstance(node, ast.Import):
             targets = [(alias.name, 0) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -69,6 +72,23 @@ def check_stdlib_only(name: str, source: str, allowed_siblings: tuple[str, ...] 
                 raise PackageError(
                     f"sdk/brushwork/{name}.py line {node.lineno}: imports {module}, which is not in the "
                     "standard library; Blender's Python cannot carry it")
+
+
+def _optional_imports(tree: ast.AST) -> set[ast.AST]:
+    """Import nodes inside ``try: ... except ImportError:`` (e.g. the client's optional Pillow
+    decode): they run in Blender as a caught ImportError, so they are allowed."""
+    optional: set[ast.AST] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Try):
+            continue
+        caught = set()
+        for handler in node.handlers:
+            types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            caught.update(t.id for t in types if isinstance(t, ast.Name))
+        if caught & {"ImportError", "ModuleNotFoundError"}:
+            for stmt in node.body:
+                optional.update(n for n in ast.walk(stmt) if isinstance(n, (ast.Import, ast.ImportFrom)))
+    return optional
 
 
 def _sdk_version(sdk_dir: Path) -> str:

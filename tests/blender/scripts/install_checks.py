@@ -1,0 +1,102 @@
+"""Install the packaged extension zip into a throwaway Blender user folder and check it.
+
+Usage: python install_checks.py EXTENSION.zip   (BLENDER_USER_RESOURCES must point at a temp dir)
+"""
+
+import importlib
+import json
+import os
+import sys
+import traceback
+
+import bpy
+
+zip_path = sys.argv[1]
+out = {"user_resources": os.environ.get("BLENDER_USER_RESOURCES", "")}
+PKG = "bl_ext.user_default.brushwork_blender"
+
+try:
+    result = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+    out["install_result"] = sorted(result)
+except Exception as exc:  # reported, not raised: the test shows it
+    out["install_error"] = f"{type(exc).__name__}: {exc}"
+    traceback.print_exc()
+
+out["enabled"] = PKG in bpy.context.preferences.addons
+installed_dir = os.path.join(bpy.utils.user_resource("EXTENSIONS"), "user_default", "brushwork_blender")
+out["installed_files"] = sorted(os.listdir(installed_dir)) if os.path.isdir(installed_dir) else []
+out["installed_under_temp"] = installed_dir.startswith(out["user_resources"]) if out["user_resources"] else False
+
+names = ["generate_texture", "capture_depth", "capture_pose", "project_from_camera", "inpaint_texture", "cancel",
+         "add_inpaint_mask", "edit_bone_map"]
+out["operators"] = {}
+for name in names:
+    try:
+        getattr(bpy.ops.brushwork, name).get_rna_type()
+        out["operators"][name] = True
+    except (AttributeError, KeyError):
+        out["operators"][name] = False
+out["panels"] = [hasattr(bpy.types, n) for n in ("BRUSHWORK_PT_view3d", "BRUSHWORK_PT_image")]
+
+if out["enabled"]:
+    addon = importlib.import_module(PKG)
+    sdk = importlib.import_module(PKG + ".sdk")
+    out["vendored"] = sdk.vendored
+    out["recipe_module"] = sdk.recipe.__name__
+    client = sdk.client_module()
+    out["client_module"] = client.__name__
+    prefs = bpy.context.preferences.addons[PKG].preferences
+    out["prefs"] = {k: getattr(prefs, k) for k in ("environment", "worker_url", "start_worker", "output_policy")}
+    out["scene_settings"] = bpy.context.scene.brushwork.steps
+
+    # The operators work from the installed copy: exact depth of a perpendicular plane.
+    scene = bpy.context.scene  # (read_factory_settings would also reset preferences: not used)
+    for obj in list(scene.objects):
+        bpy.data.objects.remove(obj)
+    bpy.ops.mesh.primitive_plane_add(size=100)
+    cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+    scene.collection.objects.link(cam)
+    cam.location = (0, 0, 4)
+    scene.camera = cam
+    scene.render.resolution_x, scene.render.resolution_y = 160, 120
+    scene.brushwork.width = scene.brushwork.height = 64
+    bpy.ops.brushwork.capture_depth()
+    depth_image = bpy.data.images.get("Brushwork Depth")
+    out["depth_image"] = [list(depth_image.size), depth_image.get("brushwork_near"), depth_image.get("brushwork_far")]
+
+    # Background mode runs synchronously, so a failure is an error right here, in one line.
+    prefs = bpy.context.preferences.addons[PKG].preferences
+    prefs.worker_url = "http://127.0.0.1:9"  # nothing listens on the discard port
+    scene.brushwork.prompt = "bricks"
+    bpy.context.view_layer.objects.active = scene.objects["Plane"]
+    images_before = len(bpy.data.images)
+    try:
+        bpy.ops.brushwork.generate_texture()
+        out["unreachable_error"] = ""
+    except RuntimeError as exc:
+        out["unreachable_error"] = str(exc)
+    out["images_added_on_failure"] = len(bpy.data.images) - images_before
+
+    # A worker on another machine needs Blender's online access (off here): refused, clearly.
+    prefs.worker_url = "http://192.0.2.1:7861"
+    try:
+        bpy.ops.brushwork.generate_texture()
+        out["online_error"] = ""
+    except RuntimeError as exc:
+        out["online_error"] = str(exc)
+
+    # A Brushwork environment folder without a python is named in the error.
+    prefs.worker_url = ""
+    prefs.environment = "/nonexistent/brushwork-env"
+    try:
+        bpy.ops.brushwork.generate_texture()
+        out["env_error"] = ""
+    except RuntimeError as exc:
+        out["env_error"] = str(exc)
+
+    out["forbidden_loaded"] = sorted(m for m in ("torch", "diffusers", "PIL", "transformers") if m in sys.modules)
+
+    bpy.ops.preferences.addon_disable(module=PKG)
+    out["disabled_clean"] = not hasattr(bpy.types, "BRUSHWORK_PT_view3d") and not hasattr(bpy.types.Scene, "brushwork")
+
+print("RESULT: " + json.dumps(out))
