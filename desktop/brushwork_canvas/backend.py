@@ -49,11 +49,37 @@ class Backend(Protocol):
     def models(self) -> list[str]: ...
 
 
-class ClientBackend:
-    """The real backend: ``brushwork.connect()`` on first use, in the calling (job) thread."""
+def canvas_client_key() -> str:
+    """A stable per-user key, so the worker shows this canvas its own jobs again after a restart."""
+    import os
+    import secrets
 
-    def __init__(self, url: str | None = None):
-        self.url = url
+    from brushwork import paths
+
+    path = paths.state_dir() / "canvas" / "client.key"
+    try:
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) >= 16:
+            return key
+    except (OSError, UnicodeDecodeError):
+        pass
+    key = secrets.token_hex(16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key)
+    return key
+
+
+NOT_BASE_MODELS = ("controlnet", "lora", "vae", "embedding", "textual_inversion")
+
+
+class ClientBackend:
+    """The real backend: ``brushwork.connect()`` (which finds or starts the worker) on first use,
+    in the calling job thread."""
+
+    def __init__(self, url: str | None = None, *, token: str | None = None, client_key: str | None = None):
+        self.url, self.token, self.client_key = url, token, client_key
         self._client = None
         self._lock = threading.Lock()
 
@@ -62,7 +88,7 @@ class ClientBackend:
             if self._client is None or fresh:
                 from brushwork.client import connect
 
-                self._client = connect(self.url)
+                self._client = connect(self.url, token=self.token, client_key=self.client_key or canvas_client_key())
             return self._client
 
     def _retry(self, call):
@@ -76,16 +102,12 @@ class ClientBackend:
         return self._retry(lambda c: c.upload(data))
 
     def models(self) -> list[str]:
-        listed = self._retry(lambda c: c.models())
+        """Names of the base models the worker offers (ControlNets, LoRAs and VAEs left out)."""
         names = []
-        for item in listed or []:
-            if isinstance(item, str):
-                names.append(item)
-            elif isinstance(item, dict) and item.get("name"):
+        for item in self._retry(lambda c: c.models()) or []:
+            if isinstance(item, dict) and item.get("name") and str(item.get("kind") or "") not in NOT_BASE_MODELS:
                 names.append(str(item["name"]))
-            elif getattr(item, "name", None):
-                names.append(str(item.name))
-        return names
+        return sorted(set(names))
 
     def submit(self, recipe: Recipe, *, live: bool = False) -> "ClientJob":
         return ClientJob(self._retry(lambda c: c.submit(recipe, live=live)))
@@ -103,41 +125,43 @@ class ClientJob:
 
     def updates(self) -> Iterator[JobUpdate]:
         try:
-            for event in self.remote.events():
+            for event in self.remote.stream():
                 update = self._translate(event)
-                if update is None:
-                    continue
-                if update.kind == RESULT:
-                    update = self._result(update)
-                yield update
-                if update.kind in FINAL:
-                    return
+                if update is not None:
+                    yield update
+                    if update.kind in FINAL:
+                        return
+            # The stream ended on the job's final state without its event (it fell out of the
+            # worker's ring buffer): the job record still says how it ended.
+            yield self._outcome()
         except BrushworkError as exc:
             yield JobUpdate(FAILED, message=str(exc))
-            return
-        # The stream ended without a final event: ask for the outcome directly.
-        yield self._result(JobUpdate(RESULT))
 
     def _translate(self, event) -> JobUpdate | None:
         kind, data = event.kind, event.data or {}
-        if kind in ("queued", "started"):
-            return JobUpdate(QUEUED, position=data.get("position", 0 if kind == "started" else None))
+        if kind == "queued":
+            return JobUpdate(QUEUED, position=data.get("position"))
+        if kind == "started":
+            return JobUpdate(QUEUED, position=0)
         if kind == "progress":
             return JobUpdate(PROGRESS, step=int(data.get("step", 0)), total=int(data.get("total", 0)),
                              preview=event.preview_png)
-        if kind == "failed":
-            return JobUpdate(FAILED, message=str((data.get("error") or {}).get("message") or data.get("message") or "the job failed"))
-        if kind == "cancelled":
-            return JobUpdate(CANCELLED, message="cancelled")
-        if kind == "result":
-            return JobUpdate(RESULT)
+        if kind in ("result", "failed", "cancelled"):
+            return self._outcome()
         return None
 
-    def _result(self, update: JobUpdate) -> JobUpdate:
-        try:
-            result = self.remote.result()
-        except BrushworkError as exc:
-            kind = CANCELLED if getattr(exc, "code", "") == "cancelled" else FAILED
-            return JobUpdate(kind, message=str(exc))
-        images = [bytes(b) for b in getattr(result, "pngs", None) or []]
-        return JobUpdate(RESULT, images=images, recipe=getattr(result, "recipe", None))
+    def _outcome(self) -> JobUpdate:
+        """The final update, from the job record: result PNGs fetched by hash, or the error."""
+        info = self.remote.client.job(self.id)
+        if info.state == "done":
+            results = sorted(info.results, key=lambda r: r.get("index", 0))
+            pngs = [self.remote.client.fetch_result(r["sha256"]) for r in results]
+            recipe = Recipe.from_dict(info.recipe) if info.recipe else None
+            return JobUpdate(RESULT, images=pngs, recipe=recipe)
+        error = info.error or {}
+        message = str(error.get("message") or f"the job ended {info.state}")
+        if info.state == "cancelled":
+            return JobUpdate(CANCELLED, message=message)
+        if info.state == "failed":
+            return JobUpdate(FAILED, message=message)
+        return JobUpdate(FAILED, message=f"the job is still {info.state} but its event stream ended")

@@ -153,7 +153,7 @@ def _layer(zf: zipfile.ZipFile, entry: dict, width: int, height: int, i: int) ->
 
 def _history(zf: zipfile.ZipFile, entry: dict, i: int) -> HistoryEntry:
     where = f"history[{i}]"
-    recipe = Recipe.from_dict(entry.get("recipe"), where=f"{where}.recipe")
+    recipe = Recipe.from_dict(entry.get("recipe"), where=f"{where}.recipe").validate()
     png = _read(zf, entry.get("file"), where)
     return HistoryEntry(png=png, recipe=recipe, task=str(entry.get("task", recipe.task)),
                         created=float(entry.get("created", 0.0)), id=str(entry.get("id") or f"result{i}"))

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from PySide6.QtGui import QColor
 
 from brushwork.assets import content_ref
-from brushwork.errors import BrushworkError
 from brushwork.recipe import MAX_SEED, Control, Recipe
 
 from . import imaging
@@ -34,15 +33,10 @@ class JobSpec:
 
 
 def preset_names() -> list[str]:
-    """Preset names from ``brushwork.presets`` (empty when that module is unavailable)."""
-    try:
-        from brushwork import presets
-    except ImportError:
-        return []
-    try:
-        return sorted(presets.list_presets())
-    except BrushworkError:
-        return []
+    """Names of the presets that load (bundled and the user's)."""
+    from brushwork import presets
+
+    return [p.name for p in presets.list_presets()]
 
 
 def live_preset() -> str:
@@ -55,13 +49,21 @@ def live_preset() -> str:
 
 def base_recipe(preset: str) -> Recipe:
     """The preset's Recipe (or plain defaults); raises PresetError for an unknown preset."""
+    from brushwork import presets
+
+    return presets.load_preset(preset).apply() if preset else Recipe()
+
+
+def _apply(preset: str, changes: dict) -> Recipe:
+    """Preset + overrides; the preset adds its prompt suffix, and its negative prompt stays
+    unless the artist wrote one."""
+    from brushwork import presets
+
+    if not changes.get("negative_prompt"):
+        changes.pop("negative_prompt", None)
     if not preset:
-        return Recipe()
-    try:
-        from brushwork import presets
-    except ImportError:
-        return Recipe(preset=preset)  # the engine applies it by name
-    return presets.recipe_from_preset(preset)
+        return Recipe().replace(**changes)
+    return presets.load_preset(preset).apply(**changes)
 
 
 def visible_picture(doc: Document) -> bytes:
@@ -77,7 +79,7 @@ def mask_picture(doc: Document) -> bytes:
         raise CanvasError("Inpaint needs a mask: add a mask layer and paint where the picture should change")
     union = None
     for layer in masks:
-        painted = imaging.alpha_mask(layer.image)
+        painted = imaging.alpha_mask(layer.image, threshold=128)  # soft brush edges count from half
         union = painted if union is None else (union | painted)
     if not union.any():
         raise CanvasError("Inpaint: the mask is empty; paint on the mask layer where the picture should change")
@@ -111,7 +113,6 @@ def build_job(doc: Document, action: str, *, seed: int | None = None) -> JobSpec
     s = doc.settings
     live = action == "live"
     preset = (live_preset() or s.preset) if live else s.preset
-    recipe = base_recipe(preset)
     changes = dict(prompt=s.prompt, negative_prompt=s.negative_prompt, width=doc.width, height=doc.height,
                    seed=seed if seed is not None else (int(s.seed) if s.seed_locked else None))
     if s.model:
@@ -131,7 +132,7 @@ def build_job(doc: Document, action: str, *, seed: int | None = None) -> JobSpec
     controls = [control_for(layer, doc, assets) for layer in doc.layers
                 if layer.can_control and layer.control.enabled and layer.visible]
     changes["controls"] = controls
-    recipe = recipe.replace(**changes)
+    recipe = _apply(preset, changes)
     recipe.validate()
     return JobSpec(action=action, recipe=recipe, assets=assets, live=live)
 

@@ -12,3 +12,28 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _DESKTOP = str(Path(__file__).resolve().parents[2] / "desktop")
 if _DESKTOP not in sys.path:
     sys.path.insert(0, _DESKTOP)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def doc(qapp):
+    from brushwork_canvas.document import Document
+
+    return Document(64, 64)
+
+
+@pytest.fixture
+def window(qtbot, qapp):
+    """The real main window on an empty 128x128 document, with no worker behind it yet."""
+    from brushwork_canvas.app import build
+
+    win = build(width=128, height=128, restore=False)
+    qtbot.addWidget(win)
+    win.resize(1100, 760)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.session.set_live(False)
+    win.session.runner.wait_idle(5000)
