@@ -1,0 +1,7 @@
+"""``python -m brushwork`` is the ``brushwork`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,441 @@
+"""The ``brushwork`` command line.
+
+    brushwork generate PROMPT --out PATH [options]   run one Recipe in-process
+    brushwork info IMG                               what a PNG says about how it was made
+    brushwork rerun IMG --out OUT                    reproduce an image pixel for pixel
+    brushwork presets                                the named presets
+    brushwork estimators                             optional preprocessors and their licences
+(+ commands other modules register: models, worker, history, blender, demo.)
+
+Promises scripts rely on: progress goes to stderr, output paths to stdout; exit 0 on success,
+2 with ONE line ``brushwork: error: ...`` on bad input (usage, recipe, images, presets, models),
+1 with one line on runtime failures; never a traceback (``BRUSHWORK_DEBUG=1`` shows one); a
+failed run leaves no output file. Startup imports no torch: heavy modules load inside the
+command that needs them, so ``brushwork --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from .errors import (BrushworkError, InputImageError, ModelNotFoundError, PresetError, RecipeError,
+                     UnsafeCheckpointError)
+from .recipe import CONTROL_KINDS, SAMPLERS, Recipe, is_content_ref, parse_lora_spec
+
+PLUGIN_MODULES = ("brushwork.models.commands", "brushwork.worker.commands", "brushwork.addon_package",
+                  "brushwork.demo.commands")
+# Bad input: the user can fix it by changing the command line or the files it names.
+INPUT_ERRORS = (RecipeError, PresetError, InputImageError, ModelNotFoundError, UnsafeCheckpointError)
+
+
+class UsageError(Exception):
+    """A command-line mistake: printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print the whole usage first: one line only
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(prog="brushwork", description="Stable Diffusion for artists' own tools.")
+    parser.add_argument("--version", action="version", version=f"brushwork {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_generate(sub)
+    info = sub.add_parser("info", help="show the recipe, hashes and A1111 parameters a PNG carries")
+    info.add_argument("image", metavar="IMG")
+    info.add_argument("--json", action="store_true", help="print everything as one JSON object")
+    info.set_defaults(func=cmd_info)
+    rerun = sub.add_parser("rerun", help="reproduce an image from the recipe in its PNG (same model, same device)")
+    rerun.add_argument("image", metavar="IMG")
+    rerun.add_argument("--out", required=True, metavar="OUT", help="where to write the new PNG")
+    rerun.add_argument("--device", default=None, help="cuda, cpu or mps (default: the best available)")
+    rerun.set_defaults(func=cmd_rerun)
+    presets = sub.add_parser("presets", help="list the named presets (bundled and your own)")
+    presets.add_argument("--json", action="store_true", help="one JSON object per preset")
+    presets.set_defaults(func=cmd_presets)
+    est = sub.add_parser("estimators", help="list the optional preprocessors and their licences")
+    est.set_defaults(func=cmd_estimators)
+    for name in PLUGIN_MODULES:
+        module = _import_plugin(name)
+        if module is not None and hasattr(module, "register"):
+            module.register(sub)
+    return parser
+
+
+def _import_plugin(name: str):
+    """Other parts add their commands; a module that is not there (yet) is skipped silently."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            return None
+        _debug(f"skipping {name}: {exc}")
+        return None
+    except Exception as exc:  # a broken plugin must not take the whole CLI down
+        _debug(f"skipping {name}: {type(exc).__name__}: {exc}")
+        return None
+
+
+def _add_generate(sub) -> None:
+    g = sub.add_parser("generate", help="generate images from a prompt (txt2img, img2img, inpaint, ControlNet)",
+                       description="Run one recipe in-process. With --batch N the outputs are OUT's stem plus "
+                                   "-1, -2, ...")
+    g.add_argument("prompt", metavar="PROMPT")
+    g.add_argument("--out", required=True, metavar="PATH", help="output PNG (metadata embedded)")
+    g.add_argument("--negative", metavar="TEXT", help="negative prompt")
+    g.add_argument("--preset", metavar="P", help="start from a named preset (see `brushwork presets`)")
+    g.add_argument("--model", metavar="ID_OR_PATH", help="hub id, folder, .safetensors file or model name")
+    g.add_argument("--vae", metavar="ID_OR_PATH", help="a VAE to use instead of the model's own")
+    g.add_argument("--steps", type=int, metavar="N")
+    g.add_argument("--cfg", type=float, metavar="F", help="guidance scale")
+    g.add_argument("--sampler", metavar="NAME", help=f"one of: {', '.join(SAMPLERS)}")
+    g.add_argument("--seed", type=int, metavar="N", help="default: random (recorded in the PNG)")
+    g.add_argument("--size", metavar="WxH", help="e.g. 512x768 (multiples of 8)")
+    g.add_argument("--batch", type=int, metavar="N", help="images, seeds seed, seed+1, ...")
+    g.add_argument("--init", metavar="IMG", help="init image (img2img, inpaint)")
+    g.add_argument("--strength", type=float, metavar="F", help="how much to change the init image (0..1)")
+    g.add_argument("--mask", metavar="IMG", help="inpaint mask, white = repaint, same size as --init")
+    g.add_argument("--mask-grow", type=int, metavar="PX", help="grow the mask by PX pixels")
+    g.add_argument("--mask-feather", type=int, metavar="PX", help="soft edge, inside the mask, in pixels")
+    g.add_argument("--control", action="append", default=[], metavar="KIND=IMG[:STRENGTH]",
+                   help=f"a ControlNet input; KIND is one of {', '.join(CONTROL_KINDS)} (repeatable)")
+    g.add_argument("--controlnet", action="append", default=[], metavar="KIND=ID_OR_PATH",
+                   help="the ControlNet model for KIND (default: the model family's own)")
+    g.add_argument("--preprocess", action="append", default=[], metavar="KIND=ESTIMATOR",
+                   help="run an estimator on KIND's image first (see `brushwork estimators`)")
+    g.add_argument("--lora", action="append", default=[], metavar="NAME_OR_PATH:WEIGHT", help="(repeatable)")
+    g.add_argument("--tile", choices=("x", "y", "xy"), help="seamless tiling on these axes")
+    g.add_argument("--device", default=None, help="cuda, cpu or mps (default: the best available)")
+    g.set_defaults(func=cmd_generate)
+
+
+# ---- generate -------------------------------------------------------------------------------
+
+
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    """The Recipe a ``generate`` command line means (validated; no file is read here)."""
+    fields: dict = {"prompt": args.prompt}
+    for arg, name in (("negative", "negative_prompt"), ("model", "model"), ("vae", "vae"), ("steps", "steps"),
+                      ("cfg", "cfg"), ("sampler", "sampler"), ("seed", "seed"), ("batch", "batch"),
+                      ("init", "init_image"), ("strength", "strength"), ("mask", "mask"),
+                      ("mask_grow", "mask_grow"), ("mask_feather", "mask_feather"), ("tile", "tiling")):
+        value = getattr(args, arg)
+        if value is not None:
+            fields[name] = value
+    if args.strength is not None and args.init is None:
+        raise UsageError("--strength needs --init (the picture to change)")
+    if args.size is not None:
+        match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", args.size)
+        if not match:
+            raise UsageError(f"--size: expected WxH such as 512x768, got {args.size!r}")
+        fields["width"], fields["height"] = int(match.group(1)), int(match.group(2))
+    for name in ("model", "vae"):
+        if name in fields:
+            fields[name] = _absolute_if_path(fields[name])
+    if args.lora:
+        fields["loras"] = [parse_lora_spec(spec, where=f"--lora {spec}") for spec in args.lora]
+        for lora in fields["loras"]:
+            lora.name = _absolute_if_path(lora.name)
+    controls = [_parse_control(spec) for spec in args.control]
+    for option, key in (("--controlnet", "model"), ("--preprocess", "preprocess")):
+        for spec in getattr(args, option.lstrip("-")):
+            kind, value = _kind_value(option, spec)
+            matching = [c for c in controls if c["kind"] == kind]
+            if not matching:
+                raise UsageError(f"{option} {spec}: there is no --control {kind}=IMG for it to apply to")
+            for c in matching:
+                c[key] = _absolute_if_path(value) if key == "model" else value
+    if controls:
+        fields["controls"] = controls
+    if args.preset:
+        from .presets import recipe_from_preset
+
+        return recipe_from_preset(args.preset, **fields)
+    return Recipe.from_dict(fields).validate()
+
+
+def _absolute_if_path(ref: str) -> str:
+    """A model given as a relative path is recorded absolute, so `rerun` works from any folder;
+    names and hub ids stay as they are."""
+    path = Path(ref).expanduser()
+    return str(path.resolve()) if ref and path.exists() else ref
+
+
+def _kind_value(option: str, spec: str) -> tuple[str, str]:
+    kind, sep, value = spec.partition("=")
+    kind = kind.strip().lower()
+    if not sep or not value:
+        raise UsageError(f"{option}: expected KIND=VALUE, got {spec!r}")
+    if kind not in CONTROL_KINDS:
+        raise UsageError(f"{option}: unknown control kind {kind!r} (kinds: {', '.join(CONTROL_KINDS)})")
+    return kind, value
+
+
+def _parse_control(spec: str) -> dict:
+    kind, image = _kind_value("--control", spec)
+    control: dict = {"kind": kind, "image": image}
+    head, sep, tail = image.rpartition(":")
+    if sep and head and not tail.startswith(("/", "\\")):  # C:\x.png keeps its drive letter
+        try:
+            control["strength"] = float(tail)
+            control["image"] = head
+        except ValueError:
+            pass
+    return control
+
+
+def check_inputs(recipe: Recipe) -> None:
+    """Open every input file now, so a bad image fails in a second, before any model loads."""
+    from .assets import read_ref
+    from .conditioning.images import open_image
+    from .conditioning.masks import load_mask
+
+    def read(ref: str, what: str) -> bytes:
+        if is_content_ref(ref):
+            return b""  # the Studio's store checks those
+        try:
+            return read_ref(ref)
+        except InputImageError as exc:
+            raise InputImageError(f"{what}: {exc}") from None
+
+    init_size = None
+    if recipe.init_image and not is_content_ref(recipe.init_image):
+        init = open_image(read(recipe.init_image, "--init"), what=f"--init {recipe.init_image}")
+        init_size = init.size
+    if recipe.mask and init_size and not is_content_ref(recipe.mask):
+        load_mask(read(recipe.mask, "--mask"), init_size, what=f"--mask {recipe.mask}")
+    for c in recipe.controls:
+        if c.image and not is_content_ref(c.image):
+            open_image(read(c.image, f"--control {c.kind}"), what=f"--control {c.kind} {c.image}")
+
+
+def input_sources(recipe: Recipe) -> dict[str, str]:
+    """sha256 ref → absolute path of each input file, recorded so a rerun can find them again."""
+    from .assets import content_ref
+
+    found = {}
+    for ref in recipe.image_refs().values():
+        if not is_content_ref(ref):
+            path = Path(ref).expanduser().resolve()
+            try:
+                found[content_ref(path.read_bytes())] = str(path)
+            except OSError:
+                pass
+    return found
+
+
+def check_out_path(out: str) -> Path:
+    path = Path(out).expanduser()
+    if path.suffix and path.suffix.lower() != ".png":
+        raise UsageError(f"--out {out}: outputs are PNG files (the recipe travels in PNG metadata)")
+    if path.exists() and path.is_dir():
+        raise UsageError(f"--out {out}: is a folder; give a file name such as {path / 'image.png'}")
+    return path
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    out = check_out_path(args.out)
+    recipe = recipe_from_args(args)
+    check_inputs(recipe)
+    sources = input_sources(recipe)
+    _quiet_libraries()
+    from . import Studio
+
+    studio = Studio(device=args.device)
+    result = studio.generate(recipe, on_progress=ProgressBar(recipe.batch))
+    result.sources.update({k: v for k, v in sources.items() if k not in result.sources})
+    for path in result.save(out):
+        print(path)
+    return 0
+
+
+def _quiet_libraries() -> None:
+    """Our bar is the progress: silence the libraries' loading bars and deprecation chatter
+    (download progress from the hub stays visible). BRUSHWORK_DEBUG=1 keeps everything."""
+    if os.environ.get("BRUSHWORK_DEBUG"):
+        return
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    try:
+        from diffusers.utils import logging as diffusers_logging
+        from huggingface_hub.utils import enable_progress_bars
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        return
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    enable_progress_bars()  # transformers' switch turns the hub's download bars off too
+
+
+class ProgressBar:
+    """One line on stderr, rewritten in place: ``[#####-----] step 5/10 image 1/2``."""
+
+    line_open = False  # a bar is drawn without its newline yet
+
+    def __init__(self, images: int = 1, width: int = 24, stream=None):
+        self.images, self.width, self.stream = images, width, stream or sys.stderr
+
+    def __call__(self, progress) -> None:
+        done = int(self.width * progress.step / max(1, progress.total))
+        line = f"\r[{'#' * done}{'-' * (self.width - done)}] step {progress.step}/{progress.total}"
+        if self.images > 1:
+            line += f" image {progress.image_index + 1}/{self.images}"
+        last = progress.step >= progress.total and progress.image_index + 1 >= self.images
+        self.stream.write(line + ("\n" if last else ""))
+        self.stream.flush()
+        ProgressBar.line_open = not last
+
+
+# ---- info / rerun / presets ---------------------------------------------------------------------
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .metadata import read_metadata
+
+    meta = read_metadata(args.image)
+    if args.json:
+        print(json.dumps({"recipe": meta.recipe.to_dict() if meta.recipe else None,
+                          "parameters": meta.parameters, "hashes": meta.hashes, "sources": meta.sources,
+                          "version": meta.version}, ensure_ascii=False, indent=2))
+        return 0
+    print(meta.parameters_text or "(no A1111 parameters)")
+    if meta.recipe is None:
+        print("\n(no Brushwork recipe: made by another tool, so `brushwork rerun` cannot reproduce it)")
+        return 0
+    print(f"\nBrushwork {meta.version} recipe:")
+    print(meta.recipe.to_json(indent=2))
+    for title, table in (("hashes (sha256)", meta.hashes), ("sources", meta.sources)):
+        if table:
+            print(f"\n{title}:")
+            for key, value in table.items():
+                print(f"  {key}: {value}")
+    return 0
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from .metadata import read_metadata
+
+    out = check_out_path(args.out)
+    meta = read_metadata(args.image)
+    if meta.recipe is None:
+        raise InputImageError(f"{args.image}: has no Brushwork recipe (another tool made it); "
+                              "`brushwork info` shows its parameters")
+    recipe = meta.recipe.validate()
+    if recipe.seed is None or recipe.batch != 1:
+        raise InputImageError(f"{args.image}: its recipe has no single seed, so it cannot be reproduced exactly")
+    _quiet_libraries()
+    from . import Studio
+
+    studio = Studio(device=args.device)
+    _restore_inputs(recipe, meta.sources, studio.assets, args.image)
+    result = studio.generate(recipe, on_progress=ProgressBar(1))
+    before, now = meta.hashes.get("model"), result.hashes.get("model")
+    if before and now and before != now:
+        print(f"brushwork: warning: the model's sha256 differs from the one {args.image} was made with "
+              f"({now[:10]} now, {before[:10]} then): the image will differ", file=sys.stderr)
+    for path in result.save(out):
+        print(path)
+    return 0
+
+
+def _restore_inputs(recipe: Recipe, sources: dict, store, image: str) -> None:
+    """Every input the recipe names by sha256 must be in the store: found there, or at the path
+    recorded when the image was made, with the very same bytes."""
+    from .assets import content_ref
+
+    for where, ref in recipe.image_refs().items():
+        if not is_content_ref(ref) or store.has(ref):
+            continue
+        path = sources.get(ref)
+        if not path:
+            raise InputImageError(f"{where}: {image} was made from an input ({ref[:19]}...) that is not in this "
+                                  "machine's asset store, and no source file was recorded")
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            raise InputImageError(f"{where}: the input {path} that {image} was made from is gone") from None
+        if content_ref(data) != ref:
+            raise InputImageError(f"{where}: {path} has changed since {image} was made (its sha256 differs)")
+        store.put(data)
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from .presets import list_presets, preset_problems
+
+    presets = list_presets()
+    for p in presets:
+        if args.json:
+            print(json.dumps({"name": p.name, "description": p.description, "path": str(p.path),
+                              "fields": p.fields, "prompt_suffix": p.prompt_suffix,
+                              "control": p.control_defaults}, ensure_ascii=False))
+        else:
+            print(f"{p.name:<20} {p.description}")
+    for problem in preset_problems():
+        print(f"brushwork: warning: {problem}", file=sys.stderr)
+    return 0
+
+
+def cmd_estimators(args: argparse.Namespace) -> int:
+    from .conditioning.estimators import estimator_table
+
+    print(f"{'name':<16} {'kind':<8} {'licence':<58} what")
+    for name, kind, licence, summary in estimator_table():
+        print(f"{name:<16} {kind:<8} {licence:<58} {summary}")
+    return 0
+
+
+# ---- entry point ------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        return _fail(str(exc), 2)
+    except INPUT_ERRORS as exc:
+        return _fail(str(exc), 2)
+    except BrushworkError as exc:
+        return _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # never a traceback to the user; BRUSHWORK_DEBUG=1 shows it
+        if os.environ.get("BRUSHWORK_DEBUG"):
+            raise
+        return _fail(f"unexpected {type(exc).__name__}: {_one_line(str(exc))} (BRUSHWORK_DEBUG=1 shows details)", 1)
+
+
+def _fail(message: str, code: int) -> int:
+    if ProgressBar.line_open:  # finish the half-drawn bar so the error is its own line
+        sys.stderr.write("\n")
+        ProgressBar.line_open = False
+    print(f"brushwork: error: {_one_line(message)}", file=sys.stderr)
+    return code
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "unknown error"
+
+
+def _debug(message: str) -> None:
+    if os.environ.get("BRUSHWORK_DEBUG"):
+        print(f"brushwork: debug: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""The `brushwork` command line: bad input is one line and exit 2 with no output file; a good
+run writes PNGs with metadata that `info` shows and `rerun` reproduces pixel for pixel."""
+
+import io
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from brushwork.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+BRUSHWORK = REPO / ".venv" / "bin" / "brushwork"
+
+
+def run_cli(*args, env_extra=None, timeout=300):
+    exe = [str(BRUSHWORK)] if BRUSHWORK.exists() else [sys.executable, "-m", "brushwork"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.run([*exe, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def assert_one_line_error(proc, code=2, match=""):
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = [line for line in proc.stderr.replace("\r", "\n").splitlines() if line.strip() and not line.startswith("[")]
+    assert len(lines) == 1 and lines[0].startswith("brushwork: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert match in lines[0], lines[0]
+    return lines[0]
+
+
+def save(img, path):
+    img.save(path)
+    return path
+
+
+@pytest.fixture
+def pictures(tmp_path):
+    rng = np.random.default_rng(0)
+    photo = save(Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)), tmp_path / "photo.png")
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    return {
+        "photo": photo,
+        "mask": save(mask, tmp_path / "mask.png"),
+        "small_mask": save(Image.new("L", (32, 32), 255), tmp_path / "small_mask.png"),
+        "corrupt": _write(tmp_path / "corrupt.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40),
+        "truncated": _write(tmp_path / "trunc.png", photo.read_bytes()[:300]),
+        "pickle": _write(tmp_path / "evil.ckpt", pickle.dumps({"state_dict": {}})),
+    }
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+# ---- fast: no model is loaded ----------------------------------------------------------------
+
+def test_help_is_fast_and_imports_no_torch():
+    code = ("import sys; from brushwork.cli import build_parser; build_parser(); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'diffusers', 'transformers'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
+    proc = subprocess.run([sys.executable, "-m", "brushwork", "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "generate" in proc.stdout and "rerun" in proc.stdout
+
+
+BAD_ARGS = [
+    (["--steps", "0"], "steps: must be between 1 and 200"),
+    (["--size", "13x7"], "width: must be between 64 and 4096"),
+    (["--size", "500x512"], "width: must be a multiple of 8"),
+    (["--size", "big"], "--size: expected WxH"),
+    (["--steps", "many"], "argument --steps: invalid int value"),
+    (["--cfg", "nan"], "cfg: must be finite"),
+    (["--batch", "0"], "batch: must be between 1 and 16"),
+    (["--seed", "-1"], "seed: must be between 0"),
+    (["--sampler", "Fastest"], "sampler: unknown sampler 'Fastest'"),
+    (["--strength", "0.5"], "--strength needs --init"),
+    (["--control", "bogus=x.png"], "--control: unknown control kind 'bogus'"),
+    (["--control", "depth"], "--control: expected KIND=VALUE"),
+    (["--controlnet", "depth=some/net"], "there is no --control depth=IMG"),
+    (["--lora", "detail:9"], "weight: must be between -4 and 4"),
+    (["--tile", "z"], "argument --tile: invalid choice"),
+    (["--preset", "nope"], "unknown preset 'nope'"),
+    (["--mask", "{mask}"], "mask: inpainting needs init_image"),
+    (["--init", "{missing}"], "no such file"),
+    (["--init", "{corrupt}"], "--init"),
+    (["--init", "{truncated}"], "corrupt or truncated"),
+    (["--init", "{pickle}"], "not an image"),
+    (["--init", "{photo}", "--mask", "{small_mask}"], "is 32x32 but the image it masks is 64x64"),
+    (["--control", "depth={corrupt}"], "--control depth"),
+]
+
+
+@pytest.mark.parametrize("extra, match", BAD_ARGS, ids=[" ".join(a) for a, _ in BAD_ARGS])
+def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, pictures, extra, match):
+    files = {**pictures, "missing": tmp_path / "missing.png"}
+    extra = [a.format(**files) for a in extra]
+    out = tmp_path / "out.png"
+    proc = run_cli("generate", "a fox", "--model", "tiny-sd15", "--out", out, *extra)
+    assert_one_line_error(proc, 2, match)
+    assert not out.exists() and not list(tmp_path.glob("out*"))
+
+
+def test_out_must_be_png(tmp_path):
+    proc = run_cli("generate", "a fox", "--out", tmp_path / "x.jpg")
+    assert_one_line_error(proc, 2, "outputs are PNG files")
+
+
+def test_presets_and_estimators_commands():
+    proc = run_cli("presets")
+    assert proc.returncode == 0
+    for name in ("texture-seamless", "sketch-to-image", "depth-to-texture", "pose-character", "live-fast",
+                 "inpaint-fix"):
+        assert name in proc.stdout
+    proc = run_cli("estimators")
+    assert proc.returncode == 0 and "non-commercial" in proc.stdout and "depth-anything" in proc.stdout
+
+
+def test_info_and_rerun_errors(tmp_path, pictures):
+    jpg = save(Image.new("RGB", (8, 8)), tmp_path / "a.jpg")
+    assert_one_line_error(run_cli("info", jpg), 2, "not a PNG")
+    assert_one_line_error(run_cli("info", pictures["photo"]), 2, "has no generation metadata")
+    assert_one_line_error(run_cli("info", tmp_path / "nope.png"), 2, "no such file")
+    assert_one_line_error(run_cli("rerun", pictures["photo"], "--out", tmp_path / "r.png"), 2, "no generation metadata")
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_unknown_command_is_one_line():
+    assert_one_line_error(run_cli("paint"), 2, "invalid choice")
+
+
+# ---- with the tiny models ------------------------------------------------------------------------
+
+@pytest.fixture
+def models_env(tiny_models, monkeypatch):
+    monkeypatch.setenv("BRUSHWORK_MODEL_DIRS", str(tiny_models.root))
+    return tiny_models
+
+
+@pytest.mark.slow
+def test_generate_then_info_through_the_real_command(models_env, tmp_path):
+    out = tmp_path / "fox.png"
+    proc = run_cli("generate", "a red fox", "--model", "tiny-sd15", "--steps", "2", "--size", "64x64",
+                   "--seed", "7", "--negative", "blurry", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(out) and out.is_file()
+    assert "step 2/2" in proc.stderr and "Traceback" not in proc.stderr
+    info = run_cli("info", out)
+    assert info.returncode == 0
+    assert "a red fox\nNegative prompt: blurry\nSteps: 2, Sampler: Euler a, CFG scale: 7, Seed: 7, Size: 64x64" in info.stdout
+    assert '"seed": 7' in info.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, match", [("no-such-model", "no-such-model"), ("{pickle}", "")])
+def test_missing_model_and_pickle_are_refused(models_env, tmp_path, pictures, model, match):
+    out = tmp_path / "out.png"
+    proc = run_cli("generate", "a fox", "--model", model.format(**pictures), "--steps", "1", "--size", "64x64",
+                   "--out", out)
+    line = assert_one_line_error(proc, 2, match)
+    if model == "{pickle}":
+        assert "pickle" in line.lower() or "ckpt" in line.lower()
+    assert not out.exists()
+
+
+def _pixels(path):
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB")).copy()
+
+
+@pytest.mark.slow
+def test_batch_then_rerun_reproduces_pixel_for_pixel(models_env, tmp_path, capsys):
+    out = tmp_path / "b.png"
+    assert main(["generate", "a lighthouse", "--model", "tiny-sd15", "--steps", "2", "--size", "64x64",
+                 "--seed", "100", "--batch", "2", "--out", str(out)]) == 0
+    first, second = tmp_path / "b-1.png", tmp_path / "b-2.png"
+    assert first.is_file() and second.is_file() and not out.exists()
+    assert not (_pixels(first) == _pixels(second)).all()  # seeds 100 and 101
+    again = tmp_path / "again.png"
+    assert main(["rerun", str(second), "--out", str(again)]) == 0
+    assert (_pixels(again) == _pixels(second)).all()
+    from brushwork.metadata import read_metadata
+
+    assert read_metadata(again).recipe.seed == 101
+
+
+@pytest.mark.slow
+def test_rerun_finds_inputs_by_recorded_source_and_checks_their_hash(models_env, tmp_path, pictures, capsys):
+    init = tmp_path / "init.png"
+    init.write_bytes(pictures["photo"].read_bytes())
+    out = tmp_path / "inpaint.png"
+    assert main(["generate", "a fox", "--model", "tiny-sd15", "--steps", "2", "--size", "64x64", "--seed", "3",
+                 "--init", str(init), "--mask", str(pictures["mask"]), "--strength", "0.8",
+                 "--out", str(out)]) == 0
+    original = _pixels(init)
+    result = _pixels(out)
+    outside = np.asarray(Image.open(pictures["mask"])) == 0
+    assert (result[outside] == original[outside]).all()  # inpainting kept every outside pixel
+
+    import shutil
+
+    from brushwork import paths
+
+    shutil.rmtree(paths.state_dir() / "assets", ignore_errors=True)  # as if on another machine
+    again = tmp_path / "again.png"
+    assert main(["rerun", str(out), "--out", str(again)]) == 0
+    assert (_pixels(again) == result).all()
+
+    shutil.rmtree(paths.state_dir() / "assets", ignore_errors=True)
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(init)  # the source changed since
+    capsys.readouterr()
+    assert main(["rerun", str(out), "--out", str(tmp_path / "never.png")]) == 2
+    err = capsys.readouterr().err
+    assert "has changed since" in err and not (tmp_path / "never.png").exists()
+
+
+@pytest.mark.slow
+def test_preset_and_control_through_the_cli(models_env, tmp_path, capsys):
+    sketch = Image.new("RGB", (64, 64), "white")
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(sketch).ellipse((10, 10, 54, 54), outline="black", width=3)
+    sketch.save(tmp_path / "sketch.png")
+    out = tmp_path / "s.png"
+    assert main(["generate", "a moon", "--preset", "sketch-to-image", "--model", "tiny-sd15", "--steps", "2",
+                 "--size", "64x64", "--control", f"scribble={tmp_path / 'sketch.png'}", "--out", str(out)]) == 0
+    from brushwork.metadata import read_metadata
+
+    recipe = read_metadata(out).recipe
+    assert recipe.preset == "sketch-to-image"
+    assert recipe.controls[0].kind == "scribble" and recipe.controls[0].strength == 0.9
+    assert recipe.controls[0].image.startswith("sha256:")
