@@ -60,14 +60,14 @@ def scene_controls(context, settings, size, *, force_depth=False):
         data = capture.depth_signal_bytes(depth)
         near, far = capture.depth_range(depth)
         uploads.append(data)
-        controls.append(sdk.Control(kind="depth", strength=settings.depth_strength, signal={
+        controls.append(sdk.Control(kind="depth", strength=settings.depth_strength, model=settings.depth_model, signal={
             "data": sdk.content_ref(data), "width": size[0], "height": size[1], "format": "f32le",
             "near": near, "far": far, "invert": False}))
     if settings.use_pose:
         armatures = _armatures(context)
         if not armatures:
             raise ValueError("pose control is on but the scene has no armature")
-        controls.append(sdk.Control(kind="pose", strength=settings.pose_strength,
+        controls.append(sdk.Control(kind="pose", strength=settings.pose_strength, model=settings.pose_model,
                                     signal=pose.capture_openpose(scene, scene.camera, armatures, size,
                                                                  bone_map_for(settings))))
     return controls, uploads

@@ -69,8 +69,10 @@ class BrushworkSceneSettings(bpy.types.PropertyGroup):
     seamless: BoolProperty(name="Seamless", description="Tile seamlessly in both directions", default=False)
     use_depth: BoolProperty(name="Depth from camera", description="Condition on the exact depth seen by the active camera")
     depth_strength: FloatProperty(name="Depth strength", default=1.0, min=0.0, max=2.0)
+    depth_model: StringProperty(name="Depth ControlNet", description="ControlNet id, path or name; empty: the model family's default")
     use_pose: BoolProperty(name="Pose from armatures", description="Condition on the selected armatures' poses (OpenPose)")
     pose_strength: FloatProperty(name="Pose strength", default=1.0, min=0.0, max=2.0)
+    pose_model: StringProperty(name="Pose ControlNet", description="ControlNet id, path or name; empty: the model family's default")
     bone_map: EnumProperty(
         name="Bone map",
         items=[("AUTO", "Auto", "The built-in map that finds the most bones"),

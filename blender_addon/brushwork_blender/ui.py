@@ -54,6 +54,10 @@ class BRUSHWORK_PT_view3d(bpy.types.Panel):
         row = box.row(align=True)
         row.prop(settings, "use_pose")
         row.prop(settings, "pose_strength", text="")
+        if settings.use_depth:
+            box.prop(settings, "depth_model")
+        if settings.use_pose:
+            box.prop(settings, "pose_model")
         row = box.row(align=True)
         row.prop(settings, "bone_map")
         row.operator("brushwork.edit_bone_map", text="", icon="TEXT")

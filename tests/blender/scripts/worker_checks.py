@@ -1,0 +1,217 @@
+"""The add-on against a REAL worker with tiny models (run by tests/blender/test_worker_ops.py).
+
+Usage: python worker_checks.py EXTENSION.zip WORKER_URL WORKDIR
+Env: BLENDER_USER_RESOURCES (temp), BRUSHWORK_HOME (the worker's, so the client finds its token).
+"""
+
+import json
+import os
+import sys
+import time
+import traceback
+
+import bpy
+import numpy as np
+
+zip_path, worker_url, workdir = sys.argv[1:4]
+PKG = "bl_ext.user_default.brushwork_blender"
+out = {}
+
+
+def step(name):
+    """Run one check; an exception is recorded under its name (the test shows it), never fatal."""
+    def wrap(fn):
+        try:
+            fn()
+        except Exception as exc:
+            traceback.print_exc()
+            out[f"{name}_exception"] = f"{type(exc).__name__}: {exc}"
+        return fn
+    return wrap
+
+
+bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+import importlib  # noqa: E402
+
+jobs = importlib.import_module(PKG + ".jobs")
+results = importlib.import_module(PKG + ".results")
+pixels = importlib.import_module(PKG + ".pixels")
+prefs = bpy.context.preferences.addons[PKG].preferences
+prefs.worker_url = worker_url
+prefs.start_worker = False
+
+scene = bpy.context.scene
+for obj in list(scene.objects):
+    bpy.data.objects.remove(obj)
+bw = scene.brushwork
+bw.prompt, bw.model, bw.steps, bw.width, bw.height, bw.seed, bw.cfg = "red bricks", "tiny-sd15", 2, 64, 64, 5, 5.0
+bw.depth_model = "controlnet-tiny-depth"
+scene.render.resolution_x, scene.render.resolution_y = 64, 64
+
+bpy.ops.mesh.primitive_cube_add(size=2, location=(0, 0, 0))
+cube = bpy.context.active_object
+bpy.ops.mesh.primitive_plane_add(size=8, location=(0, 0, -1))
+floor = bpy.context.active_object
+cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+scene.collection.objects.link(cam)
+cam.location = (0, 0, 8)
+scene.camera = cam
+
+
+def select_only(*objs):
+    for o in scene.objects:
+        o.select_set(o in objs)
+    bpy.context.view_layer.objects.active = objs[0]
+
+
+@step("unsaved")
+def _():
+    # 1. unsaved .blend: the result is packed, carries its Recipe, and is on the cube's material.
+    select_only(cube)
+    t0 = time.perf_counter()
+    res = bpy.ops.brushwork.generate_texture()
+    out["unsaved_seconds"] = time.perf_counter() - t0
+    out["unsaved_result"] = sorted(res)
+    image = cube.active_material.node_tree.nodes["Brushwork Image"].image
+    out["unsaved_packed"] = image.packed_file is not None
+    out["unsaved_size"] = list(image.size)
+    recipe = json.loads(image["brushwork_recipe"])
+    out["unsaved_recipe"] = {k: recipe[k] for k in ("prompt", "model", "seed", "steps", "width", "height")}
+
+
+blend_path = os.path.join(workdir, "scene.blend")
+bpy.ops.wm.save_as_mainfile(filepath=blend_path)
+
+
+@step("saved")
+def _():
+    # 2. saved .blend: the PNG lands in //brushwork/ beside it, seamless asks for tiling xy.
+    select_only(cube)
+    bw.seamless = True
+    bpy.ops.brushwork.generate_texture()
+    bw.seamless = False
+    image = cube.active_material.node_tree.nodes["Brushwork Image"].image
+    out["saved_filepath"] = image.filepath
+    out["saved_file_exists"] = os.path.isfile(bpy.path.abspath(image.filepath))
+    out["saved_folder_files"] = sorted(os.listdir(os.path.join(workdir, "brushwork")))
+    out["saved_tiling"] = json.loads(image["brushwork_recipe"])["tiling"]
+    with open(bpy.path.abspath(image.filepath), "rb") as f:
+        out["saved_png_magic"] = f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@step("project")
+def _():
+    # 3. projection from the camera onto cube and floor, with a bake to the cube's own UVs.
+    select_only(cube, floor)
+    bw.bake_to_uvs = False
+    res = bpy.ops.brushwork.project_from_camera()
+    out["project_result"] = sorted(res)
+    uv = cube.data.uv_layers.get("Brushwork Projection")
+    out["project_uv_on_both"] = [o.data.uv_layers.get("Brushwork Projection") is not None for o in (cube, floor)]
+    data = np.empty(len(uv.data) * 2, dtype=np.float32)
+    uv.data.foreach_get("uv", data)
+    data = data.reshape(-1, 2)
+    out["project_uv_range"] = [float(data.min()), float(data.max())]
+    # The top face's corners (z = 1, ±1, ±1) from a 50 mm camera 7 units above: analytic u, v.
+    half = 1.0 / 7.0 / (36.0 / 50.0)  # tan-plane offset / frame width
+    out["project_uv_expected_extent"] = [0.5 - half, 0.5 + half]
+    mat = cube.active_material
+    nodes = mat.node_tree.nodes
+    out["project_material_uv"] = [n.uv_map for n in nodes if n.type == "UVMAP"]
+    image = nodes["Brushwork Image"].image
+    recipe = json.loads(image["brushwork_recipe"])
+    depth = [c for c in recipe["controls"] if c["kind"] == "depth"]
+    out["project_depth_control"] = {k: depth[0]["signal"][k] for k in ("width", "height", "format")} if depth else None
+    out["project_depth_ref"] = depth[0]["signal"]["data"][:7] if depth else ""
+    out["project_depth_near_far"] = [depth[0]["signal"]["near"], depth[0]["signal"]["far"]] if depth else None
+    out["project_same_image_on_floor"] = floor.active_material.node_tree.nodes["Brushwork Image"].image == image
+
+
+@step("bake")
+def _():
+    select_only(cube)
+    bw.bake_to_uvs = True
+    bpy.ops.brushwork.project_from_camera()
+    bw.bake_to_uvs = False
+    nodes = cube.active_material.node_tree.nodes
+    out["bake_uv_map"] = [n.uv_map for n in nodes if n.type == "UVMAP"]
+    baked = nodes["Brushwork Image"].image
+    out["bake_image"] = [baked.name, list(baked.size), bool(baked.get("brushwork_recipe"))]
+    px = pixels.image_rgba(baked)
+    out["bake_nonblack"] = float(px[..., :3].mean())
+
+
+@step("inpaint")
+def _():
+    # 4. inpaint: a mask painted white on the right half repaints only that half.
+    source = bpy.data.images.new("wall", 64, 64)
+    rgba = np.zeros((64, 64, 4), np.float32)
+    rgba[..., 0], rgba[..., 3] = np.linspace(0, 1, 64)[None, :], 1.0
+    pixels.set_image_rgba(source, rgba)
+    bpy.ops.brushwork.add_inpaint_mask(image="wall")
+    mask = bpy.data.images["wall mask"]
+    m = np.zeros((64, 64, 4), np.float32)
+    m[:, 32:, :3] = 1.0
+    m[..., 3] = 1.0
+    pixels.set_image_rgba(mask, m)
+    before = np.round(pixels.image_rgba(source) * 255)
+    bw.model = "tiny-sd15-inpaint"
+    res = bpy.ops.brushwork.inpaint_texture(image="wall")
+    bw.model = "tiny-sd15"
+    out["inpaint_result"] = sorted(res)
+    new = bpy.data.images.get("wall-inpaint")
+    out["inpaint_image_made"] = new is not None
+    if new is not None:
+        after = np.round(pixels.image_rgba(new) * 255)
+        out["inpaint_left_max_diff"] = float(np.abs(after[:, :28, :3] - before[:, :28, :3]).max())
+        out["inpaint_right_mean_diff"] = float(np.abs(after[:, 36:, :3] - before[:, 36:, :3]).mean())
+        out["inpaint_recipe_task"] = bool(json.loads(new["brushwork_recipe"])["mask"])
+
+
+@step("async")
+def _():
+    # 5. the UI path: the operator returns at once, a pump applies the result (timers do not fire
+    #    here, so the test pumps by hand exactly as the timer would).
+    jobs.run_sync_mode = lambda: False
+    select_only(cube)
+    bw.steps = 3
+    t0 = time.perf_counter()
+    bpy.ops.brushwork.generate_texture()
+    out["async_return_seconds"] = time.perf_counter() - t0
+    out["async_active_after_return"] = len(jobs.active_jobs())
+    job = jobs.active_jobs()[0]
+    steps_seen = set()
+    deadline = time.monotonic() + 60
+    while jobs.active_jobs() and time.monotonic() < deadline:
+        jobs.pump()
+        steps_seen.add(job.step)
+        time.sleep(0.05)
+    out["async_outcome"] = [job.outcome.error, job.outcome.cancelled, len(job.outcome.pngs)] if job.outcome else None
+    out["async_steps_seen_max"] = max(steps_seen)
+    out["async_total"] = job.total
+    out["async_preview"] = bpy.data.images.get("Brushwork Preview") is not None
+
+    # 6. cancel: a long job, cancelled right after submitting, ends cancelled; the worker stays up.
+    bw.steps, bw.width, bw.height = 200, 128, 128
+    def names():
+        return {i.name for i in bpy.data.images} - {"Brushwork Preview"}
+    images_before = names()
+    bpy.ops.brushwork.generate_texture()
+    job = jobs.active_jobs()[0]
+    deadline = time.monotonic() + 60
+    while job.step < 1 and job.outcome is None and time.monotonic() < deadline:  # until it really runs
+        jobs.pump()
+        time.sleep(0.02)
+    bpy.ops.brushwork.cancel()
+    while jobs.active_jobs() and time.monotonic() < deadline:
+        jobs.pump()
+        time.sleep(0.05)
+    out["cancel_outcome"] = [job.outcome.error, job.outcome.cancelled] if job.outcome else None
+    out["cancel_step_reached"] = job.step
+    out["cancel_images_added"] = sorted(names() - images_before)
+    bw.steps, bw.width, bw.height = 2, 64, 64
+    jobs.run_sync_mode = lambda: bool(bpy.app.background)
+
+
+out["forbidden_loaded"] = sorted(m for m in ("torch", "diffusers", "PIL", "transformers") if m in sys.modules)
+print("RESULT: " + json.dumps(out))

@@ -1,0 +1,102 @@
+"""The add-on's operators against a REAL worker process with the tiny models, in real bpy.
+
+One worker (main .venv, BRUSHWORK_MODEL_DIRS = the tiny models) and one Blender process run every
+check; each test asserts one behaviour from the shared RESULT.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from brushwork.addon_package import build_extension_zip
+from brushwork.worker.testing import WorkerProcess
+
+pytestmark = [pytest.mark.xdist_group("blender-worker"), pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def checks(bpy_run, tiny_models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("blender-worker")
+    zip_path = build_extension_zip(root / "brushwork_blender.zip")
+    workdir = root / "work"
+    workdir.mkdir()
+    with WorkerProcess(root / "home", model_dirs=[tiny_models.root], wait_engine=True, start_timeout=120) as worker:
+        result = bpy_run("worker_checks.py", str(zip_path), worker.url, str(workdir), timeout=240,
+                         env={"BLENDER_USER_RESOURCES": str(root / "blender-user"), "BRUSHWORK_HOME": str(worker.home)})
+        result["worker_alive"] = worker.proc.poll() is None
+        result["worker_log"] = worker.log_text()[-2000:]
+    return result
+
+
+def _no_exception(checks, step):
+    assert f"{step}_exception" not in checks, f"{checks[step + '_exception']}\n{checks['worker_log']}"
+
+
+def test_generate_texture_unsaved_blend_packs_the_image_with_its_recipe(checks):
+    _no_exception(checks, "unsaved")
+    assert checks["unsaved_result"] == ["FINISHED"]
+    assert checks["unsaved_packed"] is True
+    assert checks["unsaved_size"] == [64, 64]
+    assert checks["unsaved_recipe"] == {"prompt": "red bricks", "model": "tiny-sd15", "seed": 5, "steps": 2,
+                                        "width": 64, "height": 64}
+
+
+def test_generate_texture_saved_blend_writes_next_to_it(checks):
+    _no_exception(checks, "saved")
+    assert checks["saved_filepath"].startswith("//brushwork/")
+    assert checks["saved_file_exists"] and checks["saved_png_magic"]
+    assert checks["saved_folder_files"] == ["cube-texture.png"] or len(checks["saved_folder_files"]) == 1
+    assert checks["saved_tiling"] == "xy"
+
+
+def test_project_from_camera_makes_uv_map_material_and_depth_conditioned_image(checks):
+    _no_exception(checks, "project")
+    assert checks["project_result"] == ["FINISHED"]
+    assert checks["project_uv_on_both"] == [True, True]
+    lo, hi = checks["project_uv_range"]
+    # the cube's top face is the widest part the camera sees; the sides are narrower (farther)
+    want_lo, want_hi = checks["project_uv_expected_extent"]
+    assert lo == pytest.approx(want_lo, abs=1e-4) and hi == pytest.approx(want_hi, abs=1e-4)
+    assert checks["project_material_uv"] == ["Brushwork Projection"]
+    assert checks["project_same_image_on_floor"]
+    assert checks["project_depth_control"] == {"width": 64, "height": 64, "format": "f32le"}
+    assert checks["project_depth_ref"] == "sha256:"
+    near, far = checks["project_depth_near_far"]
+    assert near == pytest.approx(7.0, rel=1e-3) and far == pytest.approx(9.0, rel=1e-3)
+
+
+def test_project_with_bake_to_existing_uvs(checks):
+    _no_exception(checks, "bake")
+    assert checks["bake_uv_map"] == ["UVMap"]
+    name, size, has_recipe = checks["bake_image"]
+    assert size == [64, 64] and has_recipe
+    assert checks["bake_nonblack"] > 0.0
+
+
+def test_inpaint_repaints_only_the_masked_half(checks):
+    _no_exception(checks, "inpaint")
+    assert checks["inpaint_result"] == ["FINISHED"]
+    assert checks["inpaint_image_made"] and checks["inpaint_recipe_task"]
+    assert checks["inpaint_left_max_diff"] <= 1.0  # outside the mask: the original, exactly (8-bit)
+    assert checks["inpaint_right_mean_diff"] > 5.0  # inside: repainted
+
+
+def test_ui_path_returns_at_once_and_the_pump_applies_progress_and_result(checks):
+    _no_exception(checks, "async")
+    assert checks["async_return_seconds"] < 1.0
+    assert checks["async_active_after_return"] == 1
+    assert checks["async_outcome"] == ["", False, 1]
+    assert checks["async_total"] == 3 and checks["async_steps_seen_max"] == 3
+
+
+def test_cancel_stops_the_job_and_adds_no_image(checks):
+    _no_exception(checks, "async")
+    error, cancelled = checks["cancel_outcome"]
+    assert cancelled is True
+    assert checks["cancel_step_reached"] < 200
+    assert checks["cancel_images_added"] == []
+    assert checks["worker_alive"]
+
+
+def test_blender_never_loads_torch_diffusers_or_pil(checks):
+    assert checks["forbidden_loaded"] == []
