@@ -15,9 +15,9 @@ from typing import Callable
 from PIL import Image
 
 from ..assets import AssetStore, read_ref
+from ..conditioning import prepare_control
 from ..conditioning.images import fit, open_image, to_rgb
-from ..conditioning.masks import grow_mask, inpaint_control_array, load_mask
-from ..errors import InputImageError
+from ..conditioning.masks import grow_mask, load_mask
 from ..recipe import Control, Recipe, is_content_ref
 
 
@@ -58,20 +58,7 @@ def read_inputs(recipe: Recipe, read: Callable[[str], bytes]) -> Inputs:
 
 
 def _control_picture(control: Control, index: int, read, inputs: Inputs, size):
-    where = f"controls[{index}]"
-    if control.kind == "inpaint" and control.image is None:
-        # The inpaint ControlNet's condition is the init image with masked pixels at -1.
-        if inputs.init is None or inputs.mask is None:
-            raise InputImageError(f"{where}: an inpaint control needs init_image and mask (or its own image)")
-        import torch
-
-        return torch.from_numpy(inpaint_control_array(inputs.init, inputs.mask))
-    try:
-        from ..conditioning import prepare_control  # the conditioning layer (signals, estimators)
-    except ImportError:
-        prepare_control = None
-    if prepare_control is not None:
-        return prepare_control(control, read, size[0], size[1])
-    if control.image is None:
-        raise InputImageError(f"{where}: {control.kind} signals need brushwork.conditioning")
-    return fit(to_rgb(open_image(read(control.image), what=f"{where}.image")), size)
+    # The conditioning layer renders signals, runs estimators and builds the inpaint control
+    # (init image with masked pixels at -1) from the job's own init image and mask.
+    return prepare_control(control, read, size[0], size[1], init_image=inputs.init, mask=inputs.mask,
+                           where=f"controls[{index}]")

@@ -8,6 +8,7 @@ computes it, by wrapping that one scheduler instance's ``step``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -73,6 +74,9 @@ class StepWatcher:
             return
         original_step = scheduler.step
 
+        # wraps(): pipelines inspect step()'s signature to decide whether to pass `generator`
+        # and `eta`; without it an ancestral sampler would silently draw from the global RNG.
+        @functools.wraps(original_step)
         def step(*args, **kwargs):
             out = original_step(*args, **kwargs)
             self._x0 = _predicted_x0(scheduler, out)
