@@ -229,10 +229,12 @@ def test_preset_and_control_through_the_cli(models_env, tmp_path, capsys):
     sketch.save(tmp_path / "sketch.png")
     out = tmp_path / "s.png"
     assert main(["generate", "a moon", "--preset", "sketch-to-image", "--model", "tiny-sd15", "--steps", "2",
-                 "--size", "64x64", "--control", f"scribble={tmp_path / 'sketch.png'}", "--out", str(out)]) == 0
+                 "--size", "64x64", "--control", f"scribble={tmp_path / 'sketch.png'}",
+                 "--controlnet", f"scribble={models_env.controlnets['scribble']}", "--out", str(out)]) == 0
     from brushwork.metadata import read_metadata
 
     recipe = read_metadata(out).recipe
     assert recipe.preset == "sketch-to-image"
     assert recipe.controls[0].kind == "scribble" and recipe.controls[0].strength == 0.9
     assert recipe.controls[0].image.startswith("sha256:")
+    assert recipe.controls[0].model == str(models_env.controlnets["scribble"])
