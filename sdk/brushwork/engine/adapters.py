@@ -1,0 +1,302 @@
+"""LoRAs and textual-inversion embeddings on a loaded pipeline, applied idempotently.
+
+``apply_adapters(pipe, loras, embeddings)`` makes the pipeline use exactly the LoRAs asked for, at
+their weights, and know the embeddings' tokens. Calling it again with the same request does no work
+(live mode calls it on every frame):
+
+  - a LoRA file is loaded once, under a name derived from its content hash (the same file under two
+    paths is one adapter; an edited file is a new one); LoRAs not requested stay loaded but inactive,
+    the least recently used beyond ``MAX_LOADED_LORAS`` are deleted;
+  - an embedding is loaded once per token; a token taken by a different file, or one that is already
+    a word of the model's vocabulary, is a clear error, never a silent swap.
+
+Formats: diffusers/peft LoRAs and kohya/A1111 ``lora_unet_...``/``lora_te_...`` files (diffusers
+converts them); A1111 and diffusers embeddings, and SDXL embeddings (``clip_l``/``clip_g``). A file
+that is not a LoRA (or an embedding) for this model family is an ``AdapterError`` naming the file and
+the family. Pickle files (.pt/.ckpt/.bin) are refused unless the caller opts in: loading one can run
+arbitrary code.
+
+Prompt caching (prompts.EmbeddingCache) depends on what the text encoders do, so every change made
+here is recorded on the text encoder modules and read back by ``adapter_state``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from ..errors import BrushworkError, ModelNotFoundError, UnsafeCheckpointError
+
+MAX_LOADED_LORAS = 8
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+_STATE_ATTR = "_brushwork_adapter_state"
+_LORA_ORDER_ATTR = "_brushwork_lora_order"  # on the UNet: adapter name -> file, least recent first
+_EMBEDDINGS_ATTR = "_brushwork_embeddings"  # on each tokenizer: token -> (file hash, file path)
+
+
+class AdapterError(BrushworkError, ValueError):
+    """A LoRA or embedding file cannot be used with this model (wrong family, not a LoRA, corrupt)."""
+
+    code = "bad_adapter"
+
+
+# ------------------------------------------------------------------------------------------------
+# files
+
+
+_hash_memo: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file, remembered per (path, size, mtime) so live mode does not rehash 200 MB."""
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    key = (real, st.st_size, st.st_mtime_ns)
+    digest = _hash_memo.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(real, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        digest = _hash_memo[key] = h.hexdigest()
+    return digest
+
+
+def _check_file(path: str, what: str, allow_pickle: bool) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise ModelNotFoundError(f"{what} file not found: {path}")
+    if p.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
+        raise UnsafeCheckpointError(
+            f"{what} {p.name} is a pickle file ({p.suffix}); loading one can run arbitrary code. "
+            "Use a .safetensors version, or allow pickles explicitly if you trust its source")
+    return p
+
+
+def _read_tensors(p: Path, what: str, family: str, allow_pickle: bool) -> dict[str, Any]:
+    """The file's tensors; a corrupt or truncated file is an AdapterError, not a traceback."""
+    try:
+        if p.suffix.lower() in PICKLE_SUFFIXES and allow_pickle:
+            import torch
+
+            return torch.load(p, map_location="cpu", weights_only=False)
+        from safetensors.torch import load_file
+
+        return load_file(str(p))
+    except Exception as exc:  # noqa: BLE001 - any failure to read is the same message to the user
+        raise AdapterError(f"{what} {p.name} cannot be read as a {family} {what} "
+                           f"(corrupt, truncated or not a safetensors file): {_short(exc)}") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def pipeline_family(pipe) -> str:
+    """'sdxl' for pipelines with a second text encoder slot, else 'sd15' (used in messages)."""
+    return "sdxl" if hasattr(pipe, "text_encoder_2") else "sd15"
+
+
+# ------------------------------------------------------------------------------------------------
+# state that prompts.py reads
+
+
+def adapter_state(module) -> Any:
+    """What adapters do to a text encoder, as a hashable value (changes whenever they change)."""
+    state = getattr(module, _STATE_ATTR, None)
+    loaded = tuple(getattr(module, "peft_config", None) or ())
+    return (state, loaded)
+
+
+def _record_state(pipe, state: Any) -> None:
+    for name in ("text_encoder", "text_encoder_2", "unet"):
+        module = getattr(pipe, name, None)
+        if module is not None:
+            setattr(module, _STATE_ATTR, state)
+
+
+# ------------------------------------------------------------------------------------------------
+# LoRA
+
+
+def _loaded_loras(pipe) -> set[str]:
+    if not hasattr(pipe, "get_list_adapters"):
+        return set()
+    return {name for names in pipe.get_list_adapters().values() for name in names}
+
+
+def _load_lora(pipe, path: Path, name: str, family: str, allow_pickle: bool) -> None:
+    state_dict = _read_tensors(path, "LoRA", family, allow_pickle)
+    if not state_dict:
+        raise AdapterError(f"LoRA {path.name} is empty: no tensors in the file")
+    before = _loaded_loras(pipe)
+    try:
+        pipe.load_lora_weights(state_dict, adapter_name=name)
+    except Exception as exc:  # noqa: BLE001 - diffusers/peft raise ValueError, RuntimeError, KeyError...
+        _forget_partial(pipe, name)
+        raise AdapterError(f"LoRA {path.name} does not fit this {family} model: {_short(exc)}") from None
+    if name not in _loaded_loras(pipe) - before:
+        # diffusers only warns when no key matches a layer of the model
+        _forget_partial(pipe, name)
+        raise AdapterError(f"LoRA {path.name} is not a LoRA for this {family} model: none of its "
+                           "weights matches a layer of the UNet or text encoder")
+
+
+def _forget_partial(pipe, name: str) -> None:
+    try:
+        if name in _loaded_loras(pipe):
+            pipe.delete_adapters(name)
+    except Exception:  # noqa: BLE001 - best effort; the original error is what the user needs
+        pass
+
+
+def _activate(pipe, wanted: dict[str, float]) -> None:
+    """Exactly ``wanted`` active in every component that holds LoRA layers; others off."""
+    from diffusers import ModelMixin
+    from diffusers.loaders.lora_base import (
+        disable_lora_for_text_encoder,
+        enable_lora_for_text_encoder,
+        set_adapters_for_text_encoder,
+    )
+
+    for component in getattr(pipe, "_lora_loadable_modules", ("unet", "text_encoder")):
+        model = getattr(pipe, component, None)
+        present = set(getattr(model, "peft_config", None) or ())
+        if model is None or not present:
+            continue
+        names = [n for n in wanted if n in present]
+        weights = [wanted[n] for n in names]
+        if isinstance(model, ModelMixin):
+            if names:
+                model.enable_lora()
+                model.set_adapters(names, weights)
+            else:
+                model.disable_lora()
+        elif names:
+            enable_lora_for_text_encoder(model)
+            set_adapters_for_text_encoder(names, model, weights)
+        else:
+            disable_lora_for_text_encoder(model)
+
+
+def _apply_loras(pipe, loras, family: str, allow_pickle: bool) -> dict[str, float]:
+    wanted: dict[str, float] = {}
+    files: dict[str, Path] = {}
+    for path, weight in loras:
+        p = _check_file(path, "LoRA", allow_pickle)
+        name = "bw_" + file_sha256(p)[:16]
+        wanted[name] = wanted.get(name, 0.0) + float(weight)  # the same file twice: weights add up
+        files[name] = p
+    if not wanted and not _loaded_loras(pipe):
+        return wanted
+    unet = pipe.unet
+    order: OrderedDict[str, str] = getattr(unet, _LORA_ORDER_ATTR, None) or OrderedDict()
+    loaded = _loaded_loras(pipe)
+    for name, p in files.items():
+        if name not in loaded:
+            _load_lora(pipe, p, name, family, allow_pickle)
+        order[name] = str(p)
+        order.move_to_end(name)
+    # forget adapters someone else deleted; evict the least recently used inactive ones
+    for name in [n for n in order if n not in _loaded_loras(pipe)]:
+        del order[name]
+    while len(order) > MAX_LOADED_LORAS:
+        victim = next(n for n in order if n not in wanted)
+        pipe.delete_adapters(victim)
+        del order[victim]
+    setattr(unet, _LORA_ORDER_ATTR, order)
+    _activate(pipe, wanted)
+    return wanted
+
+
+# ------------------------------------------------------------------------------------------------
+# textual inversion
+
+
+def _embedding_targets(pipe, family: str) -> list[tuple[str, Any, Any]]:
+    """(state-dict key for SDXL files, tokenizer, text encoder) for each encoder of the pipeline."""
+    targets = [("clip_l", getattr(pipe, "tokenizer", None), getattr(pipe, "text_encoder", None))]
+    if family == "sdxl":
+        targets.append(("clip_g", getattr(pipe, "tokenizer_2", None), getattr(pipe, "text_encoder_2", None)))
+    return [t for t in targets if t[1] is not None and t[2] is not None]
+
+
+def _load_embedding(pipe, p: Path, token: str, digest: str, family: str, allow_pickle: bool) -> None:
+    tensors = _read_tensors(p, "embedding", family, allow_pickle)
+    is_sdxl_file = "clip_l" in tensors or "clip_g" in tensors
+    targets = _embedding_targets(pipe, family)
+    if family == "sdxl" and not is_sdxl_file:
+        raise AdapterError(f"embedding {p.name} is not an SDXL embedding (it has no clip_l/clip_g "
+                           "vectors; it is probably for SD 1.5)")
+    if family != "sdxl" and is_sdxl_file:
+        raise AdapterError(f"embedding {p.name} is an SDXL embedding (clip_l/clip_g); this model is {family}")
+    for key, tokenizer, encoder in targets:
+        if token in tokenizer.get_vocab():
+            raise AdapterError(f"embedding token {token!r} is already a word of this model's vocabulary; "
+                               f"give {p.name} another token")
+    done = []
+    try:
+        for key, tokenizer, encoder in targets:
+            source = {token: tensors[key]} if is_sdxl_file else tensors
+            pipe.load_textual_inversion(source, token=token, tokenizer=tokenizer, text_encoder=encoder)
+            done.append(tokenizer)
+    except Exception as exc:  # noqa: BLE001 - shape mismatches, odd layouts: one message
+        if done:
+            try:
+                pipe.unload_textual_inversion(token)
+            except Exception:  # noqa: BLE001
+                pass
+        if isinstance(exc, KeyError):
+            exc = ValueError(f"missing {exc}")
+        raise AdapterError(f"embedding {p.name} does not fit this {family} model: {_short(exc)}") from None
+    for _, tokenizer, _ in targets:
+        registry = getattr(tokenizer, _EMBEDDINGS_ATTR, None)
+        if registry is None:
+            registry = {}
+            setattr(tokenizer, _EMBEDDINGS_ATTR, registry)
+        registry[token] = (digest, str(p))
+
+
+def _apply_embeddings(pipe, embeddings, family: str, allow_pickle: bool) -> tuple:
+    applied = []
+    for path, token in embeddings:
+        p = _check_file(path, "embedding", allow_pickle)
+        token = (token or p.stem).strip()
+        if not token or any(c.isspace() for c in token):
+            raise AdapterError(f"embedding token {token!r} for {p.name} must be one word without spaces")
+        digest = file_sha256(p)
+        tokenizer = _embedding_targets(pipe, family)[0][1]
+        taken = (getattr(tokenizer, _EMBEDDINGS_ATTR, None) or {}).get(token)
+        if taken is not None and taken[0] != digest:
+            raise AdapterError(f"embedding token {token!r} is already taken by {Path(taken[1]).name}; "
+                               f"give {p.name} another token")
+        if taken is None:
+            _load_embedding(pipe, p, token, digest, family, allow_pickle)
+        applied.append((token, digest))
+    return tuple(sorted(applied))
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def apply_adapters(pipe, loras: list[tuple[str, float]], embeddings: list[tuple[str, str]], *,
+                   allow_pickle: bool = False) -> None:
+    """Make ``pipe`` use exactly these LoRAs (path, weight) and know these embeddings (path, token).
+
+    Paths are already resolved. An empty token means the file's stem. Embeddings not asked for stay
+    loaded: they only act where their token appears in a prompt.
+    """
+    family = pipeline_family(pipe)
+    tokens = _apply_embeddings(pipe, embeddings, family, allow_pickle)
+    active = _apply_loras(pipe, loras, family, allow_pickle)
+    _record_state(pipe, (tuple(sorted(active.items())), tokens))
+
+
+def active_loras(pipe) -> dict[str, float]:
+    """{adapter name: weight} as last applied (for tests, the worker's status, PNG metadata)."""
+    state = getattr(getattr(pipe, "unet", None), _STATE_ATTR, None)
+    return dict(state[0]) if state else {}
