@@ -128,7 +128,8 @@ def start(label: str, work: Callable, apply: Callable[[Outcome], None], *, synch
     job.thread = threading.Thread(target=body, name=f"brushwork-job-{job.id}", daemon=True)
     job.thread.start()
     if not bpy.app.timers.is_registered(pump):
-        bpy.app.timers.register(pump, first_interval=PUMP_INTERVAL_S)
+        # persistent: keep pumping across File > Open, so a job's end is still reported
+        bpy.app.timers.register(pump, first_interval=PUMP_INTERVAL_S, persistent=True)
     _say(f"{label}: submitted")
     return job
 

@@ -22,6 +22,7 @@ class LinkSettings:
     python: str = ""  # the Brushwork environment's python, to start the worker with
     start: bool = True
     online_access: bool = False  # bpy.app.online_access, captured on the main thread
+    client_key: str = ""  # this .blend's key: its jobs can be found again after Blender closes
     timeout_s: float = 3600.0
 
 
@@ -66,7 +67,8 @@ def connect(settings: LinkSettings):
     Job thread only: this may wait for a worker to start."""
     check_online_access(settings)
     client_mod = sdk.client_module()
-    return client_mod.connect(settings.url or None, start=settings.start, python=settings.python or None)
+    return client_mod.connect(settings.url or None, start=settings.start, python=settings.python or None,
+                              client_key=settings.client_key or None)
 
 
 def run_recipe(settings: LinkSettings, recipe, uploads: list[bytes], report, job) -> Outcome:
@@ -87,3 +89,21 @@ def run_recipe(settings: LinkSettings, recipe, uploads: list[bytes], report, job
 
     result = remote.result(timeout=settings.timeout_s, on_progress=on_progress, cancel=job.cancel_event)
     return Outcome(pngs=list(result.png_bytes), recipe_json=result.recipe.to_json(), seeds=list(result.seeds))
+
+
+def finished_results(settings: LinkSettings, known_sha256: set[str], limit: int = 50) -> Outcome:
+    """PNGs of this .blend's finished jobs that it does not hold yet (e.g. Blender closed while
+    they ran). ``Outcome.pngs`` with their recipes in ``Outcome.recipe_json`` as a JSON list."""
+    import json
+
+    client = connect(settings)
+    pngs, recipes = [], []
+    for info in client.history(limit=limit):
+        if info.state != "done":
+            continue
+        for item in sorted(info.results, key=lambda r: r.get("index", 0)):
+            if item["sha256"] in known_sha256:
+                continue
+            pngs.append(client.fetch_result(item["sha256"]))
+            recipes.append(info.recipe or {})
+    return Outcome(pngs=pngs, recipe_json=json.dumps(recipes))

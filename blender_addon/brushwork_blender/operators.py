@@ -323,6 +323,37 @@ class BRUSHWORK_OT_inpaint_texture(_JobOperator, bpy.types.Operator):
         return self.submit(context, f"inpaint {image_name}", recipe, [init_png, mask_png], apply)
 
 
+class BRUSHWORK_OT_recover_results(bpy.types.Operator):
+    """Import this file's finished results it does not show yet (e.g. Blender closed mid-job)"""
+
+    bl_idname = "brushwork.recover_results"
+    bl_label = "Recover Results"
+
+    def execute(self, context):
+        try:
+            settings = props.link_settings(context)
+        except sdk.BrushworkError as exc:
+            self.report({"ERROR"}, f"Brushwork: {exc}")
+            return {"CANCELLED"}
+        known = results.known_result_hashes()
+
+        def work(report, job):
+            return link.finished_results(settings, known)
+
+        def apply(outcome):
+            recipes = json.loads(outcome.recipe_json or "[]")
+            for i, png in enumerate(outcome.pngs):
+                recipe = json.dumps(recipes[i]) if i < len(recipes) else ""
+                results.store_png(png, "recovered", recipe, props.preferences())
+            jobs.last_messages.append(f"recovered {len(outcome.pngs)} image(s)")
+
+        job = jobs.start("recover results", work, apply)
+        if job.outcome is not None and job.outcome.error:
+            self.report({"ERROR"}, f"Brushwork: recover results: {job.outcome.error}")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
 class BRUSHWORK_OT_cancel(bpy.types.Operator):
     """Cancel every running Brushwork job (the worker stops at its next step)"""
 
@@ -338,7 +369,7 @@ class BRUSHWORK_OT_cancel(bpy.types.Operator):
 CLASSES = (
     BRUSHWORK_OT_generate_texture, BRUSHWORK_OT_project_from_camera, BRUSHWORK_OT_capture_depth,
     BRUSHWORK_OT_capture_pose, BRUSHWORK_OT_edit_bone_map, BRUSHWORK_OT_add_inpaint_mask,
-    BRUSHWORK_OT_inpaint_texture, BRUSHWORK_OT_cancel,
+    BRUSHWORK_OT_inpaint_texture, BRUSHWORK_OT_recover_results, BRUSHWORK_OT_cancel,
 )
 
 

@@ -45,14 +45,31 @@ def preferences(context=None):
     return addon.preferences if addon else None
 
 
+CLIENT_KEY_PROP = "brushwork_client_key"
+
+
+def client_key(scene) -> str:
+    """This scene's worker client key, made on first use and saved with the .blend: the worker
+    shows a client only its own jobs, so the key is what finds them again after a restart."""
+    key = scene.get(CLIENT_KEY_PROP)
+    if not key:
+        import secrets
+
+        key = secrets.token_hex(16)
+        scene[CLIENT_KEY_PROP] = key
+    return key
+
+
 def link_settings(context=None) -> "link.LinkSettings":
     """Snapshot the preferences on the main thread for a job thread to use."""
+    context = context or bpy.context
     prefs = preferences(context)
+    key = client_key(context.scene)
     if prefs is None:
-        return link.LinkSettings(online_access=bool(bpy.app.online_access))
+        return link.LinkSettings(online_access=bool(bpy.app.online_access), client_key=key)
     return link.LinkSettings(
         url=prefs.worker_url.strip(), python=link.environment_python(bpy.path.abspath(prefs.environment)),
-        start=prefs.start_worker, online_access=bool(bpy.app.online_access))
+        start=prefs.start_worker, online_access=bool(bpy.app.online_access), client_key=key)
 
 
 class BrushworkSceneSettings(bpy.types.PropertyGroup):

@@ -6,6 +6,7 @@ Main thread only (bpy).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import numpy as np
 from . import capture, sdk
 
 RECIPE_PROP = "brushwork_recipe"  # custom property on images: the Recipe JSON as run
+SHA_PROP = "brushwork_sha256"  # custom property on images: sha256 of the PNG the worker made
 PROJECTION_UV = "Brushwork Projection"
 OUTPUT_SUBFOLDER = "brushwork"
 
@@ -82,7 +84,12 @@ def store_png(png: bytes, stem: str, recipe_json: str, prefs=None, *, name: str 
                 pass
     image.name = name or stem
     image[RECIPE_PROP] = recipe_json
+    image[SHA_PROP] = hashlib.sha256(png).hexdigest()
     return image
+
+
+def known_result_hashes() -> set[str]:
+    return {img[SHA_PROP] for img in bpy.data.images if img.get(SHA_PROP)}
 
 
 def recipe_of(image):

@@ -32,8 +32,10 @@ def draw_jobs(layout):
         row.progress(factor=job.fraction, type="BAR", text=label)
     if running:
         layout.operator("brushwork.cancel", icon="CANCEL")
-    elif jobs.last_messages:
-        layout.label(text=jobs.last_messages[-1])
+    else:
+        if jobs.last_messages:
+            layout.label(text=jobs.last_messages[-1])
+        layout.operator("brushwork.recover_results", icon="FILE_REFRESH")
 
 
 class BRUSHWORK_PT_view3d(bpy.types.Panel):

@@ -98,5 +98,12 @@ def test_cancel_stops_the_job_and_adds_no_image(checks):
     assert checks["worker_alive"]
 
 
+def test_recover_results_imports_a_job_finished_while_blender_was_away(checks):
+    _no_exception(checks, "recover")
+    assert len(checks["recover_added"]) == 1 and checks["recover_added"][0].startswith("recovered")
+    assert checks["recover_recipe_prompt"] == ["lost job"]
+    assert checks["recover_again_added"] == []
+
+
 def test_blender_never_loads_torch_diffusers_or_pil(checks):
     assert checks["forbidden_loaded"] == []

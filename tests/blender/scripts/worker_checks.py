@@ -213,5 +213,23 @@ def _():
     jobs.run_sync_mode = lambda: bool(bpy.app.background)
 
 
+@step("recover")
+def _():
+    # 7. Blender "closed" while a job ran: the job (same .blend client key) finished on the worker;
+    #    Recover Results imports it, once.
+    sdk = importlib.import_module(PKG + ".sdk")
+    client_mod = sdk.client_module()
+    key = scene["brushwork_client_key"]
+    client = client_mod.connect(worker_url, client_key=key)
+    client.generate(sdk.Recipe(prompt="lost job", model="tiny-sd15", width=64, height=64, steps=2, seed=9))
+    before = {i.name for i in bpy.data.images}
+    bpy.ops.brushwork.recover_results()
+    added = {i.name for i in bpy.data.images} - before
+    out["recover_added"] = sorted(added)
+    out["recover_recipe_prompt"] = [json.loads(bpy.data.images[n]["brushwork_recipe"])["prompt"] for n in added]
+    bpy.ops.brushwork.recover_results()
+    out["recover_again_added"] = sorted({i.name for i in bpy.data.images} - before - added)
+
+
 out["forbidden_loaded"] = sorted(m for m in ("torch", "diffusers", "PIL", "transformers") if m in sys.modules)
 print("RESULT: " + json.dumps(out))
