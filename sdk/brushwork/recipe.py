@@ -152,9 +152,17 @@ class Control:
                 _check_number(f"{where}.signal.{side}", self.signal.get(side), 1, MAX_SIDE * 2, integer=True)
             if self.signal.get("format", "f32le") not in ("f32le", "npy"):
                 raise RecipeError(f"{where}.signal.format", "must be 'f32le' or 'npy'")
+            for end in ("near", "far"):
+                if self.signal.get(end) is not None:
+                    _check_number(f"{where}.signal.{end}", self.signal[end], -1e30, 1e30)
+            if not isinstance(self.signal.get("invert", False), bool):
+                raise RecipeError(f"{where}.signal.invert", "must be true or false")
         if self.signal is not None and self.kind == "pose":
             if not isinstance(self.signal.get("people"), list):
                 raise RecipeError(f"{where}.signal.people", "must be a list of OpenPose people")
+            for side in ("canvas_width", "canvas_height"):
+                if self.signal.get(side) is not None:
+                    _check_number(f"{where}.signal.{side}", self.signal[side], 1, MAX_SIDE * 4, integer=True)
         _check_number(f"{where}.strength", self.strength, 0.0, 4.0)
         _check_number(f"{where}.start", self.start, 0.0, 1.0)
         _check_number(f"{where}.end", self.end, 0.0, 1.0)
@@ -368,5 +376,6 @@ _LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([-+]?[0-9]*\.?[0-9]+))?>")
 def extract_lora_tags(prompt: str) -> tuple[str, list[Lora]]:
     loras = [Lora(name=m.group(1).strip(), weight=float(m.group(2)) if m.group(2) else 1.0)
              for m in _LORA_TAG.finditer(prompt)]
-    cleaned = re.sub(r"\s{2,}", " ", _LORA_TAG.sub("", prompt)).strip(" ,")
+    # "a cat <lora:x>, on a mat" → "a cat, on a mat": no space left stranded before a comma.
+    cleaned = re.sub(r"\s+,", ",", re.sub(r"\s{2,}", " ", _LORA_TAG.sub("", prompt))).strip(" ,")
     return cleaned, loras
