@@ -80,3 +80,8 @@ class DecodeCounter:
 
     def close(self):
         self._handle.remove()
+
+
+def last_base(studio):
+    """The most recently used loaded base (the LRU keeps it last)."""
+    return list(studio.pipelines._bases.values())[-1]

@@ -11,7 +11,7 @@ from PIL import Image
 
 from brushwork import CancelledError, Lora
 from brushwork.recipe import is_content_ref
-from test_engine_support import DecodeCounter, module_studio, pixels, recipe, write_png, gradient
+from test_engine_support import DecodeCounter, gradient, last_base, module_studio, pixels, recipe, write_png
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_progress_does_not_change_the_image(studio, tiny_models):
 
 def test_cancel_mid_run_raises_and_never_decodes(studio, tiny_models):
     studio.generate(recipe(tiny_models.sd15))  # loaded
-    vae = next(iter(studio.pipelines._bases.values())).original_vae
+    vae = last_base(studio).original_vae
     counter = DecodeCounter(vae)
     cancel = threading.Event()
     steps = []
