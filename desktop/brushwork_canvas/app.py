@@ -73,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     window.session.load_models()  # in the background: the window shows at once
     window.show()
     code = app.exec()
-    window.session.runner.wait_idle(3000)
     return code
 
 

@@ -13,6 +13,7 @@ from brushwork.errors import BrushworkError
 
 from .docfile import SUFFIX, save_document
 from .document import Document
+from .qtcompat import emit
 
 DELAY_MS = 2000
 
@@ -42,7 +43,7 @@ class Autosaver(QObject):
         try:
             save_document(self.doc, self.path)
         except (OSError, BrushworkError) as exc:
-            self.failed.emit(f"Autosave to {self.path} failed: {exc}")
+            emit(self.failed, f"Autosave to {self.path} failed: {exc}")
             return False
         self.saves += 1
         return True

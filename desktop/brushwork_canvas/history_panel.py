@@ -14,6 +14,7 @@ from . import imaging
 from .commands import AddLayer
 from .document import Document, HistoryEntry
 from .png_meta import with_metadata
+from .qtcompat import emit
 
 
 def apply_as_layer(doc: Document, entry_id: str) -> str:
@@ -96,7 +97,7 @@ class HistoryPanel(QWidget):
 
     def _export(self) -> None:
         if entry_id := self.selected_id():
-            self.export_requested.emit(entry_id)
+            emit(self.export_requested, entry_id)
 
 
 def _describe(entry: HistoryEntry) -> str:

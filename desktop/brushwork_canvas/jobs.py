@@ -16,6 +16,7 @@ from brushwork.errors import BrushworkError
 
 from .backend import CANCELLED, FAILED, FINAL, Backend, JobUpdate
 from .recipes import JobSpec
+from .qtcompat import emit
 
 
 class _Task(QRunnable):
@@ -70,7 +71,7 @@ class JobRunner(QObject):
                 if got != ref:
                     raise BrushworkError(f"the worker stored an upload as {got}, expected {ref}")
             if self._is_cancelled(key):
-                self.update.emit(key, JobUpdate(CANCELLED, message="cancelled before it started"))
+                self._emit(self.update, key, JobUpdate(CANCELLED, message="cancelled before it started"))
                 final_sent = True
                 return
             job = self.backend.submit(spec.recipe, live=spec.live)
@@ -80,22 +81,34 @@ class JobRunner(QObject):
             if cancel_now:  # Cancel was pressed while we were submitting
                 self._quietly(job.cancel)
             for item in job.updates():
-                self.update.emit(key, item)
+                self._emit(self.update, key, item)
                 if item.kind in FINAL:
                     final_sent = True
                     return
         except BrushworkError as exc:
-            self.update.emit(key, JobUpdate(FAILED, message=str(exc)))
+            self._emit(self.update, key, JobUpdate(FAILED, message=str(exc)))
             final_sent = True
         except Exception as exc:  # never a dead job thread or a hung UI: report it as a failure
-            self.update.emit(key, JobUpdate(FAILED, message=f"{type(exc).__name__}: {exc}"))
+            self._emit(self.update, key, JobUpdate(FAILED, message=f"{type(exc).__name__}: {exc}"))
             final_sent = True
         finally:
             with self._lock:
                 self._jobs.pop(key, None)
                 self._cancelled.discard(key)
             if not final_sent:
-                self.update.emit(key, JobUpdate(FAILED, message="the worker stopped reporting on this job"))
+                self._emit(self.update, key, JobUpdate(FAILED, message="the worker stopped reporting on this job"))
+
+    def _emit(self, signal, *args) -> None:
+        try:
+            emit(signal, *args)
+        except RuntimeError:  # the runner was deleted (the window closed): nobody is listening
+            pass
+
+    def shutdown(self, msecs: int = 3000) -> bool:
+        """Cancel every job and wait (bounded) for the threads: call before the app exits."""
+        for key in self.running():
+            self.cancel(key)
+        return self.pool.waitForDone(msecs)
 
     def _is_cancelled(self, key: int) -> bool:
         with self._lock:
@@ -117,9 +130,9 @@ class JobRunner(QObject):
             try:
                 value = fn()
             except Exception as exc:  # noqa: BLE001 - reported to the UI as one line
-                self.call_failed.emit(key, str(exc) if isinstance(exc, BrushworkError) else f"{type(exc).__name__}: {exc}")
+                self._emit(self.call_failed, key, str(exc) if isinstance(exc, BrushworkError) else f"{type(exc).__name__}: {exc}")
                 return
-            self.call_done.emit(key, value)
+            self._emit(self.call_done, key, value)
 
         self.pool.start(_Task(run))
         return key

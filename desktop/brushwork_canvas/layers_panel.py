@@ -11,6 +11,7 @@ from brushwork.recipe import CONTROL_KINDS
 
 from .commands import MoveLayer, RemoveLayer, SetLayerProps
 from .document import ControlSettings, Document
+from .qtcompat import emit
 
 KIND_ICONS = {"image": "🖼", "sketch": "✏", "mask": "▩", "pose": "🕺", "depth": "◐"}
 CONTROL_CHOICES = [k for k in CONTROL_KINDS if k != "inpaint"]
@@ -34,7 +35,7 @@ class LayersPanel(QWidget):
         menu = QMenu(add)
         for kind, label in (("sketch", "Sketch"), ("mask", "Mask"), ("pose", "Pose"), ("image", "Image from file…"),
                             ("depth", "Depth from file…")):
-            menu.addAction(f"{KIND_ICONS[kind]}  {label}", lambda k=kind: self.add_requested.emit(k))
+            menu.addAction(f"{KIND_ICONS[kind]}  {label}", lambda k=kind: emit(self.add_requested, k))
         add.setMenu(menu)
         self.delete_button = QPushButton("Delete", clicked=self._delete)
         self.up_button = QPushButton("▲", clicked=lambda: self._move(+1))
@@ -47,7 +48,7 @@ class LayersPanel(QWidget):
         row.addWidget(self.up_button)
         row.addWidget(self.down_button)
         row.addWidget(self.delete_button)
-        self.person_button = QPushButton("Add person", clicked=self.add_person_requested.emit)
+        self.person_button = QPushButton("Add person", clicked=lambda *_: emit(self.add_person_requested))
 
         self.control_box = QGroupBox("Use as control")
         self.control_box.setCheckable(True)

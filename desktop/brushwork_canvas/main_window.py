@@ -297,6 +297,7 @@ class MainWindow(QMainWindow):
         if self.autosaver:
             self.autosaver.save_now()  # nothing is lost, whatever happens next
         self.session.set_live(False)
+        self.session.runner.shutdown(3000)  # cancel our jobs; results already made stay in the worker
         super().closeEvent(event)
 
 

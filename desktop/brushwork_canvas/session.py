@@ -19,6 +19,7 @@ from .commands import AddLayer
 from .document import Document, HistoryEntry
 from .jobs import JobRunner
 from .recipes import JobSpec, build_job, random_seed
+from .qtcompat import emit
 
 LIVE_DELAY_MS = 300
 
@@ -64,7 +65,7 @@ class Session(QObject):
         try:
             spec = build_job(self.doc, action)
         except BrushworkError as exc:
-            self.message.emit(f"{action.capitalize()}: {exc}")
+            emit(self.message, f"{action.capitalize()}: {exc}")
             return None
         return self._start(spec)
 
@@ -75,7 +76,7 @@ class Session(QObject):
         for key in list(self.jobs):
             self.runner.cancel(key)
         if self.jobs:
-            self.message.emit("Cancelling…")
+            emit(self.message, "Cancelling…")
 
     def set_live(self, on: bool) -> None:
         if on == self.live:
@@ -84,7 +85,7 @@ class Session(QObject):
         if on:
             s = self.doc.settings
             self.live_seed = int(s.seed) if s.seed_locked else random_seed()
-            self.message.emit(f"Live mode on (seed {self.live_seed})")
+            emit(self.message, f"Live mode on (seed {self.live_seed})")
             self._live_timer.start()
         else:
             self._live_timer.stop()
@@ -110,7 +111,7 @@ class Session(QObject):
         try:
             spec = build_job(self.doc, "live", seed=self.live_seed)
         except BrushworkError as exc:
-            self.message.emit(f"Live: {exc}")
+            emit(self.message, f"Live: {exc}")
             return
         self._live_key = self._start(spec)
 
@@ -121,8 +122,8 @@ class Session(QObject):
         self.jobs[key] = spec
         self.submitted.append(spec)
         if len(self.jobs) == 1:
-            self.busy_changed.emit(True)
-        self.message.emit(f"{spec.action.capitalize()}: sent to the worker")
+            emit(self.busy_changed, True)
+        emit(self.message, f"{spec.action.capitalize()}: sent to the worker")
         return key
 
     def _on_update(self, key: int, update: JobUpdate) -> None:
@@ -130,53 +131,53 @@ class Session(QObject):
         if spec is None:
             return
         if update.kind == QUEUED:
-            self.queue_position.emit(-1 if update.position is None else int(update.position))
+            emit(self.queue_position, -1 if update.position is None else int(update.position))
         elif update.kind == PROGRESS:
-            self.queue_position.emit(-1)
-            self.progress.emit(update.step, update.total)
+            emit(self.queue_position, -1)
+            emit(self.progress, update.step, update.total)
             if update.preview:
                 try:
-                    self.preview.emit(imaging.image_from_bytes(update.preview, "step preview"))
+                    emit(self.preview, imaging.image_from_bytes(update.preview, "step preview"))
                 except BrushworkError:
                     pass  # a bad preview is cosmetic; the result still comes
         elif update.kind == RESULT:
             self._store_result(spec, update)
         elif update.kind == FAILED:
-            self.message.emit(f"{spec.action.capitalize()} failed: {update.message}")
+            emit(self.message, f"{spec.action.capitalize()} failed: {update.message}")
         elif update.kind == CANCELLED:
-            self.message.emit(f"{spec.action.capitalize()} cancelled")
+            emit(self.message, f"{spec.action.capitalize()} cancelled")
         if update.kind in FINAL:
             self._finish(key, spec)
 
     def _store_result(self, spec: JobSpec, update: JobUpdate) -> None:
         recipe = update.recipe or spec.recipe
         if not update.images:
-            self.message.emit(f"{spec.action.capitalize()}: the worker returned no picture")
+            emit(self.message, f"{spec.action.capitalize()}: the worker returned no picture")
             return
         for png in update.images:
             try:
                 image = imaging.image_from_bytes(png, "result")
             except BrushworkError as exc:
-                self.message.emit(f"{spec.action.capitalize()}: {exc}")
+                emit(self.message, f"{spec.action.capitalize()}: {exc}")
                 continue
             if spec.live:
-                self.live_result.emit(image)
+                emit(self.live_result, image)
                 continue
             entry = HistoryEntry(png=png, recipe=recipe, task=spec.action)
             self.doc.add_history(entry)
             layer = self.doc.new_layer("image", f"Result {len(self.doc.history)}", image)
             self.doc.undo_stack.push(AddLayer(self.doc, layer, text=f"Add {layer.name}"))
-            self.result_added.emit(entry.id)
+            emit(self.result_added, entry.id)
         seed = recipe.seed if recipe.seed is not None else "?"
-        self.message.emit(f"{spec.action.capitalize()}: done (seed {seed})")
+        emit(self.message, f"{spec.action.capitalize()}: done (seed {seed})")
 
     def _finish(self, key: int, spec: JobSpec) -> None:
         self.jobs.pop(key, None)
-        self.progress.emit(0, 0)
-        self.preview.emit(QImage())
-        self.queue_position.emit(-1)
+        emit(self.progress, 0, 0)
+        emit(self.preview, QImage())
+        emit(self.queue_position, -1)
         if not self.jobs:
-            self.busy_changed.emit(False)
+            emit(self.busy_changed, False)
         if key == self._live_key:
             self._live_key = None
             if self.live and self._live_dirty:
@@ -185,8 +186,8 @@ class Session(QObject):
 
     def _on_call_done(self, key: int, value: object) -> None:
         if key == self._model_call:
-            self.models_loaded.emit(list(value or []))
+            emit(self.models_loaded, list(value or []))
 
     def _on_call_failed(self, key: int, message: str) -> None:
         if key == self._model_call:
-            self.message.emit(f"Could not list the worker's models: {message}")
+            emit(self.message, f"Could not list the worker's models: {message}")

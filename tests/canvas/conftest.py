@@ -36,4 +36,4 @@ def window(qtbot, qapp):
     qtbot.waitExposed(win)
     yield win
     win.session.set_live(False)
-    win.session.runner.wait_idle(5000)
+    assert win.session.runner.shutdown(10000)
