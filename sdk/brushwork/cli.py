@@ -155,6 +155,8 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
                 raise UsageError(f"{option} {spec}: there is no --control {kind}=IMG for it to apply to")
             for c in matching:
                 c[key] = _absolute_if_path(value) if key == "model" else value
+    for c in controls:
+        _signal_from_file(c)
     if controls:
         fields["controls"] = controls
     if args.preset:
@@ -162,6 +164,35 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 
         return recipe_from_preset(args.preset, **fields)
     return Recipe.from_dict(fields).validate()
+
+
+def _signal_from_file(control: dict) -> None:
+    """``--control pose=people.json`` (OpenPose JSON) and ``--control depth=z.npy`` (raw float
+    distances) become raw signals, rendered by the engine, instead of pictures."""
+    image = control["image"]
+    if control["kind"] == "pose" and image.lower().endswith(".json"):
+        from .assets import read_ref
+
+        try:
+            data = json.loads(read_ref(image))
+        except ValueError as exc:
+            raise InputImageError(f"--control pose {image}: not valid OpenPose JSON ({exc})") from None
+        control["signal"] = data if isinstance(data, dict) else {"people": data}
+        del control["image"]
+    elif control["kind"] == "depth" and image.lower().endswith(".npy"):
+        import numpy as np
+
+        try:
+            arr = np.load(Path(image).expanduser(), mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            raise InputImageError(f"--control depth {image}: no such file") from None
+        except (ValueError, OSError) as exc:
+            raise InputImageError(f"--control depth {image}: not a readable .npy array ({exc})") from None
+        if arr.ndim != 2:
+            raise InputImageError(f"--control depth {image}: expected a 2-D array of distances, got shape {arr.shape}")
+        control["signal"] = {"data": image, "format": "npy", "width": int(arr.shape[1]),
+                             "height": int(arr.shape[0])}
+        del control["image"]
 
 
 def _absolute_if_path(ref: str) -> str:
@@ -248,6 +279,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args)
     check_inputs(recipe)
     sources = input_sources(recipe)
+    _licence_notes(recipe)
     _quiet_libraries()
     from . import Studio
 
@@ -257,6 +289,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     for path in result.save(out):
         print(path)
     return 0
+
+
+def _licence_notes(recipe: Recipe) -> None:
+    from .conditioning.estimators import ESTIMATORS
+
+    for c in recipe.controls:
+        est = ESTIMATORS.get(c.preprocess)
+        if est is not None and not est.commercial_use:
+            print(f"brushwork: note: estimator {est.name}: {est.licence}", file=sys.stderr)
 
 
 def _quiet_libraries() -> None:

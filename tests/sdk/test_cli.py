@@ -238,3 +238,79 @@ def test_preset_and_control_through_the_cli(models_env, tmp_path, capsys):
     assert recipe.controls[0].kind == "scribble" and recipe.controls[0].strength == 0.9
     assert recipe.controls[0].image.startswith("sha256:")
     assert recipe.controls[0].model == str(models_env.controlnets["scribble"])
+
+
+# ---- how a command line becomes a Recipe (in-process, no model) ------------------------------------
+
+def recipe_for(*args):
+    from brushwork.cli import build_parser, recipe_from_args
+
+    return recipe_from_args(build_parser().parse_args(["generate", "a fox", "--out", "o.png", *args]))
+
+
+def test_control_specs_strengths_and_windows_paths():
+    r = recipe_for("--control", r"depth=C:\art\d.png:0.5", "--control", "canny=C:/art/e.png",
+                   "--controlnet", "depth=my/depth-net", "--preprocess", "canny=canny")
+    assert (r.controls[0].image, r.controls[0].strength, r.controls[0].model) == (r"C:\art\d.png", 0.5, "my/depth-net")
+    assert (r.controls[1].image, r.controls[1].strength, r.controls[1].preprocess) == ("C:/art/e.png", 1.0, "canny")
+
+
+def test_preset_defaults_and_explicit_values():
+    r = recipe_for("--preset", "sketch-to-image", "--control", "scribble=a.png", "--control", "scribble=b.png:0.4",
+                   "--steps", "9")
+    assert [c.strength for c in r.controls] == [0.9, 0.4] and r.steps == 9 and r.preset == "sketch-to-image"
+
+
+def test_relative_model_paths_are_recorded_absolute(tmp_path, monkeypatch):
+    (tmp_path / "mymodel").mkdir()
+    monkeypatch.chdir(tmp_path)
+    r = recipe_for("--model", "mymodel", "--lora", "style:0.5")
+    assert r.model == str(tmp_path / "mymodel") and r.loras[0].name == "style"
+
+
+def test_pose_json_and_depth_npy_become_signals(tmp_path):
+    import json
+
+    pose = tmp_path / "pose.json"
+    pose.write_text(json.dumps({"people": [{"pose_keypoints_2d": [10, 10, 1] * 18}], "canvas_width": 64,
+                                "canvas_height": 64}))
+    np.save(tmp_path / "z.npy", np.ones((24, 32), dtype=np.float32))
+    r = recipe_for("--control", f"pose={pose}", "--control", f"depth={tmp_path / 'z.npy'}")
+    assert r.controls[0].image is None and r.controls[0].signal["canvas_width"] == 64
+    assert r.controls[1].signal == {"data": str(tmp_path / "z.npy"), "format": "npy", "width": 32, "height": 24}
+
+
+def test_bad_signal_files_are_input_errors(tmp_path):
+    from brushwork.errors import InputImageError
+
+    (tmp_path / "bad.json").write_text("{nope")
+    with pytest.raises(InputImageError, match="not valid OpenPose JSON"):
+        recipe_for("--control", f"pose={tmp_path / 'bad.json'}")
+    np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2)))
+    with pytest.raises(InputImageError, match="2-D array"):
+        recipe_for("--control", f"depth={tmp_path / 'cube.npy'}")
+    with pytest.raises(InputImageError, match="no such file"):
+        recipe_for("--control", f"depth={tmp_path / 'none.npy'}")
+
+
+@pytest.mark.slow
+def test_two_controlnets_from_raw_signals(models_env, tmp_path, capsys):
+    import json
+
+    flat = [0.0] * 54
+    flat[3:6] = [32, 20, 1]
+    flat[6:9] = [20, 24, 1]
+    (tmp_path / "pose.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": flat}]}))
+    depth = np.tile(np.linspace(1, 5, 64, dtype=np.float32), (64, 1))
+    np.save(tmp_path / "z.npy", depth)
+    out = tmp_path / "multi.png"
+    assert main(["generate", "a dancer", "--model", "tiny-sd15", "--steps", "2", "--size", "64x64", "--seed", "1",
+                 "--control", f"pose={tmp_path / 'pose.json'}:0.8", "--control", f"depth={tmp_path / 'z.npy'}",
+                 "--controlnet", f"pose={models_env.controlnets['pose']}",
+                 "--controlnet", f"depth={models_env.controlnets['depth']}", "--out", str(out)]) == 0
+    from brushwork.metadata import read_metadata
+
+    meta = read_metadata(out)
+    assert [c.kind for c in meta.recipe.controls] == ["pose", "depth"]
+    assert meta.recipe.controls[1].signal["data"].startswith("sha256:")
+    assert meta.recipe.controls[0].strength == 0.8

@@ -58,7 +58,8 @@ def prepare_control(control: Control, read: Reader, width: int, height: int, *,
         if control.kind == "depth":
             return depth_signal_to_image(control.signal, read, size)
         if control.kind == "pose":
-            return render_openpose(control.signal, size=size)
+            # Keypoints without a canvas size are taken to be in output pixels.
+            return render_openpose(control.signal, canvas_w=size[0], canvas_h=size[1], size=size)
         raise InputImageError(f"{where}.signal: raw signals exist for depth and pose only")
 
     if not control.image:

@@ -42,8 +42,11 @@ def depth_to_image(depth, *, near: float | None = None, far: float | None = None
         seen = arr[finite]
         lo, hi = np.percentile(seen, [LOW_PERCENTILE, HIGH_PERCENTILE])
         auto_near, auto_far = (hi, lo) if invert else (lo, hi)
-        n = float(auto_near if near is None else near)
-        f = float(auto_far if far is None else far)
+        try:
+            n = float(auto_near if near is None else near)
+            f = float(auto_far if far is None else far)
+        except (TypeError, ValueError):
+            raise InputImageError(f"depth: near and far must be numbers, got near={near!r}, far={far!r}") from None
         if not (np.isfinite(n) and np.isfinite(f)):
             raise InputImageError(f"depth: near and far must be finite numbers, got near={n}, far={f}")
         span = f - n
