@@ -23,8 +23,11 @@ here is recorded on the text encoder modules and read back by ``adapter_state``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import warnings
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +79,7 @@ def _check_file(path: str, what: str, allow_pickle: bool) -> Path:
     return p
 
 
-def _read_tensors(p: Path, what: str, family: str, allow_pickle: bool) -> dict[str, Any]:
+def _read_tensors(p: Path, what: str, allow_pickle: bool) -> dict[str, Any]:
     """The file's tensors; a corrupt or truncated file is an AdapterError, not a traceback."""
     try:
         if p.suffix.lower() in PICKLE_SUFFIXES and allow_pickle:
@@ -87,8 +90,8 @@ def _read_tensors(p: Path, what: str, family: str, allow_pickle: bool) -> dict[s
 
         return load_file(str(p))
     except Exception as exc:  # noqa: BLE001 - any failure to read is the same message to the user
-        raise AdapterError(f"{what} {p.name} cannot be read as a {family} {what} "
-                           f"(corrupt, truncated or not a safetensors file): {_short(exc)}") from None
+        raise AdapterError(f"{what} {p.name} cannot be read (corrupt, truncated or not a "
+                           f"safetensors file): {_short(exc)}") from None
 
 
 def _short(exc: BaseException) -> str:
@@ -129,16 +132,44 @@ def _loaded_loras(pipe) -> set[str]:
     return {name for names in pipe.get_list_adapters().values() for name in names}
 
 
+@contextmanager
+def _quiet_transformers():
+    """transformers 5 prints a "LOAD REPORT" table calling every base weight MISSING when a LoRA
+    goes into a text encoder: noise that would alarm users. Failures still raise."""
+    root = logging.getLogger("transformers")
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _lora_failure(exc: BaseException) -> str:
+    """diffusers/peft's reason, said the way an artist can act on it."""
+    text = _short(exc)
+    if "size mismatch" in text:
+        return "its layer sizes differ from this model's (it was made for another base model)"
+    if "Invalid LoRA checkpoint" in text:
+        return "it is not a LoRA: no tensor in it has a LoRA name (lora_up/lora_down, lora_A/lora_B)"
+    if "Target modules" in text and "not found" in text:
+        return "it targets layers this model does not have (it was made for another base model)"
+    return text
+
+
 def _load_lora(pipe, path: Path, name: str, family: str, allow_pickle: bool) -> None:
-    state_dict = _read_tensors(path, "LoRA", family, allow_pickle)
+    state_dict = _read_tensors(path, "LoRA", allow_pickle)
     if not state_dict:
         raise AdapterError(f"LoRA {path.name} is empty: no tensors in the file")
     before = _loaded_loras(pipe)
     try:
-        pipe.load_lora_weights(state_dict, adapter_name=name)
+        with _quiet_transformers(), warnings.catch_warnings():
+            # peft warns "multiple adapters in the model" on the second LoRA: that is the plan
+            warnings.simplefilter("ignore", UserWarning)
+            pipe.load_lora_weights(state_dict, adapter_name=name)
     except Exception as exc:  # noqa: BLE001 - diffusers/peft raise ValueError, RuntimeError, KeyError...
         _forget_partial(pipe, name)
-        raise AdapterError(f"LoRA {path.name} does not fit this {family} model: {_short(exc)}") from None
+        raise AdapterError(f"LoRA {path.name} does not fit this {family} model: {_lora_failure(exc)}") from None
     if name not in _loaded_loras(pipe) - before:
         # diffusers only warns when no key matches a layer of the model
         _forget_partial(pipe, name)
@@ -225,8 +256,27 @@ def _embedding_targets(pipe, family: str) -> list[tuple[str, Any, Any]]:
     return [t for t in targets if t[1] is not None and t[2] is not None]
 
 
+def _embedding_vectors(data: Any):
+    """The vectors of an embedding file in any of its usual layouts, or None if not recognised."""
+    import torch
+
+    if isinstance(data, torch.Tensor):
+        return data
+    if not isinstance(data, dict):
+        return None
+    if "string_to_param" in data:  # A1111 .pt
+        data = data["string_to_param"]
+        return next(iter(data.values()), None) if isinstance(data, dict) else None
+    if "emb_params" in data:  # A1111 .safetensors
+        return data["emb_params"]
+    if len(data) == 1:  # diffusers: {token: vector}
+        value = next(iter(data.values()))
+        return value if isinstance(value, torch.Tensor) else None
+    return None
+
+
 def _load_embedding(pipe, p: Path, token: str, digest: str, family: str, allow_pickle: bool) -> None:
-    tensors = _read_tensors(p, "embedding", family, allow_pickle)
+    tensors = _read_tensors(p, "embedding", allow_pickle)
     is_sdxl_file = "clip_l" in tensors or "clip_g" in tensors
     targets = _embedding_targets(pipe, family)
     if family == "sdxl" and not is_sdxl_file:
@@ -235,6 +285,11 @@ def _load_embedding(pipe, p: Path, token: str, digest: str, family: str, allow_p
     if family != "sdxl" and is_sdxl_file:
         raise AdapterError(f"embedding {p.name} is an SDXL embedding (clip_l/clip_g); this model is {family}")
     for key, tokenizer, encoder in targets:
+        width = encoder.get_input_embeddings().weight.shape[-1]
+        vectors = _embedding_vectors(tensors[key] if is_sdxl_file else tensors)
+        if vectors is not None and vectors.shape[-1] != width:
+            raise AdapterError(f"embedding {p.name} does not fit this {family} model: its vectors are "
+                               f"{vectors.shape[-1]} wide, this text encoder's are {width}")
         if token in tokenizer.get_vocab():
             raise AdapterError(f"embedding token {token!r} is already a word of this model's vocabulary; "
                                f"give {p.name} another token")
