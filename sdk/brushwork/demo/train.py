@@ -1,0 +1,485 @@
+"""Train the bundled demo model: ``python -m brushwork.demo.train [--quick] [--out DIR]``.
+
+Four stages, each saved as soon as it is done (so a later run can retrain one stage alone with
+``--stages``, taking the others from ``--out``):
+
+1. ``vae``: a small AutoencoderKL (scale factor 8, like SD's) on crops of the procedural images.
+2. ``unet``: a text-conditioned UNet on VAE latents, reading a *frozen random* CLIP text encoder
+   (CLIP's real tokenizer and 49408-token vocabulary, hidden size 32). No text-encoder training
+   is needed: the UNet's cross-attention learns to read whatever the frozen encoder gives it.
+3. ``controlnet``: a depth ControlNet, started from the UNet (diffusers' ``from_unet``).
+4. ``inpaint``: a 9-channel inpainting UNet, started from the UNet with zero weights on the extra
+   input channels (the same recipe as SD's inpainting checkpoints).
+
+Output (diffusers layout, fp16 safetensors): the base pipeline in ``--out`` itself, the
+inpainting pipeline in ``--out/inpaint``, the ControlNet in ``--out/controlnet-depth``, and
+``demo.json`` (native size, where each part is, training log). Reproducible: one seed drives the
+data and the initial weights; deterministic algorithms; one thread by default (on a shared,
+busy CPU one thread is many times faster than two fighting over it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import dataset
+from . import manifest as demo_manifest
+
+TOKENIZER_DIR = Path(__file__).resolve().parents[1] / "models" / "configs" / "clip-tokenizer"
+
+
+@dataclass
+class Plan:
+    size: int = 64
+    seed: int = 7
+    textures: int = 3000
+    depth_scenes: int = 1500
+    inpaint_examples: int = 1500
+    batch: int = 32
+    vae_steps: int = 600
+    vae_crop: int = 32
+    unet_steps: int = 1000
+    controlnet_steps: int = 700
+    inpaint_steps: int = 500
+    lr: float = 1e-3
+    caption_dropout: float = 0.1
+
+    @classmethod
+    def quick(cls) -> "Plan":
+        """Seconds, not minutes: proves the whole pipeline runs and saves a loadable model."""
+        return cls(textures=16, depth_scenes=8, inpaint_examples=8, batch=4, vae_steps=2,
+                   unet_steps=2, controlnet_steps=2, inpaint_steps=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# model shapes
+
+
+def text_encoder_config():
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=4, max_position_embeddings=77, bos_token_id=49406,
+                          eos_token_id=49407, pad_token_id=49407, projection_dim=32)
+
+
+def build_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                         up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(16, 32, 32, 32),
+                         layers_per_block=1, latent_channels=4, norm_num_groups=8, sample_size=64)
+
+
+def build_unet(size: int):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=size // 8, in_channels=4, out_channels=4, block_out_channels=(32, 64, 64),
+        layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=16)
+
+
+def build_scheduler():
+    from diffusers import PNDMScheduler
+
+    # SD 1.5's own schedule, so every sampler Brushwork offers converts from it.
+    return PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                         num_train_timesteps=1000, skip_prk_steps=True, set_alpha_to_one=False,
+                         steps_offset=1)
+
+
+def inpaint_unet_from(unet):
+    """A 9-channel copy of ``unet``: the extra inputs (mask, masked-image latents) start at zero."""
+    from diffusers import UNet2DConditionModel
+
+    config = dict(unet.config)
+    config["in_channels"] = 9
+    inpaint = UNet2DConditionModel.from_config(config)
+    state = unet.state_dict()
+    weight = state["conv_in.weight"]
+    state["conv_in.weight"] = torch.cat([weight, torch.zeros(weight.shape[0], 5, *weight.shape[2:])], dim=1)
+    inpaint.load_state_dict(state)
+    return inpaint
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+class Log:
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.start = time.time()
+
+    def __call__(self, msg: str) -> None:
+        if not self.quiet:
+            print(f"[{time.time() - self.start:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
+    """HWC [0, 1] arrays -> NCHW [-1, 1] (what the VAE sees in SD pipelines)."""
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() * 2 - 1
+
+
+def lr_at(step: int, total: int, peak: float) -> float:
+    """Short warm-up, then cosine down to 5%: a cheap stand-in for an EMA of the weights."""
+    warm = max(1, total // 20)
+    if step < warm:
+        return peak * (step + 1) / warm
+    progress = (step - warm) / max(1, total - warm)
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train_loop(name: str, params, steps: int, lr: float, loss_fn, log: Log) -> float:
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    smooth = None
+    started = time.time()
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, steps, lr)
+        loss = loss_fn(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise RuntimeError(f"{name}: loss became {value} at step {step}")
+        smooth = value if smooth is None else 0.98 * smooth + 0.02 * value
+        if step % 50 == 0 or step == steps - 1:
+            log(f"{name} {step + 1}/{steps} loss {smooth:.4f} ({time.time() - started:.0f}s)")
+    return float(smooth if smooth is not None else float("nan"))
+
+
+class TextEncoder:
+    """The frozen random CLIP text encoder and its tokenizer, with a per-caption cache."""
+
+    def __init__(self, model, tokenizer):
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self._cache: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def __call__(self, captions: list[str]) -> torch.Tensor:
+        missing = sorted({c for c in captions if c not in self._cache})
+        if missing:
+            ids = self.tokenizer(missing, padding="max_length", max_length=77, truncation=True,
+                                 return_tensors="pt").input_ids
+            hidden = self.model(ids)[0]
+            self._cache.update(zip(missing, hidden))
+        return torch.stack([self._cache[c] for c in captions])
+
+
+def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float = 5.0) -> torch.Tensor:
+    """Min-SNR loss weighting (Hang et al. 2023): converges several times faster at this scale."""
+    alphas = scheduler.alphas_cumprod[timesteps]
+    snr = alphas / (1 - alphas)
+    return torch.clamp(snr, max=gamma) / snr
+
+
+# ---------------------------------------------------------------------------------------------
+# stages
+
+
+def train_vae(plan: Plan, images: torch.Tensor, gen: torch.Generator, log: Log):
+    vae = build_vae().train()
+
+    def loss_fn(step: int) -> torch.Tensor:
+        idx = torch.randint(0, images.shape[0], (plan.batch,), generator=gen)
+        top, left = (int(v) for v in torch.randint(0, plan.size - plan.vae_crop + 1, (2,), generator=gen))
+        x = images[idx, :, top:top + plan.vae_crop, left:left + plan.vae_crop]
+        posterior = vae.encode(x).latent_dist
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+        recon = vae.decode(z).sample
+        kl = posterior.kl().mean() / z[0].numel()
+        return F.l1_loss(recon, x) + F.mse_loss(recon, x) + 1e-4 * kl
+
+    loss = train_loop("vae", list(vae.parameters()), plan.vae_steps, plan.lr * 2, loss_fn, log)
+    vae.eval().requires_grad_(False)
+    return vae, loss
+
+
+@torch.no_grad()
+def encode(vae, images: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """Posterior means, unscaled."""
+    return torch.cat([vae.encode(images[i:i + chunk]).latent_dist.mean for i in range(0, len(images), chunk)])
+
+
+def denoising_loss(unet, scheduler, latents, context, gen, **unet_kwargs) -> torch.Tensor:
+    noise = torch.randn(latents.shape, generator=gen)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=gen)
+    noisy = scheduler.add_noise(latents, noise, t)
+    extra = unet_kwargs.pop("extra_inputs", None)
+    model_in = noisy if extra is None else torch.cat([noisy, extra], dim=1)
+    pred = unet(model_in, t, context, **unet_kwargs).sample
+    per_item = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
+    return (per_item * min_snr_weights(scheduler, t)).mean()
+
+
+def drop_captions(captions: list[str], p: float, gen: torch.Generator) -> list[str]:
+    """Some empty captions, so classifier-free guidance has an unconditional model to push from."""
+    keep = torch.rand(len(captions), generator=gen) >= p
+    return [c if k else "" for c, k in zip(captions, keep.tolist())]
+
+
+def roll_latents(latents: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Textures tile, so any circular shift of one is another valid example (and teaches tiling)."""
+    dy, dx = (int(v) for v in torch.randint(0, latents.shape[-1], (2,), generator=gen))
+    return torch.roll(latents, shifts=(dy, dx), dims=(2, 3))
+
+
+def train_unet(plan, latents, captions, n_textures, text, scheduler, gen, log):
+    unet = build_unet(plan.size).train()
+
+    def loss_fn(step: int) -> torch.Tensor:
+        idx = torch.randint(0, latents.shape[0], (plan.batch,), generator=gen)
+        batch = latents[idx]
+        is_texture = (idx < n_textures).view(-1, 1, 1, 1)
+        batch = torch.where(is_texture, roll_latents(batch, gen), batch)
+        context = text(drop_captions([captions[i] for i in idx.tolist()], plan.caption_dropout, gen))
+        return denoising_loss(unet, scheduler, batch, context, gen)
+
+    loss = train_loop("unet", list(unet.parameters()), plan.unet_steps, plan.lr, loss_fn, log)
+    return unet.eval().requires_grad_(False), loss
+
+
+def train_controlnet(plan, unet, latents, depth, captions, text, scheduler, gen, log):
+    from diffusers import ControlNetModel
+
+    net = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32, 64, 64)).train()
+
+    def loss_fn(step: int) -> torch.Tensor:
+        idx = torch.randint(0, latents.shape[0], (plan.batch,), generator=gen)
+        context = text(drop_captions([captions[i] for i in idx.tolist()], plan.caption_dropout, gen))
+        noise = torch.randn(latents[idx].shape, generator=gen)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (plan.batch,), generator=gen)
+        noisy = scheduler.add_noise(latents[idx], noise, t)
+        down, mid = net(noisy, t, context, controlnet_cond=depth[idx], return_dict=False)
+        pred = unet(noisy, t, context, down_block_additional_residuals=down,
+                    mid_block_additional_residual=mid).sample
+        per_item = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
+        return (per_item * min_snr_weights(scheduler, t)).mean()
+
+    loss = train_loop("controlnet", list(net.parameters()), plan.controlnet_steps, plan.lr, loss_fn, log)
+    return net.eval().requires_grad_(False), loss
+
+
+def train_inpaint(plan, unet, latents, masked_latents, masks, captions, text, scheduler, gen, log):
+    inpaint = inpaint_unet_from(unet).train()
+
+    def loss_fn(step: int) -> torch.Tensor:
+        idx = torch.randint(0, latents.shape[0], (plan.batch,), generator=gen)
+        context = text(drop_captions([captions[i] for i in idx.tolist()], plan.caption_dropout, gen))
+        extra = torch.cat([masks[idx], masked_latents[idx]], dim=1)
+        return denoising_loss(inpaint, scheduler, latents[idx], context, gen, extra_inputs=extra)
+
+    loss = train_loop("inpaint", list(inpaint.parameters()), plan.inpaint_steps, plan.lr, loss_fn, log)
+    return inpaint.eval().requires_grad_(False), loss
+
+
+# ---------------------------------------------------------------------------------------------
+# saving
+
+
+def latent_rgb_factors(vae, latents: torch.Tensor, images: torch.Tensor) -> dict:
+    """Least-squares latent -> RGB map (for step previews without a VAE decode), like the
+    published SD 1.5 factors: rows = latent channels, columns = R, G, B, plus a bias."""
+    small = F.avg_pool2d(images, 8)  # one RGB value per latent cell, in [-1, 1]
+    x = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1]) * vae.config.scaling_factor
+    y = small.permute(0, 2, 3, 1).reshape(-1, 3)
+    design = torch.cat([x, torch.ones(x.shape[0], 1)], dim=1)
+    solution = torch.linalg.lstsq(design, y).solution
+    return {"factors": [[round(float(v), 4) for v in row] for row in solution[:-1]],
+            "bias": [round(float(v), 4) for v in solution[-1]]}
+
+
+def save_pipelines(out: Path, parts: dict, info: dict, plan: Plan) -> None:
+    """Write every part as fp16 safetensors in diffusers layout, then the manifest and card."""
+    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+
+    def half(module):
+        return module.to(torch.float16)
+
+    common = dict(vae=half(parts["vae"]), text_encoder=half(parts["text_encoder"]),
+                  tokenizer=parts["tokenizer"], scheduler=parts["scheduler"], safety_checker=None,
+                  feature_extractor=None, requires_safety_checker=False)
+    StableDiffusionPipeline(unet=half(parts["unet"]), **common).save_pretrained(out, safe_serialization=True)
+    StableDiffusionInpaintPipeline(unet=half(parts["inpaint"]), **common).save_pretrained(
+        out / demo_manifest.INPAINT_SUBDIR, safe_serialization=True)
+    half(parts["controlnet"]).save_pretrained(out / demo_manifest.CONTROLNET_SUBDIRS["depth"],
+                                              safe_serialization=True)
+    for module in parts.values():
+        if isinstance(module, torch.nn.Module):
+            module.float()
+    # transformers writes a 3.6 MB tokenizer.json; the BPE vocab/merges it came from are 1.4 MB
+    # and load the very same tokenizer (the weights budget is 20 MB for everything).
+    for folder in (out / "tokenizer", out / demo_manifest.INPAINT_SUBDIR / "tokenizer"):
+        shutil.rmtree(folder)
+        shutil.copytree(TOKENIZER_DIR, folder)
+    manifest = demo_manifest.build(native_size=plan.size, training=info, plan=asdict(plan))
+    (out / demo_manifest.MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    (out / "README.md").write_text(demo_manifest.model_card(manifest))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def load_existing(out: Path, name: str):
+    """A part from an earlier run in ``out`` (when its stage is not being retrained)."""
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+
+    where = {"vae": (AutoencoderKL, out / "vae"), "unet": (UNet2DConditionModel, out / "unet"),
+             "inpaint": (UNet2DConditionModel, out / demo_manifest.INPAINT_SUBDIR / "unet"),
+             "controlnet": (ControlNetModel, out / demo_manifest.CONTROLNET_SUBDIRS["depth"])}[name]
+    if not where[1].is_dir():
+        raise SystemExit(f"brushwork.demo.train: error: stage {name!r} is not being trained and "
+                         f"{where[1]} does not exist; train it too (--stages)")
+    return where[0].from_pretrained(str(where[1]), torch_dtype=torch.float32).eval().requires_grad_(False)
+
+
+STAGES = ("vae", "unet", "controlnet", "inpaint")
+
+
+def train(out: Path, plan: Plan, stages: tuple[str, ...] = STAGES, threads: int = 1,
+          quiet: bool = False) -> dict:
+    """Train ``stages`` (the rest come from ``out``) and write the model to ``out``."""
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    log = Log(quiet)
+    torch.set_num_threads(max(1, threads))
+    torch.manual_seed(plan.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    gen = torch.Generator().manual_seed(plan.seed)
+    previous = demo_manifest.read(out) if out.is_dir() else None
+    info: dict = dict(previous.get("training", {})) if previous else {}
+    info.setdefault("losses", {})
+    info.setdefault("seconds", {})
+
+    log(f"generating data (seed {plan.seed}, {plan.size}px)")
+    tex = dataset.make_set("texture", plan.textures, plan.size, plan.seed)
+    scenes = dataset.make_set("depth", plan.depth_scenes, plan.size, plan.seed)
+    holes = dataset.make_set("inpaint", plan.inpaint_examples, plan.size, plan.seed)
+    images = to_tensor([e.image for e in tex] + [e.image for e in scenes])
+    captions = [e.caption for e in tex] + [e.caption for e in scenes]
+
+    torch.manual_seed(plan.seed)  # the text encoder's random weights ARE the model: pin them
+    tokenizer = CLIPTokenizer.from_pretrained(str(TOKENIZER_DIR))
+    text_model = CLIPTextModel(text_encoder_config())
+    if "unet" not in stages and (out / "text_encoder").is_dir():
+        text_model = CLIPTextModel.from_pretrained(str(out / "text_encoder"), torch_dtype=torch.float32)
+    text_model = text_model.half().float()  # train against exactly what ships (fp16 weights)
+    text = TextEncoder(text_model, tokenizer)
+
+    def timed(stage, fn):
+        started = time.time()
+        result, loss = fn()
+        info["losses"][stage] = round(loss, 5)
+        info["seconds"][stage] = round(time.time() - started, 1)
+        return result
+
+    if "vae" in stages:
+        vae = timed("vae", lambda: train_vae(plan, images, gen, log))
+    else:
+        vae = load_existing(out, "vae")
+    latents = encode(vae, images)
+    if "vae" in stages or "unet" in stages:
+        vae.register_to_config(scaling_factor=round(float(1.0 / latents.std()), 5))
+    latents = latents * vae.config.scaling_factor
+
+    scheduler = build_scheduler()
+    from diffusers import DDPMScheduler
+
+    noise_sched = DDPMScheduler.from_config(scheduler.config)
+    if "unet" in stages:
+        unet = timed("unet", lambda: train_unet(plan, latents, captions, len(tex), text, noise_sched, gen, log))
+    else:
+        unet = load_existing(out, "unet")
+
+    if "controlnet" in stages:
+        n = len(tex)
+        depth = torch.from_numpy(np.stack([e.depth for e in scenes]))[:, None].repeat(1, 3, 1, 1)
+        controlnet = timed("controlnet", lambda: train_controlnet(
+            plan, unet, latents[n:], depth, captions[n:], text, noise_sched, gen, log))
+    else:
+        controlnet = load_existing(out, "controlnet")
+
+    if "inpaint" in stages:
+        hole_images = to_tensor([e.image for e in holes])
+        hole_masks = torch.from_numpy(np.stack([e.mask for e in holes]))[:, None]
+        # What the diffusers inpaint pipeline feeds the UNet: the picture with the hole set to 0
+        # (mid grey in [-1, 1]) encoded, and the mask shrunk to latent size.
+        masked = hole_images * (hole_masks < 0.5)
+        masked_latents = encode(vae, masked) * vae.config.scaling_factor
+        small_masks = F.interpolate(hole_masks, size=(plan.size // 8, plan.size // 8))
+        inpaint = timed("inpaint", lambda: train_inpaint(
+            plan, unet, encode(vae, hole_images) * vae.config.scaling_factor, masked_latents,
+            small_masks, [e.caption for e in holes], text, noise_sched, gen, log))
+    else:
+        inpaint = load_existing(out, "inpaint")
+
+    info["preview"] = latent_rgb_factors(vae, latents / vae.config.scaling_factor, images)
+    info["total_seconds"] = round(sum(info["seconds"].values()), 1)
+    info["threads"] = threads
+    info["torch"] = torch.__version__
+
+    # Write beside the target and swap in at the end: a failed run never leaves half a model.
+    out = out.resolve()
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    parts = dict(vae=vae, text_encoder=text.model, tokenizer=tokenizer, scheduler=scheduler, unet=unet,
+                 inpaint=inpaint, controlnet=controlnet)
+    save_pipelines(staging, parts, info, plan)
+    if out.exists():
+        backup = out.with_name(out.name + ".old")
+        shutil.rmtree(backup, ignore_errors=True)
+        out.rename(backup)
+        staging.rename(out)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        staging.rename(out)
+    log(f"saved to {out} in {time.time() - log.start:.0f}s; losses {info['losses']}")
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m brushwork.demo.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=demo_manifest.WEIGHTS_DIR,
+                        help="where to write the model (default: the package's shipped weights)")
+    parser.add_argument("--quick", action="store_true", help="a few steps of each stage (for tests)")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help=f"comma-separated subset of {','.join(STAGES)}; the rest load from --out")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        parser.error(f"--stages: unknown stage(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(STAGES)}")
+    plan = Plan.quick() if args.quick else Plan()
+    if args.seed is not None:
+        plan.seed = args.seed
+    try:
+        train(args.out, plan, stages, threads=args.threads, quiet=args.quiet)
+    except KeyboardInterrupt:
+        print("brushwork.demo.train: interrupted; the previous model (if any) is untouched", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
