@@ -168,8 +168,7 @@ class BRUSHWORK_OT_project_from_camera(_JobOperator, bpy.types.Operator):
                 results.project_uvs(obj, frame)
                 mat = results.material_with_image(obj, image, uv_map=results.PROJECTION_UV)
                 if bake and other_uvs:
-                    baked = results.bake_to_uvs(obj, mat, other_uvs[0], size, f"{obj.name}-baked")
-                    baked[results.RECIPE_PROP] = outcome.recipe_json
+                    baked = results.bake_to_uvs(obj, mat, other_uvs[0], size, f"{obj.name}-bake-tmp")
                     png = pixels.image_png(baked)
                     stored = results.store_png(png, f"{obj.name}-baked", outcome.recipe_json, prefs)
                     bpy.data.images.remove(baked)

@@ -45,7 +45,7 @@ def test_generate_texture_saved_blend_writes_next_to_it(checks):
     _no_exception(checks, "saved")
     assert checks["saved_filepath"].startswith("//brushwork/")
     assert checks["saved_file_exists"] and checks["saved_png_magic"]
-    assert checks["saved_folder_files"] == ["cube-texture.png"] or len(checks["saved_folder_files"]) == 1
+    assert checks["saved_folder_files"] == ["Cube-texture.png"]
     assert checks["saved_tiling"] == "xy"
 
 
@@ -69,7 +69,7 @@ def test_project_with_bake_to_existing_uvs(checks):
     _no_exception(checks, "bake")
     assert checks["bake_uv_map"] == ["UVMap"]
     name, size, has_recipe = checks["bake_image"]
-    assert size == [64, 64] and has_recipe
+    assert name == "Cube-baked" and size == [64, 64] and has_recipe
     assert checks["bake_nonblack"] > 0.0
 
 
