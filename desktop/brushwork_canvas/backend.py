@@ -46,7 +46,8 @@ class Backend(Protocol):
 
     def submit(self, recipe: Recipe, *, live: bool = False) -> BackendJob: ...
 
-    def models(self) -> list[str]: ...
+    def models(self) -> list[dict]:
+        """``[{"name", "kind"}]``; kind "pipeline" for base models, "controlnet" for ControlNets."""
 
 
 def canvas_client_key() -> str:
@@ -69,9 +70,6 @@ def canvas_client_key() -> str:
     with os.fdopen(fd, "w", encoding="ascii") as f:
         f.write(key)
     return key
-
-
-NOT_BASE_MODELS = ("controlnet", "lora", "vae", "embedding", "textual_inversion")
 
 
 class ClientBackend:
@@ -101,13 +99,10 @@ class ClientBackend:
     def upload(self, data: bytes) -> str:
         return self._retry(lambda c: c.upload(data))
 
-    def models(self) -> list[str]:
-        """Names of the base models the worker offers (ControlNets, LoRAs and VAEs left out)."""
-        names = []
-        for item in self._retry(lambda c: c.models()) or []:
-            if isinstance(item, dict) and item.get("name") and str(item.get("kind") or "") not in NOT_BASE_MODELS:
-                names.append(str(item["name"]))
-        return sorted(set(names))
+    def models(self) -> list[dict]:
+        return [{"name": str(item["name"]), "kind": str(item.get("kind") or "pipeline")}
+                for item in self._retry(lambda c: c.models()) or []
+                if isinstance(item, dict) and item.get("name")]
 
     def submit(self, recipe: Recipe, *, live: bool = False) -> "ClientJob":
         return ClientJob(self._retry(lambda c: c.submit(recipe, live=live)))

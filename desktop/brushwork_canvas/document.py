@@ -42,6 +42,7 @@ class ControlSettings:
     strength: float = 1.0
     start: float = 0.0
     end: float = 1.0
+    model: str = ""  # a ControlNet name from the worker; empty = the family's default for the kind
 
     def validate(self) -> None:
         if self.kind not in CONTROL_KINDS or self.kind == "inpaint":

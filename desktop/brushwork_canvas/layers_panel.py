@@ -58,14 +58,19 @@ class LayersPanel(QWidget):
         self.strength = _spin(0.0, 2.0, 0.05)
         self.start = _spin(0.0, 1.0, 0.05)
         self.end = _spin(0.0, 1.0, 0.05)
+        self.model = QComboBox(editable=True)
+        self.model.lineEdit().setPlaceholderText("default for the kind")
         form = QFormLayout(self.control_box)
         form.addRow("Kind", self.kind)
+        form.addRow("ControlNet", self.model)
         form.addRow("Strength", self.strength)
         steps = QHBoxLayout()
         steps.addWidget(self.start)
         steps.addWidget(self.end)
         form.addRow("Steps from/to", steps)
         self.kind.currentTextChanged.connect(self._control_edited)
+        self.model.lineEdit().editingFinished.connect(self._control_edited)
+        self.model.activated.connect(self._control_edited)
         for spin in (self.strength, self.start, self.end):
             spin.editingFinished.connect(self._control_edited)
 
@@ -103,6 +108,18 @@ class LayersPanel(QWidget):
                 self.strength.setValue(c.strength)
                 self.start.setValue(c.start)
                 self.end.setValue(c.end)
+                self.model.setCurrentText(c.model)
+        finally:
+            self._syncing = False
+
+    def set_controlnets(self, names: list) -> None:
+        """The worker's ControlNets, offered in the model box (any name can still be typed)."""
+        current = self.model.currentText()
+        self._syncing = True
+        try:
+            self.model.clear()
+            self.model.addItems([str(n) for n in names])
+            self.model.setCurrentText(current)
         finally:
             self._syncing = False
 
@@ -142,7 +159,8 @@ class LayersPanel(QWidget):
             end = min(1.0, start + 0.05)
             start = end - 0.05
         control = ControlSettings(enabled=self.control_box.isChecked(), kind=self.kind.currentText(),
-                                  strength=self.strength.value(), start=round(start, 3), end=round(end, 3))
+                                  strength=self.strength.value(), start=round(start, 3), end=round(end, 3),
+                                  model=self.model.currentText().strip())
         if control != layer.control:
             self.doc.undo_stack.push(SetLayerProps(self.doc, layer.id, "Control settings", control=control))
 

@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
         session.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         session.preview.connect(self.canvas.set_preview)
         session.live_result.connect(self._show_live)
+        session.controlnets_loaded.connect(self.layers_panel.set_controlnets)
         self.generate_panel.live_button.toggled.connect(self.live_dock.setVisible)
         if autosaver:
             autosaver.failed.connect(self.statusBar().showMessage)

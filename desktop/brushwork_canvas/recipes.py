@@ -86,21 +86,26 @@ def mask_picture(doc: Document) -> bytes:
     return imaging.png_bytes(imaging.from_array(union.astype("uint8") * 255))
 
 
+# A photo (image layer) used as one of these controls first goes through the worker's estimator.
+# canny needs none: the engine finds edges in a photo itself. Licences: docs/canvas.md.
+ESTIMATOR_FOR_PHOTO = {"depth": "depth-anything", "pose": "openpose", "lineart": "lineart"}
+
+
 def control_for(layer: Layer, doc: Document, assets: dict[str, bytes]) -> Control:
     c = layer.control
-    common = dict(kind=c.kind, strength=float(c.strength), start=float(c.start), end=float(c.end))
+    common = dict(kind=c.kind, strength=float(c.strength), start=float(c.start), end=float(c.end), model=c.model)
     if layer.kind == "pose":
         if not any(p[2] > 0 for person in layer.people for p in person):
             raise CanvasError(f"{layer.name}: the pose layer has nobody in it; add a person or turn its control off")
         return Control(signal=to_openpose(layer.people, doc.width, doc.height), **common)
+    preprocess = "none"
     if layer.kind == "sketch":
-        # ControlNet scribble/lineart models want white lines on black.
-        png = imaging.png_bytes(imaging.white_on_black(layer.image))
-        preprocess = "none"
+        # Sent as drawn (strokes on transparency): the engine reads lines from the alpha channel.
+        png = imaging.png_bytes(layer.image)
     else:
         png = imaging.png_bytes(imaging.flatten([(layer.image, 1.0)], doc.width, doc.height, QColor(0, 0, 0)))
-        # A photo used as canny/lineart/depth goes through the worker's estimator for that kind.
-        preprocess = c.kind if layer.kind == "image" and c.kind in ("canny", "lineart", "depth") else "none"
+        if layer.kind == "image":
+            preprocess = ESTIMATOR_FOR_PHOTO.get(c.kind, "none")
     ref = content_ref(png)
     assets[ref] = png
     return Control(image=ref, preprocess=preprocess, **common)

@@ -32,7 +32,8 @@ class Session(QObject):
     message = Signal(str)  # one line for the status bar (errors included)
     result_added = Signal(str)  # history entry id
     live_result = Signal(QImage)  # the latest live result
-    models_loaded = Signal(list)
+    models_loaded = Signal(list)  # base model names
+    controlnets_loaded = Signal(list)  # ControlNet names
 
     def __init__(self, doc: Document, runner: JobRunner, parent: QObject | None = None):
         super().__init__(parent)
@@ -186,7 +187,9 @@ class Session(QObject):
 
     def _on_call_done(self, key: int, value: object) -> None:
         if key == self._model_call:
-            emit(self.models_loaded, list(value or []))
+            items = [m for m in (value or []) if isinstance(m, dict)]
+            emit(self.models_loaded, sorted({m["name"] for m in items if m.get("kind") == "pipeline"}))
+            emit(self.controlnets_loaded, sorted({m["name"] for m in items if m.get("kind") == "controlnet"}))
 
     def _on_call_failed(self, key: int, message: str) -> None:
         if key == self._model_call:

@@ -177,8 +177,9 @@ def test_recipes_from_layers(full_doc):
     scribble_control = kinds["scribble"]
     assert (scribble_control.strength, scribble_control.start, scribble_control.end) == (0.7, 0.1, 0.8)
     picture = imaging.rgba_array(imaging.image_from_bytes(job.assets[scribble_control.image]))
-    assert picture[32, 32, :3].tolist() == [255, 255, 255] and picture[5, 60, :3].tolist() == [0, 0, 0], \
-        "scribbles go to ControlNet as white lines on black"
+    assert picture[32, 32, 3] == 255 and picture[5, 60, 3] == 0, \
+        "a sketch travels as drawn: strokes on transparency (the engine reads lines from alpha)"
+    assert scribble_control.preprocess == "none" and scribble_control.model == ""
     assert kinds["pose"].signal["canvas_width"] == 64 and len(kinds["pose"].signal["people"]) == 1
 
     refine = build_job(doc, "refine").recipe

@@ -71,7 +71,8 @@ class ScriptedBackend:
         return job
 
     def models(self):
-        return ["tiny-sd15", "other"]
+        return [{"name": "tiny-sd15", "kind": "pipeline"}, {"name": "controlnet-tiny-pose", "kind": "controlnet"},
+                {"name": "other", "kind": "pipeline"}]
 
 
 @pytest.fixture
@@ -191,6 +192,9 @@ def test_inpaint_without_a_mask_says_so_and_sends_nothing(setup, qtbot):
 
 def test_models_are_listed_in_the_background(setup, qtbot):
     backend, runner, session, _ = setup()
+    nets = []
+    session.controlnets_loaded.connect(nets.append)
     with qtbot.waitSignal(session.models_loaded, timeout=3000) as blocker:
         session.load_models()
-    assert blocker.args[0] == ["tiny-sd15", "other"]
+    assert blocker.args[0] == ["other", "tiny-sd15"]
+    assert nets == [["controlnet-tiny-pose"]]

@@ -115,6 +115,29 @@ def test_cancel_stops_a_long_job(real_window, qtbot):
     assert max(steps) < 150 and win.doc.history == []
 
 
+def test_sketch_and_pose_layers_steer_generation_as_controls(real_window, qtbot):
+    from brushwork_canvas.commands import SetLayerProps
+    from brushwork_canvas.document import ControlSettings
+
+    win = real_window
+    doc = win.doc
+    sketch = doc.layers[0]
+    draw(win, 32)
+    doc.undo_stack.push(SetLayerProps(doc, sketch.id, control=ControlSettings(
+        enabled=True, kind="scribble", strength=0.8, start=0.0, end=0.9, model="controlnet-tiny-scribble")))
+    win.add_layer("pose")
+    pose = doc.active
+    doc.undo_stack.push(SetLayerProps(doc, pose.id, control=ControlSettings(
+        enabled=True, kind="pose", strength=1.0, model="controlnet-tiny-pose")))
+    messages = []
+    win.session.message.connect(messages.append)
+    with qtbot.waitSignal(win.session.result_added, timeout=60000):
+        win.generate_panel.generate_button.click()
+    ran = doc.history[0].recipe
+    assert sorted(c.kind for c in ran.controls) == ["pose", "scribble"], messages
+    assert {c.model for c in ran.controls} == {"controlnet-tiny-scribble", "controlnet-tiny-pose"}
+
+
 def test_the_worker_dying_mid_job_loses_nothing(real_window, worker, qtbot):
     from brushwork_canvas.docfile import load_document
 
