@@ -83,17 +83,23 @@ def test_missing_controlnet_names_the_control(studio, tiny_models, tmp_path):
     assert "controls[0]" in str(err.value)
 
 
-def test_worker_mode_refuses_paths_but_takes_store_refs(tmp_path_factory, tiny_models, tmp_path):
-    studio = module_studio(tmp_path_factory, allow_paths=False)
+def test_worker_mode_takes_names_and_store_refs_never_paths(tmp_path_factory, tiny_models, tmp_path):
+    from brushwork.models.settings import Settings
+    from brushwork.testing.tiny import SD15_NAME
+
+    settings = Settings(model_dirs=[tiny_models.root])
+    studio = module_studio(tmp_path_factory, settings=settings, allow_paths=False)
     init = write_png(tmp_path / "init.png", gradient())
-    with pytest.raises(InputImageError):
-        studio.generate(recipe(tiny_models.sd15, init_image=init, strength=0.5))
+    with pytest.raises(ModelNotFoundError):  # a model path: refused
+        studio.generate(recipe(tiny_models.sd15))
+    with pytest.raises(InputImageError):  # an image path: refused
+        studio.generate(recipe(SD15_NAME, init_image=init, strength=0.5))
     ref = studio.assets.put((tmp_path / "init.png").read_bytes())
     assert ref == content_ref((tmp_path / "init.png").read_bytes())
-    out = studio.generate(recipe(tiny_models.sd15, init_image=ref, strength=0.5))
-    assert out.recipe.init_image == ref
-    with pytest.raises(InputImageError):
-        studio.generate(recipe(tiny_models.sd15, init_image="sha256:" + "0" * 64, strength=0.5))
+    out = studio.generate(recipe(SD15_NAME, init_image=ref, strength=0.5))
+    assert out.recipe.init_image == ref and out.recipe.model == SD15_NAME
+    with pytest.raises(InputImageError):  # not uploaded
+        studio.generate(recipe(SD15_NAME, init_image="sha256:" + "0" * 64, strength=0.5))
 
 
 def test_out_of_memory_is_a_clear_error_and_the_studio_survives(studio, tiny_models):

@@ -1,122 +1,62 @@
 """The engine's single doorway into brushwork.models (resolve, load, hash).
 
 Keeping every call into the models layer here means the rest of the engine sees three plain
-things: a cache key, a loaded pipeline with its family, and hashes/sources for the metadata.
+things: a cache key, a loaded module with its family, and hashes/sources for the metadata.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
 
-from ..assets import file_sha256
-from ..errors import ModelNotFoundError
+from ..models import loading, sources
+from ..models.sources import ModelRef
 
 
 @dataclass
 class Resolved:
-    key: str  # cache key: what the weights are
-    ref: Any  # the models layer's ModelRef (or a Path in the fallback)
-    source: str  # for metadata: hub id or path
+    key: str  # cache key: what the weights are (resolved path or hub:<id>)
+    ref: ModelRef
+    source: str  # for metadata and messages: hub id or path
+    name: str  # what the user typed or sees
     family: str | None = None
     variant: str | None = None
 
-
-def _models():
-    try:
-        from ..models import loading, sources  # noqa: F401
-    except ImportError:
-        return None
-    return sources, loading
+    @property
+    def location(self) -> str:
+        """A file path where there is one (LoRAs, embeddings), else the hub id."""
+        return str(self.ref.path if self.ref.path is not None else self.ref.location)
 
 
 def resolve(spec: str, kind: str, settings, *, allow_paths: bool = True, family: str | None = None) -> Resolved:
-    """``kind``: checkpoint, controlnet, vae, lora, embedding."""
-    models = _models()
-    if models is not None:
-        sources, _ = models
-        kwargs = {"allow_paths": allow_paths}
-        if family is not None:
-            kwargs["family"] = family
-        try:
-            ref = sources.resolve(spec, kind, settings, **kwargs)
-        except TypeError:
-            kwargs.pop("family", None)
-            ref = sources.resolve(spec, kind, settings, **kwargs)
-        key = str(getattr(ref, "key", None) or getattr(ref, "path", None) or getattr(ref, "id", None) or spec)
-        source = str(getattr(ref, "source", None) or getattr(ref, "id", None) or getattr(ref, "path", None) or spec)
-        return Resolved(key=key, ref=ref, source=source, family=getattr(ref, "family", None),
-                        variant=getattr(ref, "variant", None))
-    if not spec:
-        raise ModelNotFoundError(f"no {kind} given and no default configured")
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise ModelNotFoundError(f"{kind} {spec!r}: no such file or folder")
-    return Resolved(key=str(path.resolve()), ref=path.resolve(), source=str(path))
+    """``kind``: pipeline, controlnet, vae, lora, embedding. An empty pipeline spec means the
+    configured default model (then the bundled demo)."""
+    ref = sources.resolve(spec, kind, settings, allow_paths=allow_paths, family=family)
+    return Resolved(key=ref.key, ref=ref, source=ref.describe(), name=ref.name or ref.describe(),
+                    family=ref.family, variant=ref.variant)
 
 
 def load_pipeline(resolved: Resolved, *, dtype: torch.dtype, device: str):
     """-> (txt2img pipeline on ``device``, family or None)."""
-    models = _models()
-    if models is not None:
-        _, loading = models
-        pipe = loading.load_pipeline(resolved.ref, torch_dtype=dtype, device=device)
-        return pipe, resolved.family
-    from diffusers import DiffusionPipeline
-
-    pipe = DiffusionPipeline.from_pretrained(str(resolved.ref), torch_dtype=dtype)
-    return pipe.to(device), None
+    return loading.load_pipeline(resolved.ref, torch_dtype=dtype, device=device), resolved.family
 
 
-def load_controlnet(resolved: Resolved, *, dtype: torch.dtype, device: str):
-    models = _models()
-    if models is not None:
-        return models[1].load_controlnet(resolved.ref, torch_dtype=dtype, device=device)
-    from diffusers import ControlNetModel
-
-    return ControlNetModel.from_pretrained(str(resolved.ref), torch_dtype=dtype).to(device)
+def load_controlnet(resolved: Resolved, *, dtype: torch.dtype, device: str, family: str | None = None):
+    return loading.load_controlnet(resolved.ref, torch_dtype=dtype, device=device, family=family)
 
 
-def load_vae(resolved: Resolved, *, dtype: torch.dtype, device: str):
-    models = _models()
-    if models is not None:
-        return models[1].load_vae(resolved.ref, torch_dtype=dtype, device=device)
-    from diffusers import AutoencoderKL
-
-    return AutoencoderKL.from_pretrained(str(resolved.ref), torch_dtype=dtype).to(device)
+def load_vae(resolved: Resolved, *, dtype: torch.dtype, device: str, family: str | None = None):
+    return loading.load_vae(resolved.ref, torch_dtype=dtype, device=device, family=family)
 
 
 def model_hash(resolved: Resolved) -> str:
-    models = _models()
-    if models is not None and hasattr(models[1], "model_hash"):
-        return models[1].model_hash(resolved.ref)
-    path = Path(resolved.ref)
-    if path.is_file():
-        return file_sha256(path)
-    import hashlib
-
-    h = hashlib.sha256()  # a folder: hash of its weight files' hashes, in a stable order
-    for weights in sorted(path.rglob("*.safetensors")):
-        h.update(str(weights.relative_to(path)).encode() + file_sha256(weights).encode())
-    return h.hexdigest()
-
-
-def default_model(settings) -> str:
-    for name in ("default_model", "model"):
-        value = getattr(settings, name, None)
-        if value:
-            return str(value)
-    return ""
+    return loading.model_hash(resolved.ref)
 
 
 def load_settings(settings):
     if settings is not None:
         return settings
-    try:
-        from ..models.settings import Settings
-    except ImportError:
-        return None
+    from ..models.settings import Settings
+
     return Settings.load()

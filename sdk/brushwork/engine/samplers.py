@@ -59,7 +59,7 @@ def make_scheduler(name: str, base_config: dict):
 
 def scheduler_name(scheduler) -> str:
     """The sampler name for a scheduler instance (for messages and tests)."""
-    karras = bool(getattr(scheduler.config, "use_karras_sigmas", False))
+    karras = type(scheduler) in _KARRAS_CAPABLE and bool(scheduler.config.get("use_karras_sigmas", False))
     for name, (cls, overrides) in _TABLE.items():
         if type(scheduler) is cls and overrides.get("use_karras_sigmas", False) == karras:
             return name

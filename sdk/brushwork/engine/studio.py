@@ -23,17 +23,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..assets import AssetStore, read_ref
+from ..conditioning.masks import paste_back
 from ..errors import BrushworkError, CancelledError, ModelNotFoundError, RecipeError
 from ..paths import state_dir
 from ..recipe import Control, Recipe, extract_lora_tags
 from . import bridge
+from .adapters import apply_adapters
 from .fastpath import FastPath, pick_device, set_qkv_fused, set_vae_tiling, tune_module, tune_pipeline
 from .inputs import read_inputs, store_inputs
 from .memory import default_budget, oom_as_error
 from .pipelines import LoadedBase, PipelineCache
 from .progress import Progress, _Cancelled
+from .prompts import encode_prompts
 from .result import Result
 from .run import Job, run_one
+from .seamless import seamless
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +49,7 @@ class Studio:
         ``memory_budget``: bytes of models kept loaded (default: 75 % of the GPU, half the RAM).
         ``allow_paths``: False makes the Studio accept only sha256: input refs (the worker)."""
         self.settings = bridge.load_settings(settings)
-        self.device = pick_device(device)
+        self.device = pick_device(device or getattr(self.settings, "device", None))
         self.fast = FastPath.resolve(fast, self.device)
         self.assets = AssetStore(state_dir() / "assets")
         self.allow_paths = allow_paths
@@ -67,8 +71,9 @@ class Studio:
             changes.update(prompt=prompt, loras=[*recipe.loras, *tagged])
         if recipe.seed is None:
             changes["seed"] = secrets.randbelow(2**32)
-        if not recipe.model and bridge.default_model(self.settings):
-            changes["model"] = bridge.default_model(self.settings)
+        default_model = getattr(self.settings, "default_model", "")
+        if not recipe.model and default_model:
+            changes["model"] = default_model  # recorded, so a rerun does not depend on settings
         prepared = recipe.replace(**changes) if changes else recipe.replace()
         return store_inputs(prepared, self.assets, allow_paths=self.allow_paths).validate()
 
@@ -95,7 +100,7 @@ class Studio:
             keys = {entry["key"] for entry in self.pipelines.loaded()}
             if model not in keys:
                 with contextlib.suppress(BrushworkError):
-                    model = bridge.resolve(model, "checkpoint", self.settings).key
+                    model = bridge.resolve(model, "pipeline", self.settings, allow_paths=self.allow_paths).key
             return self.pipelines.unload(model)
 
     # ---- the run --------------------------------------------------------------------------
@@ -105,22 +110,21 @@ class Studio:
         _check_cancel(cancel)
         hashes: dict[str, str] = {}
         sources: dict[str, str] = {}
-        if not recipe.model:
-            raise ModelNotFoundError("model: no model given and no default model configured "
-                                     "(set one with `brushwork models` or give --model)")
-        resolved = bridge.resolve(recipe.model, "checkpoint", self.settings, allow_paths=True)
+        # An empty model means the bundled demo model (settings' default was filled in by prepare).
+        resolved = bridge.resolve(recipe.model, "pipeline", self.settings, allow_paths=self.allow_paths)
         base = self.pipelines.base(resolved.key, lambda: self._load_base(resolved))
         hashes["model"], sources["model"] = self._hash(resolved), resolved.source
         task = recipe.task
         if task == "txt2img" and base.inpaint_unet:
-            raise RecipeError("model", f"{recipe.model} is an inpainting checkpoint: give init_image and mask")
+            raise RecipeError("model", f"{resolved.name} is an inpainting checkpoint: give init_image and mask")
 
         controls = self._controlnets(recipe, base, hashes, sources)
         inputs = read_inputs(recipe, self._read)
         pipe = self.pipelines.for_task(base, task, controls)
         pipe.vae = self._vae(recipe, base, hashes, sources)
-        self._apply_adapters(pipe, recipe, hashes, sources)
-        prompt_kwargs = _encode_prompts(pipe, recipe, base.family)
+        self._apply_adapters(pipe, base.family, recipe, hashes, sources)
+        # A1111 weights and >77-token chunking; cached, so live mode re-encodes only on change.
+        prompt_kwargs = encode_prompts(pipe, recipe.prompt, recipe.negative_prompt, family=base.family)
         loaded = time.perf_counter()
 
         images = []
@@ -130,12 +134,12 @@ class Studio:
                   controls=list(recipe.controls))
         set_vae_tiling(pipe, width=recipe.width, height=recipe.height, fast=self.fast,
                        seamless=bool(recipe.tiling))
-        with _seamless(pipe, recipe.tiling):
+        with seamless(pipe, recipe.tiling):
             for index, seed in enumerate(seeds):
                 _check_cancel(cancel)
                 image = run_one(job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)
                 if task == "inpaint":
-                    image = _paste_back(inputs.init, image, inputs.mask, recipe.mask_feather)
+                    image = paste_back(inputs.init, image, inputs.mask, recipe.mask_feather)
                 images.append(image)
         done = time.perf_counter()
         return Result(images=images, seeds=seeds, recipe=recipe, hashes=hashes, sources=sources,
@@ -165,18 +169,19 @@ class Studio:
         nets = []
         for i, control in enumerate(recipe.controls):
             where = f"controls[{i}]"
-            resolved = _resolve_controlnet(control, base.family, self.settings, where)
+            resolved = _resolve_controlnet(control, base.family, self.settings, where, self.allow_paths)
 
             def load(resolved=resolved):
-                net = bridge.load_controlnet(resolved, dtype=self.fast.dtype, device=self.device)
+                net = bridge.load_controlnet(resolved, dtype=self.fast.dtype, device=self.device,
+                                             family=base.family)
                 tune_module(net, self.fast)
                 return net
 
             net = self.pipelines.controlnet(resolved.key, load)
             want = base.pipe.unet.config.get("cross_attention_dim")
             if net.config.get("cross_attention_dim") != want:
-                raise RecipeError(f"{where}.model", f"{control.model or control.kind} is a ControlNet for "
-                                  f"another model family than {recipe.model} ({base.family})")
+                raise RecipeError(f"{where}.model", f"{resolved.name} is a ControlNet for another model "
+                                  f"family than {base.family}")
             hashes[f"{where}.model"], sources[f"{where}.model"] = self._hash(resolved), resolved.source
             nets.append((resolved.key, net))
         return nets
@@ -184,35 +189,29 @@ class Studio:
     def _vae(self, recipe: Recipe, base: LoadedBase, hashes: dict, sources: dict):
         if not recipe.vae:
             return base.original_vae
-        resolved = bridge.resolve(recipe.vae, "vae", self.settings, allow_paths=True)
-        vae = self.pipelines.vae(resolved.key, lambda: bridge.load_vae(resolved, dtype=self.fast.dtype,
-                                                                       device=self.device))
+        resolved = bridge.resolve(recipe.vae, "vae", self.settings, allow_paths=self.allow_paths)
+        vae = self.pipelines.vae(resolved.key, lambda: bridge.load_vae(
+            resolved, dtype=self.fast.dtype, device=self.device, family=base.family))
         hashes["vae"], sources["vae"] = self._hash(resolved), resolved.source
         return vae
 
-    def _apply_adapters(self, pipe, recipe: Recipe, hashes: dict, sources: dict) -> None:
+    def _apply_adapters(self, pipe, family: str, recipe: Recipe, hashes: dict, sources: dict) -> None:
         loras, embeddings = [], []
         for i, lora in enumerate(recipe.loras):
-            resolved = bridge.resolve(lora.name, "lora", self.settings, allow_paths=True)
-            loras.append((str(resolved.ref), float(lora.weight)))
+            resolved = bridge.resolve(lora.name, "lora", self.settings, allow_paths=self.allow_paths,
+                                      family=family)
+            loras.append((resolved.location, float(lora.weight)))
             hashes[f"lora:{lora.name}"], sources[f"lora:{lora.name}"] = self._hash(resolved), resolved.source
         for emb in recipe.embeddings:
-            resolved = bridge.resolve(emb.name, "embedding", self.settings, allow_paths=True)
-            token = emb.token or Path(str(resolved.ref)).stem
-            embeddings.append((str(resolved.ref), token))
+            resolved = bridge.resolve(emb.name, "embedding", self.settings, allow_paths=self.allow_paths,
+                                      family=family)
+            token = emb.token or Path(resolved.location).stem
+            embeddings.append((resolved.location, token))
             hashes[f"embedding:{emb.name}"] = self._hash(resolved)
             sources[f"embedding:{emb.name}"] = resolved.source
-        try:
-            from .adapters import apply_adapters
-        except ImportError:
-            if loras or embeddings:
-                raise BrushworkError("LoRA and embeddings need brushwork.engine.adapters, "
-                                     "which this installation lacks") from None
-            apply_adapters = None
         if loras:
             set_qkv_fused(pipe, False)  # LoRA layers wrap to_q/to_k/to_v, not a fused to_qkv
-        if apply_adapters is not None:
-            apply_adapters(pipe, loras, embeddings)
+        apply_adapters(pipe, loras, embeddings, allow_pickle=bool(getattr(self.settings, "allow_pickle", False)))
         if not loras and self.fast.fuse_qkv:
             set_qkv_fused(pipe, True)
 
@@ -222,34 +221,13 @@ def _check_cancel(cancel) -> None:
         raise _Cancelled()
 
 
-def _resolve_controlnet(control: Control, family: str, settings, where: str) -> bridge.Resolved:
+def _resolve_controlnet(control: Control, family: str, settings, where: str,
+                        allow_paths: bool) -> bridge.Resolved:
     try:
-        if control.model:
-            return bridge.resolve(control.model, "controlnet", settings, allow_paths=True, family=family)
-        return bridge.resolve(control.kind, "controlnet", settings, allow_paths=False, family=family)
+        # No model: the kind's name picks the family's public ControlNet (models.registry).
+        return bridge.resolve(control.model or control.kind, "controlnet", settings,
+                              allow_paths=allow_paths and bool(control.model), family=family)
     except ModelNotFoundError as exc:
         raise ModelNotFoundError(f"{where}: {exc}") from None
 
 
-def _encode_prompts(pipe, recipe: Recipe, family: str) -> dict:
-    try:
-        from .prompts import encode_prompts
-    except ImportError:  # plain strings until the weighted/chunked encoder is present
-        return {"prompt": recipe.prompt, "negative_prompt": recipe.negative_prompt or None}
-    return encode_prompts(pipe, recipe.prompt, recipe.negative_prompt, family=family)
-
-
-def _seamless(pipe, axes: str):
-    if not axes:
-        return contextlib.nullcontext()
-    try:
-        from .seamless import seamless
-    except ImportError:
-        raise BrushworkError("tiling needs brushwork.engine.seamless, which this installation lacks") from None
-    return seamless(pipe, axes)
-
-
-def _paste_back(original, generated, mask, feather: int):
-    from ..conditioning.masks import paste_back
-
-    return paste_back(original, generated, mask, feather)

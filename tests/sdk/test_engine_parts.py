@@ -1,0 +1,151 @@
+"""Engine parts on their own: samplers, previews, OOM parsing, memory budget, fast path, seamless."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from brushwork import Lora, RecipeError
+from brushwork.engine.fastpath import FastPath, set_vae_tiling
+from brushwork.engine.memory import needed_bytes
+from brushwork.engine.progress import SD15_FACTORS, _predicted_x0, latent_to_rgb
+from brushwork.engine.samplers import make_scheduler, recommend, scheduler_name
+from brushwork.recipe import SAMPLERS
+from test_engine_support import last_base, mean_diff, module_studio, pixels, recipe
+
+SD15_CONFIG = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                   num_train_timesteps=1000, steps_offset=1, clip_sample=False,
+                   use_karras_sigmas=True)
+
+
+# ---- samplers --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_every_sampler_name_builds_from_the_model_config(name):
+    scheduler = make_scheduler(name, SD15_CONFIG)
+    assert scheduler_name(scheduler) == name
+    assert scheduler.config.beta_schedule == "scaled_linear"  # the model's config is kept
+    assert scheduler.config.beta_end == pytest.approx(0.012)
+
+
+def test_karras_only_when_the_name_says_so():
+    # the model config asks for Karras sigmas, but "DPM++ 2M" is the plain schedule
+    assert make_scheduler("DPM++ 2M", SD15_CONFIG).config.use_karras_sigmas is False
+    assert make_scheduler("DPM++ 2M Karras", {**SD15_CONFIG, "use_karras_sigmas": False}).config.use_karras_sigmas
+
+
+def test_unknown_sampler_and_recommendations():
+    with pytest.raises(RecipeError):
+        make_scheduler("Magic", SD15_CONFIG)
+    assert recommend("lcm").sampler == "LCM"
+    assert recommend("turbo").cfg == 0.0
+    assert recommend(None) is None and recommend("base") is None
+
+
+# ---- previews --------------------------------------------------------------------------------
+
+def test_latent_to_rgb_uses_the_published_factors():
+    latent = torch.zeros(4, 2, 3)
+    latent[0] = 1.0  # only channel 0: colour = first row of the SD 1.5 matrix
+    img = latent_to_rgb(latent, "sd15")
+    assert img.size == (3, 2)
+    expected = [round((v + 1) * 127.5) for v in SD15_FACTORS[0]]
+    assert list(img.getpixel((0, 0))) == expected
+    # SDXL: a zero latent shows the bias
+    grey = latent_to_rgb(torch.zeros(1, 4, 2, 2), "sdxl").getpixel((1, 1))
+    assert grey == tuple(round((b + 1) * 127.5) for b in (0.1084, -0.0175, -0.0011))
+
+
+@pytest.mark.parametrize("name", ["Euler a", "DDIM", "LCM", "DPM++ 2M", "UniPC"])
+def test_preview_latent_is_the_predicted_x0(name):
+    scheduler = make_scheduler(name, SD15_CONFIG)
+    scheduler.set_timesteps(4)
+    sample = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * scheduler.init_noise_sigma
+    noise_pred = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    t = scheduler.timesteps[0]
+    out = scheduler.step(noise_pred, t, sample, return_dict=False,
+                         **({"generator": torch.Generator().manual_seed(2)} if name in ("Euler a", "LCM") else {}))
+    x0 = _predicted_x0(scheduler, out)
+    if name == "Euler a":  # sigma parametrisation: x_t = x0 + sigma * eps
+        expected = sample - scheduler.sigmas[0] * noise_pred
+    else:  # alpha parametrisation: x_t = sqrt(a) x0 + sqrt(1 - a) eps
+        alpha = scheduler.alphas_cumprod[int(t)]
+        expected = (sample - (1 - alpha) ** 0.5 * noise_pred) / alpha ** 0.5
+    if name == "LCM":  # LCM's boundary-condition mix of x0 and the sample
+        c_skip, c_out = scheduler.get_scalings_for_boundary_condition_discrete(t)
+        expected = c_out * expected + c_skip * sample
+    assert not torch.allclose(x0, out[0])
+    assert torch.allclose(x0, expected, atol=1e-3)
+
+
+# ---- memory --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("message, expected", [
+    ("CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 4.00 GiB total capacity)", 20 * 1024**2),
+    ("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1048576 bytes.", 1048576),
+    ("MPS backend out of memory", None),
+])
+def test_needed_bytes_from_torch_messages(message, expected):
+    assert needed_bytes(message) == expected
+
+
+def test_memory_budget_evicts_the_least_recently_used_model(tmp_path_factory, tiny_models):
+    # tiny SD 1.5 is ~15 MB, tiny SDXL ~24 MB: a 30 MB budget holds one of them
+    studio = module_studio(tmp_path_factory, memory_budget=30 * 1024**2)
+    studio.generate(recipe(tiny_models.sd15))
+    studio.generate(recipe(tiny_models.sdxl))
+    models = [m for m in studio.loaded_models() if m["kind"] == "model"]
+    assert [m["family"] for m in models] == ["sdxl"]
+    assert studio.unload(str(tiny_models.sdxl)) == 1
+    assert studio.loaded_models() == []
+    assert studio.unload("nothing-loaded-by-this-name") == 0
+
+
+# ---- fast path -------------------------------------------------------------------------------
+
+def test_fast_path_matches_plain_path(tmp_path_factory, tiny_models):
+    fast = FastPath(device="cpu", dtype=torch.float32, channels_last=True, fuse_qkv=True)
+    fast_studio = module_studio(tmp_path_factory, fast=fast)
+    plain_studio = module_studio(tmp_path_factory, fast=False)
+    a = fast_studio.generate(recipe(tiny_models.sd15)).images[0]
+    b = plain_studio.generate(recipe(tiny_models.sd15)).images[0]
+    base = last_base(fast_studio)
+    assert base.pipe.unet._brushwork_qkv_fused is True
+    assert base.pipe.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert np.abs(pixels(a) - pixels(b)).max() <= 2
+    # a LoRA needs q/k/v unfused; the fast Studio still applies it and still matches the plain one
+    with_lora = dict(loras=[Lora(name=str(tiny_models.lora), weight=0.7)])
+    c = fast_studio.generate(recipe(tiny_models.sd15, **with_lora)).images[0]
+    d = plain_studio.generate(recipe(tiny_models.sd15, **with_lora)).images[0]
+    assert base.pipe.unet._brushwork_qkv_fused is False
+    assert np.abs(pixels(c) - pixels(d)).max() <= 2 and mean_diff(a, c) > 0.5
+
+
+def test_device_defaults():
+    cpu = FastPath.for_device("cpu")
+    assert cpu.dtype == torch.float32 and not cpu.compile and not cpu.cpu_offload
+    assert FastPath.resolve(False, "cpu") == FastPath.plain("cpu")
+    assert FastPath.resolve(None, "cpu") == cpu
+
+
+def test_vae_tiling_only_for_large_images_and_never_with_seamless(tmp_path_factory, tiny_models):
+    studio = module_studio(tmp_path_factory)
+    studio.generate(recipe(tiny_models.sd15))
+    pipe = last_base(studio).pipe
+    fast = FastPath(device="cpu", tile_vae_above=64 * 64)
+    set_vae_tiling(pipe, width=128, height=128, fast=fast, seamless=False)
+    assert pipe.vae.use_tiling
+    set_vae_tiling(pipe, width=128, height=128, fast=fast, seamless=True)
+    assert not pipe.vae.use_tiling
+    set_vae_tiling(pipe, width=64, height=64, fast=fast, seamless=False)
+    assert not pipe.vae.use_tiling
+
+
+def test_seamless_tiling_through_the_studio(tmp_path_factory, tiny_models):
+    studio = module_studio(tmp_path_factory)
+    plain = studio.generate(recipe(tiny_models.sd15)).images[0]
+    tiled = studio.generate(recipe(tiny_models.sd15, tiling="xy")).images[0]
+    assert mean_diff(plain, tiled) > 0.5
+    again = studio.generate(recipe(tiny_models.sd15)).images[0]  # patches are undone afterwards
+    assert np.array_equal(pixels(plain), pixels(again))
