@@ -250,6 +250,20 @@ def check_inputs(recipe: Recipe) -> None:
             open_image(read(c.image, f"--control {c.kind}"), what=f"--control {c.kind} {c.image}")
 
 
+def check_models(recipe: Recipe) -> None:
+    """Resolve the model (and VAE) now, without torch: a missing model or a refused pickle
+    fails in a second instead of after the engine has loaded."""
+    try:
+        from .models import settings as model_settings
+        from .models import sources
+    except ImportError:
+        return  # no models layer: the engine reports it
+    config = model_settings.Settings.load()
+    sources.resolve(recipe.model or None, "pipeline", config, allow_paths=True)
+    if recipe.vae:
+        sources.resolve(recipe.vae, "vae", config, allow_paths=True)
+
+
 def input_sources(recipe: Recipe) -> dict[str, str]:
     """sha256 ref → absolute path of each input file, recorded so a rerun can find them again."""
     from .assets import content_ref
@@ -278,6 +292,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = check_out_path(args.out)
     recipe = recipe_from_args(args)
     check_inputs(recipe)
+    check_models(recipe)
     sources = input_sources(recipe)
     _licence_notes(recipe)
     _quiet_libraries()

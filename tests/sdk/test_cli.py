@@ -157,7 +157,6 @@ def test_generate_then_info_through_the_real_command(models_env, tmp_path):
     assert '"seed": 7' in info.stdout
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("model, match", [("no-such-model", "no-such-model"), ("{pickle}", "")])
 def test_missing_model_and_pickle_are_refused(models_env, tmp_path, pictures, model, match):
     out = tmp_path / "out.png"
