@@ -130,6 +130,18 @@ def test_inputs_enter_the_asset_store_as_sha256_refs(studio, tiny_models, tmp_pa
     ref = result.recipe.init_image
     assert is_content_ref(ref)
     assert studio.assets.get(ref) == (tmp_path / "init.png").read_bytes()
+    assert result.hashes["init_image"] == ref.split(":", 1)[1]
+
+
+def test_textual_inversion_embedding_changes_the_image_where_its_token_is(studio, tiny_models):
+    from brushwork import Embedding
+
+    # before the embedding is loaded, "tinystyle" is plain words (once loaded a token stays known)
+    plain = studio.generate(recipe(tiny_models.sd15, prompt="a cat, tinystyle")).images[0]
+    with_emb = dict(embeddings=[Embedding(name=str(tiny_models.embedding), token="tinystyle")])
+    used = studio.generate(recipe(tiny_models.sd15, prompt="a cat, tinystyle", **with_emb))
+    assert not np.array_equal(pixels(used.images[0]), pixels(plain))
+    assert len(used.hashes[f"embedding:{tiny_models.embedding}"]) == 64
 
 
 def test_lora_tags_move_from_prompt_to_loras(studio, tiny_models):
@@ -142,3 +154,13 @@ def test_lora_tags_move_from_prompt_to_loras(studio, tiny_models):
     # and switching the LoRA off again gives the plain image back
     again = studio.generate(recipe(tiny_models.sd15, prompt="a cat")).images[0]
     assert np.array_equal(pixels(plain), pixels(again))
+
+
+def test_save_to_a_stem_adds_png_and_keeps_dots(studio, tiny_models, tmp_path):
+    result = studio.generate(recipe(tiny_models.sd15))
+    assert [p.name for p in result.save(tmp_path / "job.2026-11-22")] == ["job.2026-11-22.png"]
+    from brushwork.metadata import read_metadata
+
+    meta = read_metadata(tmp_path / "job.2026-11-22.png")
+    assert meta.recipe == result.recipe_for(0)
+    assert meta.hashes["model"] == result.hashes["model"] and len(meta.hashes["model"]) == 64

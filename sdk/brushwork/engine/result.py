@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
-from ..assets import atomic_write_bytes
+from ..metadata import save_png
 from ..recipe import Recipe
 
 
@@ -29,8 +27,8 @@ class Result:
 
     def paths_for(self, path: str | os.PathLike) -> list[Path]:
         path = Path(path)
-        if path.suffix.lower() != ".png":
-            path = path.with_name(path.name + ".png") if not path.suffix else path.with_suffix(".png")
+        if path.suffix.lower() != ".png":  # a stem ("out", "job.2026-11-22"): add, never replace
+            path = path.with_name(path.name + ".png")
         if len(self.images) == 1:
             return [path]
         return [path.with_name(f"{path.stem}-{i + 1}{path.suffix}") for i in range(len(self.images))]
@@ -51,28 +49,3 @@ class Result:
                 done.unlink(missing_ok=True)
             raise
         return written
-
-
-def save_png(image: Image.Image, path: Path, recipe: Recipe, *, hashes: dict, sources: dict) -> Path:
-    try:
-        from ..metadata import save_png as metadata_save_png  # the shared writer, when present
-    except ImportError:
-        metadata_save_png = None
-    if metadata_save_png is not None:
-        return Path(metadata_save_png(image, path, recipe, hashes=hashes, sources=sources) or path)
-    return _minimal_save_png(image, path, recipe, hashes=hashes, sources=sources)
-
-
-def _minimal_save_png(image, path, recipe, *, hashes, sources) -> Path:
-    """Stand-in until brushwork.metadata lands: A1111 parameters + the Recipe JSON."""
-    info = PngImagePlugin.PngInfo()
-    lines = [recipe.prompt]
-    if recipe.negative_prompt:
-        lines.append(f"Negative prompt: {recipe.negative_prompt}")
-    lines.append(f"Steps: {recipe.steps}, Sampler: {recipe.sampler}, CFG scale: {recipe.cfg:g}, "
-                 f"Seed: {recipe.seed}, Size: {recipe.width}x{recipe.height}, Model: {recipe.model}")
-    info.add_text("parameters", "\n".join(lines))
-    info.add_itxt("brushwork", json.dumps({"recipe": recipe.to_dict(), "hashes": hashes, "sources": sources}))
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", pnginfo=info)
-    return atomic_write_bytes(path, buf.getvalue())

@@ -118,6 +118,8 @@ class Studio:
         if task == "txt2img" and base.inpaint_unet:
             raise RecipeError("model", f"{resolved.name} is an inpainting checkpoint: give init_image and mask")
 
+        for where, ref in recipe.image_refs().items():  # prepare() made every input a sha256: ref
+            hashes[where] = ref.split(":", 1)[1]
         controls = self._controlnets(recipe, base, hashes, sources)
         inputs = read_inputs(recipe, self._read)
         pipe = self.pipelines.for_task(base, task, controls)
