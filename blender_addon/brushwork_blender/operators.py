@@ -190,7 +190,11 @@ class BRUSHWORK_OT_capture_depth(bpy.types.Operator):
             self.report({"ERROR"}, "Brushwork: the scene has no active camera")
             return {"CANCELLED"}
         size = capture.fit_size(scene, max(settings.width, settings.height))
-        depth = capture.camera_depth(scene, scene.camera, size)
+        try:
+            depth = capture.camera_depth(scene, scene.camera, size)
+        except ValueError as exc:
+            self.report({"ERROR"}, f"Brushwork: {exc}")
+            return {"CANCELLED"}
         image = bpy.data.images.get(DEPTH_IMAGE)
         if image is None or tuple(image.size) != size:
             if image is not None:

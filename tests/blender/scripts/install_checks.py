@@ -94,6 +94,51 @@ if out["enabled"]:
     except RuntimeError as exc:
         out["env_error"] = str(exc)
 
+    # Unhappy paths of the operators: one clear line each, nothing half made.
+    def error_of(op, **kwargs):
+        try:
+            op(**kwargs)
+            return ""
+        except RuntimeError as exc:
+            return str(exc).strip()
+
+    prefs.environment = ""
+    for obj in scene.objects:
+        obj.select_set(False)
+    unhappy = {"project_no_selection": error_of(bpy.ops.brushwork.project_from_camera)}
+    scene.objects["Plane"].select_set(True)
+    cam.data.type = "PANO"
+    unhappy["depth_panorama"] = error_of(bpy.ops.brushwork.capture_depth)
+    unhappy["project_panorama"] = error_of(bpy.ops.brushwork.project_from_camera)
+    cam.data.type = "PERSP"
+    unhappy["pose_no_armature"] = error_of(bpy.ops.brushwork.capture_pose)
+    rig = bpy.data.objects.new("rig", bpy.data.armatures.new("rig"))
+    scene.collection.objects.link(rig)
+    scene.brushwork.bone_map = "TEXT"
+    unhappy["bone_map_text_missing"] = error_of(bpy.ops.brushwork.capture_pose)
+    scene.brushwork.bone_map = "AUTO"
+    bpy.data.objects.remove(rig)
+    scene.camera = None
+    unhappy["depth_no_camera"] = error_of(bpy.ops.brushwork.capture_depth)
+    scene.brushwork.use_depth = True
+    unhappy["texture_depth_no_camera"] = error_of(bpy.ops.brushwork.generate_texture)
+    scene.brushwork.use_depth = False
+    scene.camera = cam
+    bpy.data.images.new("odd", 60, 64)
+    bpy.data.images.new("odd mask", 60, 64)
+    unhappy["inpaint_odd_size"] = error_of(bpy.ops.brushwork.inpaint_texture, image="odd")
+    bpy.data.images.new("wall", 64, 64)
+    unhappy["inpaint_no_mask"] = error_of(bpy.ops.brushwork.inpaint_texture, image="wall")
+    bpy.data.images.new("wall mask", 32, 32)
+    unhappy["inpaint_mask_size"] = error_of(bpy.ops.brushwork.inpaint_texture, image="wall")
+    unhappy["inpaint_no_image"] = error_of(bpy.ops.brushwork.inpaint_texture, image="nope")
+    scene.brushwork.steps = 5
+    scene.brushwork.width = 64
+    scene.brushwork.sampler = "Euler a"
+    scene.brushwork.cfg = 7.0
+    unhappy["cancel_nothing"] = error_of(bpy.ops.brushwork.cancel)
+    out["unhappy"] = unhappy
+
     out["forbidden_loaded"] = sorted(m for m in ("torch", "diffusers", "PIL", "transformers") if m in sys.modules)
 
     bpy.ops.preferences.addon_disable(module=PKG)
