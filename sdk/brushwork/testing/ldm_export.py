@@ -145,3 +145,53 @@ def export_sd15_single_file(pipeline_dir: Path, out_file: Path, *, metadata: dic
     save_file(checkpoint, str(tmp), metadata=metadata or {})
     tmp.replace(out_file)
     return out_file
+
+
+def _load_component(folder: Path) -> tuple[dict, dict]:
+    from safetensors.torch import load_file
+
+    weights = sorted(Path(folder).glob("*.safetensors"))
+    if len(weights) != 1:
+        raise ValueError(f"{folder}: expected one .safetensors weight file, found {len(weights)}")
+    return load_file(str(weights[0])), json.loads((Path(folder) / "config.json").read_text("utf-8"))
+
+
+def _save(tensors: dict, out_file: Path) -> Path:
+    from safetensors.torch import save_file
+
+    out_file = Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_file.with_name(out_file.name + ".partial")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    tmp.replace(out_file)
+    return out_file
+
+
+def export_vae_single_file(vae_dir: Path, out_file: Path) -> Path:
+    """A standalone VAE as A1111 ships them (``vae-ft-mse-...safetensors``: LDM keys, no prefix)."""
+    state, cfg = _load_component(vae_dir)
+    return _save({k[len(VAE_PREFIX):]: v for k, v in vae_to_ldm(state, cfg).items()}, out_file)
+
+
+def controlnet_key(key: str, layers_per_block: int, hint_blocks: int) -> str:
+    """One diffusers ControlNetModel key -> its LDM name (without ``control_model.``)."""
+    if m := re.match(r"controlnet_cond_embedding\.conv_in\.(.*)", key):
+        return f"input_hint_block.0.{m[1]}"
+    if m := re.match(r"controlnet_cond_embedding\.blocks\.(\d+)\.(.*)", key):
+        return f"input_hint_block.{2 * (int(m[1]) + 1)}.{m[2]}"
+    if m := re.match(r"controlnet_cond_embedding\.conv_out\.(.*)", key):
+        return f"input_hint_block.{2 * (hint_blocks + 1)}.{m[1]}"
+    if m := re.match(r"controlnet_down_blocks\.(\d+)\.(.*)", key):
+        return f"zero_convs.{m[1]}.0.{m[2]}"
+    if m := re.match(r"controlnet_mid_block\.(.*)", key):
+        return f"middle_block_out.0.{m[1]}"
+    return unet_key(key, layers_per_block, [])
+
+
+def export_controlnet_single_file(controlnet_dir: Path, out_file: Path) -> Path:
+    """A ControlNet as A1111's extension ships them (``control_model.`` keys). Note: diffusers'
+    converter expects the standard 4-stage hint encoder (conditioning channels of length 4)."""
+    state, cfg = _load_component(controlnet_dir)
+    hint_blocks = len({k.split(".")[2] for k in state if k.startswith("controlnet_cond_embedding.blocks.")})
+    lpb = cfg["layers_per_block"]
+    return _save({"control_model." + controlnet_key(k, lpb, hint_blocks): v for k, v in state.items()}, out_file)
