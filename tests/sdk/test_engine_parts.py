@@ -149,3 +149,33 @@ def test_seamless_tiling_through_the_studio(tmp_path_factory, tiny_models):
     assert mean_diff(plain, tiled) > 0.5
     again = studio.generate(recipe(tiny_models.sd15)).images[0]  # patches are undone afterwards
     assert np.array_equal(pixels(plain), pixels(again))
+
+
+def test_tiny_vae_previews_when_the_fast_path_has_one(tmp_path_factory, tiny_models, tmp_path):
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(0)
+    AutoencoderTiny(encoder_block_out_channels=(16, 16), decoder_block_out_channels=(16, 16),
+                    num_encoder_blocks=(1, 1), num_decoder_blocks=(1, 1)).save_pretrained(tmp_path / "taesd")
+    fast = FastPath(device="cpu", preview_vaes=(("sd15", str(tmp_path / "taesd")),
+                                                 ("sdxl", str(tmp_path / "missing"))))
+    studio = module_studio(tmp_path_factory, fast=fast)
+    seen = []
+    with_previews = studio.generate(recipe(tiny_models.sd15), on_progress=seen.append).images[0]
+    assert [p.preview.size for p in seen] == [(64, 64)] * 2  # decoded: image size, not latent size
+    quiet = studio.generate(recipe(tiny_models.sd15)).images[0]
+    assert np.array_equal(pixels(with_previews), pixels(quiet))
+    seen.clear()  # no tiny VAE on disk for SDXL: linear previews, and no error
+    studio.generate(recipe(tiny_models.sdxl), on_progress=seen.append)
+    assert [p.preview.size for p in seen] == [(32, 32)] * 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fast_path_matches_fp32(tmp_path_factory, tiny_models):
+    fast = module_studio(tmp_path_factory, device="cuda")
+    plain = module_studio(tmp_path_factory, device="cuda", fast=False)
+    assert fast.fast.dtype == torch.float16
+    a = fast.generate(recipe(tiny_models.sd15)).images[0]
+    b = plain.generate(recipe(tiny_models.sd15)).images[0]
+    assert np.abs(pixels(a) - pixels(b)).mean() < 3.0

@@ -24,7 +24,8 @@ def module_studio(tmp_path_factory, **kwargs):
     home = tmp_path_factory.mktemp("engine-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BRUSHWORK_HOME", str(home))
-        return Studio(device="cpu", **kwargs)
+        kwargs.setdefault("device", "cpu")
+        return Studio(**kwargs)
 
 
 def recipe(model, **changes) -> Recipe:

@@ -16,6 +16,7 @@ import torch
 log = logging.getLogger(__name__)
 
 GIB = 1024**3
+TAESD = (("sd15", "madebyollin/taesd"), ("sdxl", "madebyollin/taesdxl"))
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,9 @@ class FastPath:
     compile: bool = False  # torch.compile the UNet: minutes of warm-up, then faster steps
     cpu_offload: bool = False  # move each model to the GPU only while it runs (small GPUs)
     tile_vae_above: int = 1536 * 1536  # decode/encode in tiles above this many pixels
-    preview_vae: str = ""  # optional tiny VAE (taesd) path for nicer previews; "" = linear
+    # Tiny VAEs (taesd) that turn previews into real pictures for a few ms of GPU: (family, ref)
+    # pairs; used only when already on disk (a preview never downloads). Empty = linear previews.
+    preview_vaes: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def for_device(cls, device: str) -> "FastPath":
@@ -39,7 +42,7 @@ class FastPath:
             # fp16 is the published fast path for SD; bf16 avoids fp16 VAE overflow but is slower
             # on older cards, so it is opt-in via a FastPath of your own.
             return cls(device=device, dtype=torch.float16, channels_last=True, fuse_qkv=True,
-                       cpu_offload=props.total_memory < 6 * GIB)
+                       cpu_offload=props.total_memory < 6 * GIB, preview_vaes=TAESD)
         if kind == "mps":
             return cls(device=device, dtype=torch.float16)
         return cls(device=device, dtype=torch.float32)
@@ -121,3 +124,39 @@ def set_vae_tiling(pipe, *, width: int, height: int, fast: FastPath, seamless: b
         vae.enable_tiling()
     else:
         vae.disable_tiling()
+
+
+def load_preview_decoder(ref: str, fast: FastPath):
+    """A callable latent -> RGB PIL image through a tiny VAE at ``ref`` (a folder, or a hub id
+    already in the HF cache), or None when it is not on this machine or does not load."""
+    from pathlib import Path
+
+    from diffusers import AutoencoderTiny
+
+    try:
+        if Path(ref).expanduser().is_dir():
+            vae = AutoencoderTiny.from_pretrained(str(Path(ref).expanduser()), torch_dtype=fast.dtype)
+        else:
+            from ..models.sources import hub_cached_file
+
+            if hub_cached_file(ref, "config.json") is None:
+                return None
+            vae = AutoencoderTiny.from_pretrained(ref, torch_dtype=fast.dtype, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - a preview nicety must never fail a job
+        log.warning("preview VAE %s unavailable (%s): using linear previews", ref, exc)
+        return None
+    vae = vae.to(fast.device).eval()
+
+    def decode(latent: torch.Tensor):
+        import numpy as np
+        from PIL import Image
+
+        if latent.dim() == 3:
+            latent = latent[None]
+        with torch.no_grad():
+            # taesd decodes the pipeline's (scaled) latents directly: its scaling_factor is 1.
+            rgb = vae.decode(latent[:1].to(vae.device, vae.dtype)).sample[0]
+        rgb = ((rgb.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        return Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+
+    return decode

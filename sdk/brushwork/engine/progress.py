@@ -57,8 +57,10 @@ class StepWatcher:
     """
 
     def __init__(self, *, family: str, image_index: int,
-                 on_progress: Callable[[Progress], Any] | None, cancel: Any | None):
+                 on_progress: Callable[[Progress], Any] | None, cancel: Any | None,
+                 preview_decoder: Callable[[torch.Tensor], Image.Image] | None = None):
         self.family = family
+        self.preview_decoder = preview_decoder  # a tiny VAE, when the fast path has one
         self.image_index = image_index
         self.on_progress = on_progress
         self.cancel = cancel
@@ -90,7 +92,10 @@ class StepWatcher:
             raise _Cancelled()
         if self.on_progress is not None:
             latent = self._x0 if self._x0 is not None else callback_kwargs.get("latents")
-            preview = latent_to_rgb(latent, self.family) if latent is not None else None
+            preview = None
+            if latent is not None:
+                decode = self.preview_decoder or (lambda x: latent_to_rgb(x, self.family))
+                preview = decode(latent)
             total = int(getattr(pipe, "num_timesteps", 0) or 0) or (i + 1)
             self.on_progress(Progress(step=i + 1, total=total, preview=preview,
                                       image_index=self.image_index))

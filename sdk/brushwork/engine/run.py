@@ -30,6 +30,7 @@ class Job:
     prompt_kwargs: dict  # prompt / embeds from engine.prompts (or plain strings)
     scheduler_config: dict
     controls: list  # the recipe's Control entries that have a loaded ControlNet, in order
+    preview_decoder: Any = None  # tiny-VAE previews (fast path), else linear latent→RGB
 
 
 def task_kwargs(job: Job) -> dict:
@@ -58,7 +59,8 @@ def task_kwargs(job: Job) -> dict:
 def run_one(job: Job, *, seed: int, index: int, on_progress=None, cancel=None):
     """Generate image ``index`` of the job with ``seed``; raises progress._Cancelled."""
     scheduler = make_scheduler(job.recipe.sampler, job.scheduler_config)
-    watcher = StepWatcher(family=job.family, image_index=index, on_progress=on_progress, cancel=cancel)
+    watcher = StepWatcher(family=job.family, image_index=index, on_progress=on_progress, cancel=cancel,
+                          preview_decoder=job.preview_decoder)
     watcher.watch(scheduler)
     job.pipe.scheduler = scheduler
     kwargs = {**task_kwargs(job), **job.prompt_kwargs,

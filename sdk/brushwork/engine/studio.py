@@ -29,7 +29,8 @@ from ..paths import state_dir
 from ..recipe import Control, Recipe, extract_lora_tags
 from . import bridge
 from .adapters import apply_adapters
-from .fastpath import FastPath, pick_device, set_qkv_fused, set_vae_tiling, tune_module, tune_pipeline
+from .fastpath import (FastPath, load_preview_decoder, pick_device, set_qkv_fused, set_vae_tiling, tune_module,
+                       tune_pipeline)
 from .inputs import read_inputs, store_inputs
 from .memory import default_budget, oom_as_error
 from .pipelines import LoadedBase, PipelineCache
@@ -56,6 +57,7 @@ class Studio:
         self.pipelines = PipelineCache(memory_budget or default_budget(self.device))
         self._lock = threading.Lock()
         self._hashes: dict[str, str] = {}  # model key -> sha256 (hashing GBs once per process)
+        self._preview_decoders: dict[str, Any] = {}  # family -> tiny-VAE decoder or None
 
     # ---- public ---------------------------------------------------------------------------
 
@@ -133,7 +135,8 @@ class Studio:
         seeds = [recipe.seed + i for i in range(recipe.batch)]
         job = Job(pipe=pipe, family=base.family, task=task, recipe=recipe, inputs=inputs,
                   prompt_kwargs=prompt_kwargs, scheduler_config=base.scheduler_config,
-                  controls=list(recipe.controls))
+                  controls=list(recipe.controls),
+                  preview_decoder=self._preview_decoder(base.family) if on_progress else None)
         set_vae_tiling(pipe, width=recipe.width, height=recipe.height, fast=self.fast,
                        seamless=bool(recipe.tiling))
         with seamless(pipe, recipe.tiling):
@@ -156,6 +159,12 @@ class Studio:
         if resolved.key not in self._hashes:
             self._hashes[resolved.key] = bridge.model_hash(resolved)
         return self._hashes[resolved.key]
+
+    def _preview_decoder(self, family: str):
+        if family not in self._preview_decoders:
+            ref = dict(self.fast.preview_vaes).get(family)
+            self._preview_decoders[family] = load_preview_decoder(ref, self.fast) if ref else None
+        return self._preview_decoders[family]
 
     def _load_base(self, resolved: bridge.Resolved):
         pipe, family = bridge.load_pipeline(resolved, dtype=self.fast.dtype,
