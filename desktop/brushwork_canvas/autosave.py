@@ -13,7 +13,6 @@ from brushwork.errors import BrushworkError
 
 from .docfile import SUFFIX, save_document
 from .document import Document
-from .qtcompat import emit
 
 DELAY_MS = 2000
 
@@ -43,7 +42,7 @@ class Autosaver(QObject):
         try:
             save_document(self.doc, self.path)
         except (OSError, BrushworkError) as exc:
-            emit(self.failed, f"Autosave to {self.path} failed: {exc}")
+            self.failed.emit(f"Autosave to {self.path} failed: {exc}")
             return False
         self.saves += 1
         return True

@@ -10,7 +10,6 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from .document import Document
 from .pose import draw_people
 from .tools import PAINT_KINDS, JointDrag, Stroke
-from .qtcompat import emit
 
 MASK_TINT = QColor(255, 40, 60)
 MASK_OPACITY = 0.45
@@ -100,10 +99,10 @@ class CanvasView(QWidget):
         layer = self.doc.active
         point = self.to_doc(event.position())
         if layer is None:
-            emit(self.status, "Add a layer first (Layer menu)")
+            self.status.emit("Add a layer first (Layer menu)")
             return
         if not layer.visible:
-            emit(self.status, f"{layer.name} is hidden: show it to draw on it")
+            self.status.emit(f"{layer.name} is hidden: show it to draw on it")
             return
         if layer.kind in PAINT_KINDS:
             self._gesture = Stroke(self.doc, layer.id, size=self.brush_size, erase=self.erase, color=self.color)
@@ -136,7 +135,7 @@ class CanvasView(QWidget):
     def dropEvent(self, event) -> None:
         paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
         if paths:
-            emit(self.files_dropped, paths)
+            self.files_dropped.emit(paths)
             event.acceptProposedAction()
 
 

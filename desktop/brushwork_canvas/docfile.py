@@ -20,7 +20,6 @@ from brushwork.recipe import Recipe
 from . import imaging
 from .document import CanvasError, ControlSettings, Document, GenSettings, HistoryEntry, LAYER_KINDS, Layer, check_size
 from .pose import PoseFormatError, from_openpose, to_openpose
-from .qtcompat import emit
 
 FORMAT = "brushwork-canvas"
 VERSION = 1
@@ -91,9 +90,9 @@ def load_document(path: str | os.PathLike, doc: Document | None = None) -> Docum
     ids = {layer.id for layer in layers}
     doc.active_id = manifest.get("active") if manifest.get("active") in ids else (layers[-1].id if layers else None)
     doc.dirty = False
-    emit(doc.layers_changed)
-    emit(doc.history_changed)
-    emit(doc.settings_changed)
+    doc.layers_changed.emit()
+    doc.history_changed.emit()
+    doc.settings_changed.emit()
     return doc
 
 

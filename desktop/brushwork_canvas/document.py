@@ -20,7 +20,6 @@ from brushwork.recipe import CONTROL_KINDS, MAX_SIDE, MIN_SIDE, Recipe
 
 from . import imaging
 from .pose import Person, copy_people
-from .qtcompat import emit
 
 LAYER_KINDS = ("image", "sketch", "mask", "pose", "depth")
 # Which control a layer offers first; the user can pick any other kind.
@@ -133,9 +132,9 @@ class Document(QObject):
         self.width, self.height = check_size(width, height)
         self.undo_stack.clear()
         self.layers, self.history, self.active_id, self.dirty = [], [], None, False
-        emit(self.layers_changed)
-        emit(self.history_changed)
-        emit(self.settings_changed)
+        self.layers_changed.emit()
+        self.history_changed.emit()
+        self.settings_changed.emit()
 
     # ---- queries ------------------------------------------------------------------------------
 
@@ -176,35 +175,35 @@ class Document(QObject):
 
     def set_active(self, layer_id: str | None) -> None:
         self.active_id = layer_id
-        emit(self.layers_changed)
+        self.layers_changed.emit()
 
     # ---- mutators used by undo commands (and by loading) -------------------------------------
 
     def _insert(self, index: int, layer: Layer) -> None:
         self.layers.insert(index, layer)
         self.active_id = layer.id
-        emit(self.layers_changed)
+        self.layers_changed.emit()
 
     def _remove(self, layer_id: str) -> tuple[int, Layer]:
         index = self.index_of(layer_id)
         layer = self.layers.pop(index)
         if self.active_id == layer_id:
             self.active_id = self.layers[min(index, len(self.layers) - 1)].id if self.layers else None
-        emit(self.layers_changed)
+        self.layers_changed.emit()
         return index, layer
 
     def _move(self, layer_id: str, index: int) -> None:
         layer = self.layers.pop(self.index_of(layer_id))
         self.layers.insert(index, layer)
-        emit(self.layers_changed)
+        self.layers_changed.emit()
 
     def _set_image(self, layer_id: str, image: QImage) -> None:
         self.layer(layer_id).image = image
-        emit(self.pixels_changed, layer_id)
+        self.pixels_changed.emit(layer_id)
 
     def _set_people(self, layer_id: str, people: list[Person]) -> None:
         self.layer(layer_id).people = copy_people(people)
-        emit(self.pixels_changed, layer_id)
+        self.pixels_changed.emit(layer_id)
 
     def _set_props(self, layer_id: str, props: dict[str, Any]) -> None:
         layer = self.layer(layer_id)
@@ -215,8 +214,8 @@ class Document(QObject):
             elif key not in ("name", "visible", "opacity"):
                 raise CanvasError(f"layer property {key!r} cannot be set")
             setattr(layer, key, value)
-        emit(self.layers_changed)
-        emit(self.pixels_changed, layer_id)
+        self.layers_changed.emit()
+        self.pixels_changed.emit(layer_id)
 
     # ---- settings and history (not undoable: they are not drawing) ---------------------------
 
@@ -226,12 +225,12 @@ class Document(QObject):
                 raise CanvasError(f"unknown setting {key!r}")
             setattr(self.settings, key, value)
         self.dirty = True
-        emit(self.settings_changed)
+        self.settings_changed.emit()
 
     def add_history(self, entry: HistoryEntry) -> None:
         self.history.insert(0, entry)  # newest first, as the panel lists them
         self.dirty = True
-        emit(self.history_changed)
+        self.history_changed.emit()
 
     def history_entry(self, entry_id: str) -> HistoryEntry:
         for entry in self.history:
@@ -244,4 +243,4 @@ class Document(QObject):
 
     def _on_undo_index(self, _index: int) -> None:
         self.dirty = True
-        emit(self.edited)
+        self.edited.emit()

@@ -14,7 +14,6 @@ from . import imaging
 from .commands import AddLayer
 from .document import Document, HistoryEntry
 from .png_meta import with_metadata
-from .qtcompat import emit
 
 
 def apply_as_layer(doc: Document, entry_id: str) -> str:
@@ -97,7 +96,7 @@ class HistoryPanel(QWidget):
 
     def _export(self) -> None:
         if entry_id := self.selected_id():
-            emit(self.export_requested, entry_id)
+            self.export_requested.emit(entry_id)
 
 
 def _describe(entry: HistoryEntry) -> str:

@@ -16,7 +16,6 @@ from brushwork.errors import BrushworkError
 
 from .backend import CANCELLED, FAILED, FINAL, Backend, JobUpdate
 from .recipes import JobSpec
-from .qtcompat import emit
 
 
 class _Task(QRunnable):
@@ -100,7 +99,7 @@ class JobRunner(QObject):
 
     def _emit(self, signal, *args) -> None:
         try:
-            emit(signal, *args)
+            signal.emit(*args)
         except RuntimeError:  # the runner was deleted (the window closed): nobody is listening
             pass
 

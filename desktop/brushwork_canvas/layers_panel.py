@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
                                QListWidget, QListWidgetItem, QMenu, QPushButton, QToolButton, QVBoxLayout,
                                QWidget)
@@ -11,9 +12,30 @@ from brushwork.recipe import CONTROL_KINDS
 
 from .commands import MoveLayer, RemoveLayer, SetLayerProps
 from .document import ControlSettings, Document
-from .qtcompat import emit
 
-KIND_ICONS = {"image": "🖼", "sketch": "✏", "mask": "▩", "pose": "🕺", "depth": "◐"}
+# A coloured tag per layer kind, drawn here so that no icon font is needed.
+KIND_TAGS = {"image": ("I", "#4f7fd6"), "sketch": ("S", "#9a6bd1"), "mask": ("M", "#d64f63"),
+             "pose": ("P", "#3fa66f"), "depth": ("D", "#c08a3e")}
+
+
+def kind_icon(kind: str) -> QIcon:
+    letter, color = KIND_TAGS.get(kind, ("?", "#777777"))
+    pixmap = QPixmap(32, 32)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setBrush(QColor(color))
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.drawRoundedRect(2, 2, 28, 28, 6, 6)
+    font = QFont()
+    font.setBold(True)
+    font.setPixelSize(17)
+    painter.setFont(font)
+    painter.setPen(QColor("white"))
+    painter.drawText(pixmap.rect(), Qt.AlignmentFlag.AlignCenter, letter)
+    painter.end()
+    return QIcon(pixmap)
+
 CONTROL_CHOICES = [k for k in CONTROL_KINDS if k != "inpaint"]
 
 
@@ -30,12 +52,12 @@ class LayersPanel(QWidget):
         self.list.currentRowChanged.connect(self._on_row)
         self.list.itemChanged.connect(self._on_item_changed)
 
-        add = QToolButton(text="＋ Layer")
+        add = QToolButton(text="Add layer")
         add.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(add)
         for kind, label in (("sketch", "Sketch"), ("mask", "Mask"), ("pose", "Pose"), ("image", "Image from file…"),
                             ("depth", "Depth from file…")):
-            menu.addAction(f"{KIND_ICONS[kind]}  {label}", lambda k=kind: emit(self.add_requested, k))
+            menu.addAction(kind_icon(kind), label, lambda k=kind: self.add_requested.emit(k))
         add.setMenu(menu)
         self.delete_button = QPushButton("Delete", clicked=self._delete)
         self.up_button = QPushButton("▲", clicked=lambda: self._move(+1))
@@ -48,7 +70,7 @@ class LayersPanel(QWidget):
         row.addWidget(self.up_button)
         row.addWidget(self.down_button)
         row.addWidget(self.delete_button)
-        self.person_button = QPushButton("Add person", clicked=lambda *_: emit(self.add_person_requested))
+        self.person_button = QPushButton("Add person", clicked=lambda *_: self.add_person_requested.emit())
 
         self.control_box = QGroupBox("Use as control")
         self.control_box.setCheckable(True)
@@ -89,8 +111,8 @@ class LayersPanel(QWidget):
             self.list.clear()
             active = self.doc.active
             for layer in reversed(self.doc.layers):
-                item = QListWidgetItem(f"{KIND_ICONS.get(layer.kind, '')}  {layer.name}"
-                                       + ("   ⚙" + layer.control.kind if layer.can_control and layer.control.enabled else ""))
+                control = f"   · {layer.control.kind} control" if layer.can_control and layer.control.enabled else ""
+                item = QListWidgetItem(kind_icon(layer.kind), layer.name + control)
                 item.setData(Qt.ItemDataRole.UserRole, layer.id)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(Qt.CheckState.Checked if layer.visible else Qt.CheckState.Unchecked)

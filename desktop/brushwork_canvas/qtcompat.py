@@ -1,44 +1,60 @@
-"""Work around a PySide6 6.12.0 bug (Python 3.11): ``SignalInstance.emit()`` returns ``True``
-without owning a reference, so every emit from Python takes one reference from ``True``; after
-a few thousand emits ``True`` is "deallocated" and the interpreter aborts ("Fatal Python error:
-bool_dealloc"). A drawing app emits on every mouse move, so this would kill a session within
-minutes.
+"""Guard against PySide6 6.12.0's reference-count bug on Python 3.11.
 
-``emit(signal, *args)`` is what the canvas calls instead of ``signal.emit(*args)``: when the bug
-is present (measured once at import, not assumed from a version number) it gives back the stolen
-reference. Where it is absent this is a plain emit.
+In PySide6 6.12.0 (measured here with Python 3.11.7), every binding call that returns ``None``
+(``QWidget.update``, ``QTimer.start``, ``QPainter.drawLine``, ``processEvents`` ...) or ``True``
+(``SignalInstance.emit``) gives back a reference it never took. ``None`` and ``True`` start with
+some thousands of references, so a drawing session — a few calls per mouse move — aborts within
+minutes with "Fatal Python error: none_dealloc / bool_dealloc". PySide6 6.11.3 does not do this,
+and Python 3.12+ makes these objects immortal, so neither needs anything.
+
+The canvas cannot wrap every Qt call, so when (and only when) the bug is *measured* at import,
+``None``, ``True`` and ``False`` get a large reserve of references. These three objects are never
+freed while the interpreter runs, so extra references cost nothing; missing ones crash the app.
+The real fix is a PySide6 that does not have the bug (see docs/canvas.md).
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import sys
 
 from PySide6.QtCore import QObject, Signal
+
+RESERVE = 1 << 40  # ~10^12 stolen references before trouble: more than any session makes
 
 
 class _Probe(QObject):
     ping = Signal()
 
 
-def _steals_true() -> bool:
+def _drop(obj, call, n: int = 64) -> int:
+    gc.collect()
+    before = sys.getrefcount(obj)
+    for _ in range(n):
+        call()
+    gc.collect()
+    return before - sys.getrefcount(obj)
+
+
+def _measure() -> dict[str, bool]:
     probe = _Probe()
-    before = sys.getrefcount(True)
-    for _ in range(8):
-        probe.ping.emit()
-    return sys.getrefcount(True) < before - 4
+    return {
+        "None": _drop(None, lambda: probe.setObjectName("probe")) >= 48,
+        "True": _drop(True, probe.ping.emit) >= 48,
+    }
 
 
-_incref = ctypes.pythonapi.Py_IncRef
-_incref.argtypes = [ctypes.py_object]
-_incref.restype = None
-EMIT_STEALS_TRUE = _steals_true()
-if EMIT_STEALS_TRUE:
-    for _ in range(8):  # the probe's own damage
-        _incref(True)
+def _add_reserve(obj) -> None:
+    # CPython < 3.12: ob_refcnt is the first field of every object, at id(obj).
+    ctypes.c_ssize_t.from_address(id(obj)).value += RESERVE
 
 
-def emit(signal, *args) -> None:
-    result = signal.emit(*args)
-    if EMIT_STEALS_TRUE and result is True:
-        _incref(True)
+STEALS = {"None": False, "True": False}
+if sys.implementation.name == "cpython" and sys.version_info < (3, 12):
+    STEALS = _measure()
+    if STEALS["None"]:
+        _add_reserve(None)
+    if STEALS["True"]:
+        _add_reserve(True)
+        _add_reserve(False)

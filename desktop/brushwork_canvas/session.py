@@ -19,7 +19,6 @@ from .commands import AddLayer
 from .document import Document, HistoryEntry
 from .jobs import JobRunner
 from .recipes import JobSpec, build_job, random_seed
-from .qtcompat import emit
 
 LIVE_DELAY_MS = 300
 
@@ -66,7 +65,7 @@ class Session(QObject):
         try:
             spec = build_job(self.doc, action)
         except BrushworkError as exc:
-            emit(self.message, f"{action.capitalize()}: {exc}")
+            self.message.emit(f"{action.capitalize()}: {exc}")
             return None
         return self._start(spec)
 
@@ -77,7 +76,7 @@ class Session(QObject):
         for key in list(self.jobs):
             self.runner.cancel(key)
         if self.jobs:
-            emit(self.message, "Cancelling…")
+            self.message.emit("Cancelling…")
 
     def set_live(self, on: bool) -> None:
         if on == self.live:
@@ -86,7 +85,7 @@ class Session(QObject):
         if on:
             s = self.doc.settings
             self.live_seed = int(s.seed) if s.seed_locked else random_seed()
-            emit(self.message, f"Live mode on (seed {self.live_seed})")
+            self.message.emit(f"Live mode on (seed {self.live_seed})")
             self._live_timer.start()
         else:
             self._live_timer.stop()
@@ -112,7 +111,7 @@ class Session(QObject):
         try:
             spec = build_job(self.doc, "live", seed=self.live_seed)
         except BrushworkError as exc:
-            emit(self.message, f"Live: {exc}")
+            self.message.emit(f"Live: {exc}")
             return
         self._live_key = self._start(spec)
 
@@ -123,8 +122,8 @@ class Session(QObject):
         self.jobs[key] = spec
         self.submitted.append(spec)
         if len(self.jobs) == 1:
-            emit(self.busy_changed, True)
-        emit(self.message, f"{spec.action.capitalize()}: sent to the worker")
+            self.busy_changed.emit(True)
+        self.message.emit(f"{spec.action.capitalize()}: sent to the worker")
         return key
 
     def _on_update(self, key: int, update: JobUpdate) -> None:
@@ -132,53 +131,53 @@ class Session(QObject):
         if spec is None:
             return
         if update.kind == QUEUED:
-            emit(self.queue_position, -1 if update.position is None else int(update.position))
+            self.queue_position.emit(-1 if update.position is None else int(update.position))
         elif update.kind == PROGRESS:
-            emit(self.queue_position, -1)
-            emit(self.progress, update.step, update.total)
+            self.queue_position.emit(-1)
+            self.progress.emit(update.step, update.total)
             if update.preview:
                 try:
-                    emit(self.preview, imaging.image_from_bytes(update.preview, "step preview"))
+                    self.preview.emit(imaging.image_from_bytes(update.preview, "step preview"))
                 except BrushworkError:
                     pass  # a bad preview is cosmetic; the result still comes
         elif update.kind == RESULT:
             self._store_result(spec, update)
         elif update.kind == FAILED:
-            emit(self.message, f"{spec.action.capitalize()} failed: {update.message}")
+            self.message.emit(f"{spec.action.capitalize()} failed: {update.message}")
         elif update.kind == CANCELLED:
-            emit(self.message, f"{spec.action.capitalize()} cancelled")
+            self.message.emit(f"{spec.action.capitalize()} cancelled")
         if update.kind in FINAL:
             self._finish(key, spec)
 
     def _store_result(self, spec: JobSpec, update: JobUpdate) -> None:
         recipe = update.recipe or spec.recipe
         if not update.images:
-            emit(self.message, f"{spec.action.capitalize()}: the worker returned no picture")
+            self.message.emit(f"{spec.action.capitalize()}: the worker returned no picture")
             return
         for png in update.images:
             try:
                 image = imaging.image_from_bytes(png, "result")
             except BrushworkError as exc:
-                emit(self.message, f"{spec.action.capitalize()}: {exc}")
+                self.message.emit(f"{spec.action.capitalize()}: {exc}")
                 continue
             if spec.live:
-                emit(self.live_result, image)
+                self.live_result.emit(image)
                 continue
             entry = HistoryEntry(png=png, recipe=recipe, task=spec.action)
             self.doc.add_history(entry)
             layer = self.doc.new_layer("image", f"Result {len(self.doc.history)}", image)
             self.doc.undo_stack.push(AddLayer(self.doc, layer, text=f"Add {layer.name}"))
-            emit(self.result_added, entry.id)
+            self.result_added.emit(entry.id)
         seed = recipe.seed if recipe.seed is not None else "?"
-        emit(self.message, f"{spec.action.capitalize()}: done (seed {seed})")
+        self.message.emit(f"{spec.action.capitalize()}: done (seed {seed})")
 
     def _finish(self, key: int, spec: JobSpec) -> None:
         self.jobs.pop(key, None)
-        emit(self.progress, 0, 0)
-        emit(self.preview, QImage())
-        emit(self.queue_position, -1)
+        self.progress.emit(0, 0)
+        self.preview.emit(QImage())
+        self.queue_position.emit(-1)
         if not self.jobs:
-            emit(self.busy_changed, False)
+            self.busy_changed.emit(False)
         if key == self._live_key:
             self._live_key = None
             if self.live and self._live_dirty:
@@ -188,9 +187,9 @@ class Session(QObject):
     def _on_call_done(self, key: int, value: object) -> None:
         if key == self._model_call:
             items = [m for m in (value or []) if isinstance(m, dict)]
-            emit(self.models_loaded, sorted({m["name"] for m in items if m.get("kind") == "pipeline"}))
-            emit(self.controlnets_loaded, sorted({m["name"] for m in items if m.get("kind") == "controlnet"}))
+            self.models_loaded.emit(sorted({m["name"] for m in items if m.get("kind") == "pipeline"}))
+            self.controlnets_loaded.emit(sorted({m["name"] for m in items if m.get("kind") == "controlnet"}))
 
     def _on_call_failed(self, key: int, message: str) -> None:
         if key == self._model_call:
-            emit(self.message, f"Could not list the worker's models: {message}")
+            self.message.emit(f"Could not list the worker's models: {message}")

@@ -23,6 +23,8 @@ QProgressBar { border: 1px solid #3a3b41; border-radius: 4px; background: #1d1e2
 QProgressBar::chunk { background: #3d6fd9; border-radius: 3px; }
 QLabel#muted { color: #9a9ca3; }
 QListWidget::item:selected { background: #34507f; }
+QToolBar QToolButton:checked { background: #34507f; border-color: #5584e6; }
+QListWidget#layerList::item { padding: 3px; }
 QToolBar { background: #2b2c31; border: none; spacing: 4px; padding: 3px; }
 QStatusBar { background: #2b2c31; color: #b8bac0; }
 """

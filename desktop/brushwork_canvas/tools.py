@@ -12,7 +12,6 @@ from PySide6.QtGui import QColor, QPainter, QPen
 from .commands import PoseCommand, StrokeCommand
 from .document import CanvasError, Document
 from .pose import copy_people, nearest_joint
-from .qtcompat import emit
 
 PAINT_KINDS = ("image", "sketch", "mask", "depth")
 
@@ -65,7 +64,7 @@ class Stroke:
         seg = QRect(int(min(a.x(), b.x())) - pad, int(min(a.y(), b.y())) - pad,
                     int(abs(a.x() - b.x())) + 2 * pad, int(abs(a.y() - b.y())) + 2 * pad)
         self.bounds = self.bounds.united(seg)
-        emit(self.doc.pixels_changed, self.layer_id)
+        self.doc.pixels_changed.emit(self.layer_id)
 
 
 class JointDrag:
@@ -90,7 +89,7 @@ class JointDrag:
         y = min(max(point.y(), 0.0), self.doc.height - 1.0)
         layer.people[self.person][self.joint][:2] = [round(x, 2), round(y, 2)]
         self.moved = True
-        emit(self.doc.pixels_changed, self.layer_id)
+        self.doc.pixels_changed.emit(self.layer_id)
 
     def end(self) -> None:
         if self.moved:
