@@ -108,7 +108,8 @@ def _add_generate(sub) -> None:
     g.add_argument("--mask-grow", type=int, metavar="PX", help="grow the mask by PX pixels")
     g.add_argument("--mask-feather", type=int, metavar="PX", help="soft edge, inside the mask, in pixels")
     g.add_argument("--control", action="append", default=[], metavar="KIND=IMG[:STRENGTH]",
-                   help=f"a ControlNet input; KIND is one of {', '.join(CONTROL_KINDS)} (repeatable)")
+                   help=f"a ControlNet input; KIND is one of {', '.join(CONTROL_KINDS)}; a bare "
+                        "'inpaint' uses --init and --mask (repeatable)")
     g.add_argument("--controlnet", action="append", default=[], metavar="KIND=ID_OR_PATH",
                    help="the ControlNet model for KIND (default: the model family's own)")
     g.add_argument("--preprocess", action="append", default=[], metavar="KIND=ESTIMATOR",
@@ -156,7 +157,8 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
             for c in matching:
                 c[key] = _absolute_if_path(value) if key == "model" else value
     for c in controls:
-        _signal_from_file(c)
+        if c.get("image"):
+            _signal_from_file(c)
     if controls:
         fields["controls"] = controls
     if args.preset:
@@ -213,6 +215,8 @@ def _kind_value(option: str, spec: str) -> tuple[str, str]:
 
 
 def _parse_control(spec: str) -> dict:
+    if spec.strip().lower() == "inpaint":  # the inpaint ControlNet reads --init and --mask
+        return {"kind": "inpaint"}
     kind, image = _kind_value("--control", spec)
     control: dict = {"kind": kind, "image": image}
     head, sep, tail = image.rpartition(":")
@@ -327,11 +331,15 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
+        # transformers first: importing diffusers already makes it warn about torchvision.
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()  # env vars only help before the first import
         from diffusers.utils import logging as diffusers_logging
         from huggingface_hub.utils import enable_progress_bars
-        from transformers.utils import logging as transformers_logging
     except ImportError:
         return
+    diffusers_logging.set_verbosity_error()
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
     enable_progress_bars()  # transformers' switch turns the hub's download bars off too

@@ -313,3 +313,25 @@ def test_two_controlnets_from_raw_signals(models_env, tmp_path, capsys):
     assert [c.kind for c in meta.recipe.controls] == ["pose", "depth"]
     assert meta.recipe.controls[1].signal["data"].startswith("sha256:")
     assert meta.recipe.controls[0].strength == 0.8
+
+
+def test_bare_inpaint_control_uses_init_and_mask():
+    r = recipe_for("--init", "a.png", "--mask", "m.png", "--control", "inpaint")
+    assert r.controls[0].kind == "inpaint" and r.controls[0].image is None
+
+
+@pytest.mark.slow
+def test_runtime_failure_is_one_line_exit_1_and_no_file(models_env, tmp_path, capsys, monkeypatch):
+    from brushwork.engine.studio import Studio
+    from brushwork.errors import OutOfMemoryError
+
+    def out_of_memory(self, recipe, on_progress=None, cancel=None):
+        raise OutOfMemoryError("out of GPU memory while generating 64x64 (needed 2.0 GiB)", 2 << 30)
+
+    monkeypatch.setattr(Studio, "generate", out_of_memory)  # a real OOM cannot be forced on a CPU
+    out = tmp_path / "oom.png"
+    capsys.readouterr()  # importing the engine above may have logged library chatter
+    code = main(["generate", "a fox", "--model", "tiny-sd15", "--size", "64x64", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err == ["brushwork: error: out of GPU memory while generating 64x64 (needed 2.0 GiB)"]
+    assert not out.exists()
