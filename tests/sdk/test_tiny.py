@@ -74,6 +74,7 @@ def test_the_real_clip_tokenizer_with_a_full_vocabulary(tiny_models):
     assert te["vocab_size"] == 49408 and te["hidden_size"] == 32
 
 
+@pytest.mark.slow
 def test_txt2img_inpaint_controlnet_lora_embedding_all_run(tiny_models):
     from diffusers import (ControlNetModel, StableDiffusionControlNetPipeline, StableDiffusionInpaintPipeline,
                            StableDiffusionPipeline)

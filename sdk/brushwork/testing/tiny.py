@@ -132,6 +132,27 @@ def _unet(seed: int, config: dict):
     return UNet2DConditionModel(**config).eval()
 
 
+def _classic_tokenizer_files(folder: Path, pad_token: str | None = None) -> None:
+    """Replace transformers 5's tokenizer.json with the classic vocab.json/merges.txt layout real
+    SD repos ship: the same tokenizer, and it loads ~5x faster (0.3 s instead of 1.5 s here)."""
+    for f in folder.iterdir():
+        f.unlink()
+    for name in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copyfile(CLIP_TOKENIZER_DIR / name, folder / name)
+    if pad_token is not None:
+        for name in ("tokenizer_config.json", "special_tokens_map.json"):
+            data = json.loads((folder / name).read_text("utf-8"))
+            data["pad_token"] = pad_token
+            (folder / name).write_text(json.dumps(data, indent=2), "utf-8")
+
+
+def _save_pipeline(pipe, folder: Path) -> None:
+    pipe.save_pretrained(str(folder))
+    _classic_tokenizer_files(folder / "tokenizer")
+    if (folder / "tokenizer_2").is_dir():
+        _classic_tokenizer_files(folder / "tokenizer_2", pad_token="!")
+
+
 def _save_atomically(out_dir: Path, save) -> Path:
     """Build into a sibling temp folder, then rename: a crash never leaves a half-written model."""
     out_dir = Path(out_dir)
@@ -160,7 +181,7 @@ def build_tiny_sd15(out_dir: Path, *, seed: int = 0, inpaint: bool = False, unet
         tokenizer=_clip_tokenizer(), scheduler=PNDMScheduler.from_config(_merged(SD15_SCHEDULER, scheduler)),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
-    return _save_atomically(out_dir, lambda d: pipe.save_pretrained(str(d)))
+    return _save_atomically(out_dir, lambda d: _save_pipeline(pipe, d))
 
 
 def build_tiny_sdxl(out_dir: Path, *, seed: int = 0, unet: dict | None = None, vae: dict | None = None,
@@ -182,7 +203,7 @@ def build_tiny_sdxl(out_dir: Path, *, seed: int = 0, unet: dict | None = None, v
         tokenizer=_clip_tokenizer(), tokenizer_2=_clip_tokenizer(pad_token="!"),
         scheduler=EulerDiscreteScheduler.from_config(_merged(SDXL_SCHEDULER, scheduler)),
     )
-    return _save_atomically(out_dir, lambda d: pipe.save_pretrained(str(d)))
+    return _save_atomically(out_dir, lambda d: _save_pipeline(pipe, d))
 
 
 def build_tiny_controlnet(out_dir: Path, *, base: Path | None = None, family: str = "sd15",
