@@ -19,14 +19,18 @@ def _snap8(value: int) -> int:
     return max(64, int(round(value / 8)) * 8)
 
 
-def base_recipe(settings, *, width=None, height=None, **fields):
-    """A Recipe from the scene's Brushwork settings; raises RecipeError naming a bad field."""
-    recipe = sdk.Recipe(
+def base_recipe(settings, *, width=None, height=None, controls=(), **fields):
+    """A Recipe from the scene's Brushwork settings; raises RecipeError/PresetError naming the
+    problem. With a preset: its prompt suffix is added and its control defaults (start, end,
+    ...) fill what the controls leave out; every field the panel shows wins over the preset."""
+    data = dict(
         prompt=settings.prompt, negative_prompt=settings.negative_prompt, model=settings.model,
-        preset=settings.preset, sampler=settings.sampler, steps=settings.steps, cfg=round(settings.cfg, 4),
+        sampler=settings.sampler, steps=settings.steps, cfg=round(settings.cfg, 4),
         width=_snap8(width or settings.width), height=_snap8(height or settings.height),
-        seed=None if settings.seed < 0 else settings.seed, **fields)
-    return recipe
+        seed=None if settings.seed < 0 else settings.seed, controls=[dict(c) for c in controls], **fields)
+    if settings.preset:
+        return sdk.presets_module().load_preset(settings.preset).apply(**data)
+    return sdk.Recipe.from_dict(data).validate()
 
 
 def bone_map_for(settings):
@@ -47,7 +51,8 @@ def _armatures(context):
 
 
 def scene_controls(context, settings, size, *, force_depth=False):
-    """Depth / pose Controls from the active camera per the settings, and the bytes to upload."""
+    """Depth / pose controls (as Recipe dicts) from the active camera per the settings, and the
+    bytes to upload."""
     controls, uploads = [], []
     use_depth = settings.use_depth or force_depth
     if not (use_depth or settings.use_pose):
@@ -60,16 +65,15 @@ def scene_controls(context, settings, size, *, force_depth=False):
         data = capture.depth_signal_bytes(depth)
         near, far = capture.depth_range(depth)
         uploads.append(data)
-        controls.append(sdk.Control(kind="depth", strength=settings.depth_strength, model=settings.depth_model, signal={
-            "data": sdk.content_ref(data), "width": size[0], "height": size[1], "format": "f32le",
-            "near": near, "far": far, "invert": False}))
+        controls.append({"kind": "depth", "strength": settings.depth_strength, "model": settings.depth_model,
+                         "signal": {"data": sdk.content_ref(data), "width": size[0], "height": size[1],
+                                    "format": "f32le", "near": near, "far": far, "invert": False}})
     if settings.use_pose:
         armatures = _armatures(context)
         if not armatures:
             raise ValueError("pose control is on but the scene has no armature")
-        controls.append(sdk.Control(kind="pose", strength=settings.pose_strength, model=settings.pose_model,
-                                    signal=pose.capture_openpose(scene, scene.camera, armatures, size,
-                                                                 bone_map_for(settings))))
+        controls.append({"kind": "pose", "strength": settings.pose_strength, "model": settings.pose_model,
+                         "signal": pose.capture_openpose(scene, scene.camera, armatures, size, bone_map_for(settings))})
     return controls, uploads
 
 
@@ -118,7 +122,7 @@ class BRUSHWORK_OT_generate_texture(_JobOperator, bpy.types.Operator):
             size = (_snap8(settings.width), _snap8(settings.height))
             controls, uploads = scene_controls(context, settings, size)
             recipe = base_recipe(settings, controls=controls, tiling="xy" if settings.seamless else "")
-        except (ValueError, pose.BoneMapError) as exc:
+        except (ValueError, pose.BoneMapError, sdk.BrushworkError) as exc:
             return self.fail(str(exc))
         obj_name, stem = obj.name, f"{obj.name}-texture"
 
@@ -152,7 +156,7 @@ class BRUSHWORK_OT_project_from_camera(_JobOperator, bpy.types.Operator):
             # Projection is depth-conditioned by definition: the picture must fit the geometry.
             controls, uploads = scene_controls(context, settings, size, force_depth=True)
             recipe = base_recipe(settings, width=size[0], height=size[1], controls=controls)
-        except (ValueError, pose.BoneMapError) as exc:
+        except (ValueError, pose.BoneMapError, sdk.BrushworkError) as exc:
             return self.fail(str(exc))
         names, bake = [o.name for o in meshes], settings.bake_to_uvs
         stem = f"{scene.camera.name}-projection"
@@ -313,8 +317,11 @@ class BRUSHWORK_OT_inpaint_texture(_JobOperator, bpy.types.Operator):
             mask_png = pixels.image_png(mask, channels=1)
         except ValueError as exc:
             return self.fail(str(exc))
-        recipe = base_recipe(settings, width=w, height=h, init_image=sdk.content_ref(init_png),
-                             mask=sdk.content_ref(mask_png), strength=settings.strength)
+        try:
+            recipe = base_recipe(settings, width=w, height=h, init_image=sdk.content_ref(init_png),
+                                 mask=sdk.content_ref(mask_png), strength=settings.strength)
+        except sdk.BrushworkError as exc:
+            return self.fail(str(exc))
         image_name = image.name
 
         def apply(outcome):
@@ -357,6 +364,57 @@ class BRUSHWORK_OT_recover_results(bpy.types.Operator):
         return {"FINISHED"}
 
 
+_preset_items_cache: list = []  # Blender needs the enum strings kept alive
+
+
+def _preset_items(self, context):
+    items = [("NONE", "None", "No preset")]
+    try:
+        items += [(p.name, p.name, p.description) for p in sdk.presets_module().list_presets()]
+    except sdk.BrushworkError:
+        pass
+    _preset_items_cache[:] = items
+    return _preset_items_cache
+
+
+class BRUSHWORK_OT_apply_preset(bpy.types.Operator):
+    """Use a Brushwork preset: its values fill the panel (and stay editable)"""
+
+    bl_idname = "brushwork.apply_preset"
+    bl_label = "Apply Preset"
+    bl_property = "name"
+
+    name: bpy.props.EnumProperty(name="Preset", items=_preset_items)
+
+    def execute(self, context):
+        settings = context.scene.brushwork
+        if self.name == "NONE":
+            settings.preset = ""
+            return {"FINISHED"}
+        try:
+            preset = sdk.presets_module().load_preset(self.name)
+        except sdk.BrushworkError as exc:
+            self.report({"ERROR"}, f"Brushwork: {exc}")
+            return {"CANCELLED"}
+        fields = preset.fields
+        for key in ("negative_prompt", "model", "sampler", "steps", "cfg", "width", "height"):
+            if key in fields and (fields[key] or key not in ("negative_prompt", "model")):
+                setattr(settings, key, fields[key])
+        if "tiling" in fields:
+            settings.seamless = fields["tiling"] == "xy"
+        for kind in ("depth", "pose"):
+            defaults = preset.control_defaults.get(kind, {})
+            if "strength" in defaults:
+                setattr(settings, f"{kind}_strength", defaults["strength"])
+            if defaults.get("model"):
+                setattr(settings, f"{kind}_model", defaults["model"])
+        settings.use_depth = settings.use_depth or "depth" in preset.control_defaults
+        settings.use_pose = settings.use_pose or "pose" in preset.control_defaults
+        settings.preset = preset.name
+        self.report({"INFO"}, f"Brushwork: preset {preset.name}: {preset.description}")
+        return {"FINISHED"}
+
+
 class BRUSHWORK_OT_cancel(bpy.types.Operator):
     """Cancel every running Brushwork job (the worker stops at its next step)"""
 
@@ -372,7 +430,7 @@ class BRUSHWORK_OT_cancel(bpy.types.Operator):
 CLASSES = (
     BRUSHWORK_OT_generate_texture, BRUSHWORK_OT_project_from_camera, BRUSHWORK_OT_capture_depth,
     BRUSHWORK_OT_capture_pose, BRUSHWORK_OT_edit_bone_map, BRUSHWORK_OT_add_inpaint_mask,
-    BRUSHWORK_OT_inpaint_texture, BRUSHWORK_OT_recover_results, BRUSHWORK_OT_cancel,
+    BRUSHWORK_OT_inpaint_texture, BRUSHWORK_OT_recover_results, BRUSHWORK_OT_apply_preset, BRUSHWORK_OT_cancel,
 )
 
 

@@ -113,7 +113,8 @@ def addon_files(addon_dir: Path = _ADDON_DIR):
         yield rel.as_posix(), path
 
 
-def build_extension_zip(out: str | Path, *, sdk_dir: Path = _SDK_DIR, addon_dir: Path = _ADDON_DIR) -> Path:
+def build_extension_zip(out: str | Path, *, sdk_dir: Path = _SDK_DIR, addon_dir: Path = _ADDON_DIR,
+                        presets_dir: Path = _REPO_DIR / "presets") -> Path:
     """Write the extension zip (manifest at its root, as Blender's own ``extension build`` does).
 
     The zip is assembled in memory and written atomically: a failed build leaves no file.
@@ -142,6 +143,9 @@ def build_extension_zip(out: str | Path, *, sdk_dir: Path = _SDK_DIR, addon_dir:
         zf.writestr("vendor/brushwork/__init__.py", _vendor_init(_sdk_version(sdk_dir)))
         for name, text in sources.items():
             zf.writestr(f"vendor/brushwork/{name}.py", text)
+        # The bundled presets, where presets.builtin_dirs() looks in a packaged copy.
+        for preset in sorted(presets_dir.glob("*.toml")) if presets_dir.is_dir() else []:
+            zf.write(preset, f"vendor/brushwork/presets/{preset.name}")
     return atomic_write_bytes(out, buffer.getvalue())
 
 

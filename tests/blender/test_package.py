@@ -33,6 +33,7 @@ def test_zip_holds_the_addon_and_copies_of_the_stdlib_modules(extension_zip):
             copied = zf.read(f"vendor/brushwork/{module}.py")
             assert copied == (REPO / "sdk" / "brushwork" / f"{module}.py").read_bytes()  # one source of truth
         assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+        assert "vendor/brushwork/presets/texture-seamless.toml" in names
 
 
 def test_cli_command_builds_the_zip(tmp_path):
@@ -166,3 +167,15 @@ def test_operator_unhappy_paths_are_one_clear_line(installed):
     assert "mask 'wall mask' is 32×32, image 'wall' is 64×64" in u["inpaint_mask_size"]
     assert "no image to inpaint" in u["inpaint_no_image"]
     assert u["cancel_nothing"] == ""
+    assert "unknown preset 'no-such-preset'" in u["unknown_preset"]
+
+
+def test_presets_travel_in_the_zip_and_fill_the_panel(installed):
+    assert installed["preset_settings"] == ["texture-seamless", "DPM++ 2M Karras", 30, True, "seam"]
+    name, prompt, steps = installed["preset_recipe"]
+    assert name == "texture-seamless" and steps == 30
+    assert prompt.startswith("mossy stone, seamless tileable texture")
+    assert installed["preset_pose"] == [True, 768]
+    # the panel's strength wins; the preset's end (0.9) fills what the control left out
+    assert installed["preset_pose_control"] == [0.5, 0.9]
+    assert installed["preset_cleared"] == ""

@@ -1,17 +1,41 @@
 """The add-on's operators against a REAL worker process with the tiny models, in real bpy.
 
-One worker (main .venv, BRUSHWORK_MODEL_DIRS = the tiny models) and one Blender process run every
-check; each test asserts one behaviour from the shared RESULT.
+The Blender process starts the worker itself, with the python of the Brushwork environment set
+in the add-on's preferences (this repo's .venv; BRUSHWORK_MODEL_DIRS = the tiny models), then runs
+every check against it; each test asserts one behaviour from the shared RESULT. The worker outlives
+its clients on purpose, so the fixture stops it (SIGTERM) at the end.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
 import pytest
 
 from brushwork.addon_package import build_extension_zip
-from brushwork.worker.testing import WorkerProcess
 
 pytestmark = [pytest.mark.xdist_group("blender-worker"), pytest.mark.slow]
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _stop(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(300):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -20,16 +44,47 @@ def checks(bpy_run, tiny_models, tmp_path_factory):
     zip_path = build_extension_zip(root / "brushwork_blender.zip")
     workdir = root / "work"
     workdir.mkdir()
-    with WorkerProcess(root / "home", model_dirs=[tiny_models.root], wait_engine=True, start_timeout=120) as worker:
-        result = bpy_run("worker_checks.py", str(zip_path), worker.url, str(workdir), timeout=240,
-                         env={"BLENDER_USER_RESOURCES": str(root / "blender-user"), "BRUSHWORK_HOME": str(worker.home)})
-        result["worker_alive"] = worker.proc.poll() is None
-        result["worker_log"] = worker.log_text()[-2000:]
+    home = root / "home"
+    env = {"BLENDER_USER_RESOURCES": str(root / "blender-user"), "BRUSHWORK_HOME": str(home),
+           "BRUSHWORK_MODEL_DIRS": str(tiny_models.root), "BRUSHWORK_WORKER_PORT": "0"}
+    try:
+        result = bpy_run("worker_checks.py", str(zip_path), str(REPO / ".venv"), str(workdir), env=env, timeout=300)
+    finally:
+        try:
+            info = json.loads((home / "state" / "worker.json").read_text())
+            worker_pid = int(info["pid"])
+        except (OSError, ValueError, KeyError):
+            worker_pid = None
+        alive = False
+        if worker_pid:
+            try:
+                os.kill(worker_pid, 0)
+                alive = True
+            except ProcessLookupError:
+                pass
+            _stop(worker_pid)
+    result["worker_alive"] = alive
+    try:
+        result["worker_log"] = (home / "state" / "worker.log").read_text(errors="replace")[-2000:]
+    except OSError:
+        result["worker_log"] = ""
     return result
 
 
 def _no_exception(checks, step):
     assert f"{step}_exception" not in checks, f"{checks[step + '_exception']}\n{checks['worker_log']}"
+
+
+def test_no_worker_and_autostart_off_is_one_clear_line(checks):
+    _no_exception(checks, "no_start")
+    assert "no worker is running" in checks["no_start_error"]
+    assert checks["no_start_error"].strip().count("\n") == 0
+    assert checks["no_start_worker_json"] is False
+
+
+def test_worker_started_with_the_python_of_the_environment_in_preferences(checks):
+    _no_exception(checks, "unsaved")
+    assert Path(checks["worker_python"]).parent == REPO / ".venv" / "bin"
 
 
 def test_generate_texture_unsaved_blend_packs_the_image_with_its_recipe(checks):
@@ -47,6 +102,13 @@ def test_generate_texture_saved_blend_writes_next_to_it(checks):
     assert checks["saved_file_exists"] and checks["saved_png_magic"]
     assert checks["saved_folder_files"] == ["Cube-texture.png"]
     assert checks["saved_tiling"] == "xy"
+
+
+def test_depth_and_pose_from_the_scene_condition_one_texture(checks):
+    _no_exception(checks, "pose")
+    assert checks["pose_result"] == ["FINISHED"]
+    assert checks["pose_kinds"] == ["depth", "pose"]
+    assert checks["pose_seen"] == 3  # neck and both shoulders
 
 
 def test_project_from_camera_makes_uv_map_material_and_depth_conditioned_image(checks):

@@ -137,6 +137,27 @@ if out["enabled"]:
     scene.brushwork.sampler = "Euler a"
     scene.brushwork.cfg = 7.0
     unhappy["cancel_nothing"] = error_of(bpy.ops.brushwork.cancel)
+    scene.brushwork.preset = "no-such-preset"
+    scene.objects["Plane"].select_set(True)
+    bpy.context.view_layer.objects.active = scene.objects["Plane"]
+    unhappy["unknown_preset"] = error_of(bpy.ops.brushwork.generate_texture)
+    scene.brushwork.preset = ""
+
+    # Presets travel in the zip: applying one fills the panel; its prompt suffix joins the prompt.
+    operators = importlib.import_module(PKG + ".operators")
+    bpy.ops.brushwork.apply_preset(name="texture-seamless")
+    s = scene.brushwork
+    out["preset_settings"] = [s.preset, s.sampler, s.steps, s.seamless, s.negative_prompt[:4]]
+    s.prompt = "mossy stone"
+    recipe = operators.base_recipe(s, tiling="xy")
+    out["preset_recipe"] = [recipe.preset, recipe.prompt, recipe.steps]
+    bpy.ops.brushwork.apply_preset(name="pose-character")
+    out["preset_pose"] = [s.use_pose, s.height]
+    recipe = operators.base_recipe(s, controls=[{"kind": "pose", "strength": 0.5, "signal": {
+        "people": [], "canvas_width": 64, "canvas_height": 64}}])
+    out["preset_pose_control"] = [recipe.controls[0].strength, recipe.controls[0].end]
+    bpy.ops.brushwork.apply_preset(name="NONE")
+    out["preset_cleared"] = s.preset
     out["unhappy"] = unhappy
 
     out["forbidden_loaded"] = sorted(m for m in ("torch", "diffusers", "PIL", "transformers") if m in sys.modules)

@@ -1,7 +1,11 @@
 """The add-on against a REAL worker with tiny models (run by tests/blender/test_worker_ops.py).
 
-Usage: python worker_checks.py EXTENSION.zip WORKER_URL WORKDIR
-Env: BLENDER_USER_RESOURCES (temp), BRUSHWORK_HOME (the worker's, so the client finds its token).
+No worker runs at first: the add-on starts one with the python of the Brushwork environment set in
+its preferences (as a user's first click does), then every operator runs against it.
+
+Usage: python worker_checks.py EXTENSION.zip ENVIRONMENT_DIR WORKDIR
+Env: BLENDER_USER_RESOURCES (temp), BRUSHWORK_HOME (empty), BRUSHWORK_MODEL_DIRS (the tiny models),
+BRUSHWORK_WORKER_PORT=0 (the started worker picks a free port).
 """
 
 import json
@@ -13,7 +17,7 @@ import traceback
 import bpy
 import numpy as np
 
-zip_path, worker_url, workdir = sys.argv[1:4]
+zip_path, environment, workdir = sys.argv[1:4]
 PKG = "bl_ext.user_default.brushwork_blender"
 out = {}
 
@@ -37,8 +41,8 @@ jobs = importlib.import_module(PKG + ".jobs")
 results = importlib.import_module(PKG + ".results")
 pixels = importlib.import_module(PKG + ".pixels")
 prefs = bpy.context.preferences.addons[PKG].preferences
-prefs.worker_url = worker_url
-prefs.start_worker = False
+prefs.worker_url = ""
+prefs.environment = environment
 
 scene = bpy.context.scene
 for obj in list(scene.objects):
@@ -64,6 +68,23 @@ def select_only(*objs):
     bpy.context.view_layer.objects.active = objs[0]
 
 
+WORKER_JSON = os.path.join(os.environ["BRUSHWORK_HOME"], "state", "worker.json")
+
+
+@step("no_start")
+def _():
+    # 0. "start the worker" off and none running: one clear line, nothing started
+    prefs.start_worker = False
+    select_only(cube)
+    try:
+        bpy.ops.brushwork.generate_texture()
+        out["no_start_error"] = ""
+    except RuntimeError as exc:
+        out["no_start_error"] = str(exc)
+    out["no_start_worker_json"] = os.path.exists(WORKER_JSON)
+    prefs.start_worker = True
+
+
 @step("unsaved")
 def _():
     # 1. unsaved .blend: the result is packed, carries its Recipe, and is on the cube's material.
@@ -77,6 +98,9 @@ def _():
     out["unsaved_size"] = list(image.size)
     recipe = json.loads(image["brushwork_recipe"])
     out["unsaved_recipe"] = {k: recipe[k] for k in ("prompt", "model", "seed", "steps", "width", "height")}
+    with open(WORKER_JSON) as f:
+        info = json.load(f)
+    out["worker_python"], out["worker_pid"], out["worker_url"] = info.get("python", ""), info.get("pid"), info["url"]
 
 
 blend_path = os.path.join(workdir, "scene.blend")
@@ -97,6 +121,32 @@ def _():
     out["saved_tiling"] = json.loads(image["brushwork_recipe"])["tiling"]
     with open(bpy.path.abspath(image.filepath), "rb") as f:
         out["saved_png_magic"] = f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@step("pose")
+def _():
+    # 2b. depth AND pose from the camera condition one texture (two ControlNets on the worker)
+    arm = bpy.data.objects.new("rig", bpy.data.armatures.new("rig"))
+    scene.collection.objects.link(arm)
+    bpy.context.view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
+    for name, head, tail in (("DEF-spine.004", (0, 0, 1.2), (0, 0, 1.5)), ("DEF-upper_arm.L", (0.3, 0, 1.2), (0.6, 0, 1.0)),
+                             ("DEF-upper_arm.R", (-0.3, 0, 1.2), (-0.6, 0, 1.0))):
+        bone = arm.data.edit_bones.new(name)
+        bone.head, bone.tail = head, tail
+    bpy.ops.object.mode_set(mode="OBJECT")
+    select_only(cube)
+    bw.use_depth, bw.use_pose, bw.pose_model = True, True, "controlnet-tiny-pose"
+    try:
+        res = bpy.ops.brushwork.generate_texture()
+    finally:
+        bw.use_depth = bw.use_pose = False
+        bpy.data.objects.remove(arm)
+    out["pose_result"] = sorted(res)
+    recipe = json.loads(cube.active_material.node_tree.nodes["Brushwork Image"].image["brushwork_recipe"])
+    out["pose_kinds"] = [c["kind"] for c in recipe["controls"]]
+    people = [c for c in recipe["controls"] if c["kind"] == "pose"][0]["signal"]["people"]
+    out["pose_seen"] = sum(1 for c in people[0]["pose_keypoints_2d"][2::3] if c > 0)
 
 
 @step("project")
@@ -220,7 +270,7 @@ def _():
     sdk = importlib.import_module(PKG + ".sdk")
     client_mod = sdk.client_module()
     key = scene["brushwork_client_key"]
-    client = client_mod.connect(worker_url, client_key=key)
+    client = client_mod.connect(out["worker_url"], client_key=key)
     client.generate(sdk.Recipe(prompt="lost job", model="tiny-sd15", width=64, height=64, steps=2, seed=9))
     before = {i.name for i in bpy.data.images}
     bpy.ops.brushwork.recover_results()
