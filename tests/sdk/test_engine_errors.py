@@ -12,6 +12,10 @@ from brushwork.assets import content_ref
 from test_engine_support import (gradient, last_base, module_studio, pixels, png_bytes, recipe, square_mask,
                                  write_png)
 
+# One worker runs this whole module, so its tests share one Studio's loaded models.
+pytestmark = pytest.mark.xdist_group("engine-errors")
+
+
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):

@@ -14,6 +14,10 @@ from brushwork.engine.samplers import make_scheduler, recommend, scheduler_name
 from brushwork.recipe import SAMPLERS
 from test_engine_support import last_base, mean_diff, module_studio, pixels, recipe
 
+# One worker runs this whole module, so its tests share one Studio's loaded models.
+pytestmark = pytest.mark.xdist_group("engine-parts")
+
+
 SD15_CONFIG = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                    num_train_timesteps=1000, steps_offset=1, clip_sample=False,
                    use_karras_sigmas=True)
@@ -90,6 +94,7 @@ def test_needed_bytes_from_torch_messages(message, expected):
     assert needed_bytes(message) == expected
 
 
+@pytest.mark.slow
 def test_memory_budget_evicts_the_least_recently_used_model(tmp_path_factory, tiny_models):
     # tiny SD 1.5 is ~15 MB, tiny SDXL ~24 MB: a 30 MB budget holds one of them
     studio = module_studio(tmp_path_factory, memory_budget=30 * 1024**2)
@@ -104,6 +109,7 @@ def test_memory_budget_evicts_the_least_recently_used_model(tmp_path_factory, ti
 
 # ---- fast path -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_fast_path_matches_plain_path(tmp_path_factory, tiny_models):
     fast = FastPath(device="cpu", dtype=torch.float32, channels_last=True, fuse_qkv=True)
     fast_studio = module_studio(tmp_path_factory, fast=fast)
@@ -151,6 +157,7 @@ def test_seamless_tiling_through_the_studio(tmp_path_factory, tiny_models):
     assert np.array_equal(pixels(plain), pixels(again))
 
 
+@pytest.mark.slow
 def test_tiny_vae_previews_when_the_fast_path_has_one(tmp_path_factory, tiny_models, tmp_path):
     from diffusers import AutoencoderTiny
 

@@ -9,6 +9,10 @@ from PIL import Image
 from brushwork import BrushworkError, Control
 from test_engine_support import gradient, mean_diff, module_studio, pixels, recipe, square_mask, write_png
 
+# One worker runs this whole module, so its tests share one Studio's loaded models.
+pytestmark = pytest.mark.xdist_group("engine-sdxl")
+
+
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):

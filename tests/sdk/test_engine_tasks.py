@@ -8,6 +8,10 @@ import pytest
 from brushwork import Control
 from test_engine_support import gradient, mean_diff, module_studio, pixels, recipe, square_mask, write_png
 
+# One worker runs this whole module, so its tests share one Studio's loaded models.
+pytestmark = pytest.mark.xdist_group("engine-tasks")
+
+
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
@@ -93,6 +97,7 @@ def test_controlnet_strength_zero_is_like_none(studio, tiny_models, pictures):
     assert mean_diff(zero, none) < 0.5
 
 
+@pytest.mark.slow
 def test_controlnet_start_end_are_honoured(studio, tiny_models, pictures):
     img = pictures["control"]
     none = studio.generate(recipe(tiny_models.sd15, steps=4)).images[0]
@@ -126,6 +131,7 @@ def test_inpaint_with_inpaint_controlnet_keeps_outside(studio, tiny_models, pict
 
 # ---- caching -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_task_switch_reuses_the_loaded_weights(tmp_path_factory, tiny_models, pictures):
     studio = module_studio(tmp_path_factory)
     r = lambda **kw: recipe(tiny_models.sd15, **kw)  # noqa: E731

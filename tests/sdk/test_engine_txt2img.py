@@ -13,6 +13,10 @@ from brushwork import CancelledError, Lora
 from brushwork.recipe import is_content_ref
 from test_engine_support import DecodeCounter, gradient, last_base, module_studio, pixels, recipe, write_png
 
+# One worker runs this whole module, so its tests share one Studio's loaded models.
+pytestmark = pytest.mark.xdist_group("engine-txt2img")
+
+
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
