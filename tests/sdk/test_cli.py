@@ -1,7 +1,6 @@
 """The `brushwork` command line: bad input is one line and exit 2 with no output file; a good
 run writes PNGs with metadata that `info` shows and `rerun` reproduces pixel for pixel."""
 
-import io
 import os
 import pickle
 import subprocess

@@ -2,7 +2,6 @@
 
 import io
 import importlib.util
-import json
 import struct
 import zlib
 

@@ -40,7 +40,7 @@ def open_image(data: bytes, *, what: str = "image", max_pixels: int = MAX_PIXELS
         raise
     except UnidentifiedImageError:
         raise InputImageError(f"{what}: not an image, or a format Pillow cannot read") from None
-    except Image.DecompressionBombError as exc:
+    except Image.DecompressionBombError:
         raise InputImageError(f"{what}: is too large to decode safely (over {max_pixels:,} pixels)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputImageError(f"{what}: corrupt or truncated image ({_one_line(exc)})") from None
