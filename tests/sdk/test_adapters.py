@@ -52,8 +52,8 @@ def _kohya_name(key: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    root = tmp_path_factory.getbasetemp() / "h2b-kit"
+def files(tmp_path_factory, tiny_models):
+    root = tiny_models
     d = tmp_path_factory.mktemp("adapter-files")
     f = {}
     f["peft"] = _peft_lora("sd15", root, d / "style_peft.safetensors", text_encoder=True, seed=1)
@@ -94,13 +94,13 @@ def files(tmp_path_factory):
 
 
 @pytest.fixture
-def sd15(tmp_path_factory):
-    return kit.load("sd15", tmp_path_factory.getbasetemp() / "h2b-kit")
+def sd15(tiny_models):
+    return kit.load("sd15", tiny_models)
 
 
 @pytest.fixture
-def sdxl(tmp_path_factory):
-    return kit.load("sdxl", tmp_path_factory.getbasetemp() / "h2b-kit")
+def sdxl(tiny_models):
+    return kit.load("sdxl", tiny_models)
 
 
 def text(pipe, prompt="a cat", family="sd15"):
@@ -140,10 +140,10 @@ def test_lora_formats_change_unet_and_text_encoder(sd15, files, fmt):
     assert list(active_loras(sd15).values()) == [1.0]
 
 
-def test_kohya_and_peft_forms_of_one_lora_act_the_same(sd15, files, tmp_path_factory):
+def test_kohya_and_peft_forms_of_one_lora_act_the_same(sd15, files, tiny_models):
     apply_adapters(sd15, [(str(files["peft"]), 0.8)], [])
     peft_text, peft_unet = text(sd15), unet_out(sd15)
-    other = kit.load("sd15", tmp_path_factory.getbasetemp() / "h2b-kit")
+    other = kit.load("sd15", tiny_models)
     apply_adapters(other, [(str(files["kohya"]), 0.8)], [])
     assert torch.allclose(text(other), peft_text, atol=1e-5)
     assert torch.allclose(unet_out(other), peft_unet, atol=1e-5)
@@ -176,14 +176,14 @@ def test_weights_act_and_removal_restores_the_model_exactly(sd15, files):
     assert torch.allclose(unet_out(sd15), full)
 
 
-def test_exactly_the_requested_loras_are_active(sd15, files, tmp_path_factory):
+def test_exactly_the_requested_loras_are_active(sd15, files, tiny_models):
     base_text = text(sd15)
     apply_adapters(sd15, [(str(files["peft"]), 1.0), (str(files["unet_only"]), 0.6)], [])
     both = unet_out(sd15)
     apply_adapters(sd15, [(str(files["unet_only"]), 0.6)], [])
     # the text encoder has only the first LoRA's layers: they must be off now
     assert torch.equal(text(sd15), base_text)
-    alone = kit.load("sd15", tmp_path_factory.getbasetemp() / "h2b-kit")
+    alone = kit.load("sd15", tiny_models)
     apply_adapters(alone, [(str(files["unet_only"]), 0.6)], [])
     assert torch.allclose(unet_out(sd15), unet_out(alone), atol=1e-6)
     assert not torch.allclose(unet_out(sd15), both)

@@ -13,13 +13,13 @@ from brushwork.errors import BrushworkError, RecipeError
 
 
 @pytest.fixture(scope="module")
-def sd15(tmp_path_factory):
-    return kit.load("sd15", tmp_path_factory.getbasetemp() / "h2b-kit")
+def sd15(tiny_models):
+    return kit.load("sd15", tiny_models)
 
 
 @pytest.fixture(scope="module")
-def sdxl(tmp_path_factory):
-    return kit.load("sdxl", tmp_path_factory.getbasetemp() / "h2b-kit")
+def sdxl(tiny_models):
+    return kit.load("sdxl", tiny_models)
 
 
 def enc(pipe, prompt, negative="", family="sd15", **kw):
@@ -214,8 +214,8 @@ def test_cache_is_bounded_and_clearable(sd15):
     assert cache.stats()["entries"] == 0
 
 
-def test_cache_tells_pipelines_apart(sd15, tmp_path_factory):
-    other = kit.load("sd15", tmp_path_factory.getbasetemp() / "h2b-kit")  # same weights, new objects
+def test_cache_tells_pipelines_apart(sd15, tiny_models):
+    other = kit.load("sd15", tiny_models)  # same weights, new objects
     cache = EmbeddingCache()
     encode_prompts(sd15, "a cat", "", family="sd15", cache=cache)
     encode_prompts(other, "a cat", "", family="sd15", cache=cache)
@@ -237,7 +237,7 @@ prompts = st.lists(st.sampled_from(list("ab ,:.()[]\\0123") + [" BREAK ", "cat",
                    max_size=60).map("".join)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(prompt=prompts, negative=prompts)
 def test_any_text_encodes(sd15, prompt, negative):
     out = enc(sd15, prompt, negative)

@@ -24,8 +24,8 @@ from brushwork.errors import RecipeError
 
 
 @pytest.fixture(scope="module")
-def pipe(tmp_path_factory):
-    p = kit.load("sd15", tmp_path_factory.getbasetemp() / "h2b-kit")
+def pipe(tiny_models):
+    p = kit.load("sd15", tiny_models)
     p.set_progress_bar_config(disable=True)
     return p
 

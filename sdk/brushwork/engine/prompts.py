@@ -152,12 +152,14 @@ def _emphasis(hidden: torch.Tensor, weights: list[list[float]]) -> torch.Tensor:
         if all(x == 1.0 for x in w):
             out.append(z)
             continue
+        dtype = z.dtype
+        z = z.float()  # fp16 means over 77 x 2048 values lose digits; the result goes back to fp16
         original_mean = z.mean()
         z = z * torch.tensor(w, dtype=z.dtype, device=z.device)[:, None]
         new_mean = z.mean()
         if new_mean.abs() > 1e-12:  # a zero mean has nothing to restore (and must not divide)
             z = z * (original_mean / new_mean)
-        out.append(z)
+        out.append(z.to(dtype))
     return torch.stack(out)
 
 
