@@ -46,6 +46,13 @@ def test_img2img_changes_less_at_low_strength(studio, tiny_models, pictures):
     assert mean_diff(low, original) > 0  # it did something
 
 
+def test_img2img_progress_counts_the_steps_it_runs(studio, tiny_models, pictures):
+    seen = []
+    studio.generate(recipe(tiny_models.sd15, init_image=pictures["init"], strength=0.5, steps=4),
+                    on_progress=seen.append)
+    assert [(p.step, p.total) for p in seen] == [(1, 2), (2, 2)]  # strength 0.5 of 4 steps
+
+
 def test_img2img_resizes_init_to_recipe_size(studio, tiny_models, tmp_path):
     big = write_png(tmp_path / "big.png", gradient(size=96))
     out = studio.generate(recipe(tiny_models.sd15, init_image=big, strength=0.5)).images[0]
@@ -148,6 +155,11 @@ def test_task_switch_reuses_the_loaded_weights(tmp_path_factory, tiny_models, pi
     assert all(p.unet is base.pipe.unet and p.text_encoder is base.pipe.text_encoder for p in derived)
     models = studio.loaded_models()
     assert {m["kind"] for m in models} == {"model", "controlnet"}
+    (net,) = [m for m in models if m["kind"] == "controlnet"]
+    assert studio.unload(net["key"]) == 1  # and the pipelines holding it go with it
+    assert len(base.derived) == 3
+    studio.generate(r(controls=[control(tiny_models, image=pictures["control"])]))
+    assert studio.pipelines.controlnet_loads == 2
     assert studio.unload() == 2 and studio.loaded_models() == []
     studio.generate(r())
     assert studio.pipelines.base_loads == 2

@@ -93,7 +93,9 @@ def tune_pipeline(pipe, fast: FastPath) -> None:
             if not any("Added" in type(p).__name__ for p in model.attn_processors.values()):
                 model.set_attn_processor(AttnProcessor2_0())
     if fast.compile:
-        pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs")
+        # In place (nn.Module.compile): the UNet stays a UNet2DConditionModel, so from_pipe,
+        # LoRA loading and the memory accounting keep working on it.
+        pipe.unet.compile(mode="max-autotune-no-cudagraphs")
     if fast.cpu_offload:
         pipe.enable_model_cpu_offload(device=fast.device)
 

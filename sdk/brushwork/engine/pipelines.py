@@ -174,6 +174,7 @@ class PipelineCache:
         while self.used_bytes() + incoming > self.budget_bytes:
             if self._controlnets:
                 key, _ = self._controlnets.popitem(last=False)
+                self._forget_derived(key)
                 log.info("unloading ControlNet %s (memory budget)", key)
             else:
                 victims = [k for k in self._bases if k != keep]
@@ -182,6 +183,12 @@ class PipelineCache:
                 log.info("unloading %s (memory budget)", victims[0])
                 del self._bases[victims[0]]
             release_cached_memory()
+
+    def _forget_derived(self, controlnet_key: str) -> None:
+        """Drop derived pipelines holding this ControlNet, or its memory would never be freed."""
+        for base in self._bases.values():
+            for key in [k for k in base.derived if controlnet_key in k[1]]:
+                del base.derived[key]
 
     def loaded(self) -> list[dict]:
         with self._lock:
@@ -199,6 +206,7 @@ class PipelineCache:
             for store in (self._bases, self._controlnets, self._vaes):
                 for k in [k for k in store if key is None or k == key]:
                     del store[k]
+                    self._forget_derived(k)
                     count += 1
         release_cached_memory()
         return count
