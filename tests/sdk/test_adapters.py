@@ -336,3 +336,11 @@ def test_pickle_embedding_refused_unless_allowed(sd15, files, tmp_path):
         apply_adapters(sd15, [], [(str(path), "")])
     apply_adapters(sd15, [], [(str(path), "")], allow_pickle=True)
     assert "old_style" in sd15.tokenizer.get_vocab()
+
+
+def test_the_shared_tiny_lora_and_embedding_load(sd15, tiny_models):
+    base = text(sd15, "a embedding-tiny cat")
+    apply_adapters(sd15, [(str(tiny_models.lora), 0.8)], [(str(tiny_models.embedding), "")])
+    assert list(active_loras(sd15).values()) == [0.8]
+    assert "embedding-tiny" in sd15.tokenizer.get_vocab()
+    assert not torch.allclose(text(sd15, "a embedding-tiny cat"), base)

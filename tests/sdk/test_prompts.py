@@ -244,3 +244,13 @@ def test_any_text_encodes(sd15, prompt, negative):
     pos, neg = out["prompt_embeds"], out["negative_prompt_embeds"]
     assert pos.shape == neg.shape and pos.shape[1] % 77 == 0
     assert torch.isfinite(pos).all() and torch.isfinite(neg).all()
+
+
+def test_long_weighted_prompts_drive_both_pipelines(sd15, sdxl):
+    """The embeddings go straight into the pipelines, long prompts included."""
+    prompt = "(a red cat:1.3), " + words(120) + " BREAK [blurry] sunset"
+    for pipe, family in ((sd15, "sd15"), (sdxl, "sdxl")):
+        kwargs = enc(pipe, prompt, "ugly, " + words(10), family=family)
+        image = pipe(**kwargs, num_inference_steps=2, height=64, width=64, output_type="np",
+                     generator=torch.Generator().manual_seed(0)).images[0]
+        assert image.shape == (64, 64, 3) and torch.isfinite(torch.from_numpy(image)).all()

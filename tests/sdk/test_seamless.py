@@ -249,3 +249,17 @@ def test_controlnets_are_patched_too(pipe):
             _, mid_moved = net(torch.roll(x, 4, -1), 10, cond, torch.roll(hint, 4 * f, -1), return_dict=False)
         assert shifted_equal(mid_moved, torch.roll(mid, 2, -1))  # the mid block is 1/2 the latent size
     assert all("_conv_forward" not in c.__dict__ for c in padded)
+
+
+def test_lora_conv_layers_wrap_too(tiny_models):
+    """peft's LoRA conv layers hold convs of their own (base_layer, lora_A): all must wrap."""
+    from peft import LoraConfig
+
+    pipe = kit.load("sd15", tiny_models)
+    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                     target_modules=["conv1", "conv2"]), adapter_name="convs")
+    x = latents(16, 16)
+    with seamless(pipe, "xy"):
+        out = unet_out(pipe, x)
+        moved = unet_out(pipe, torch.roll(x, (2, 4), (-2, -1)))
+    assert shifted_equal(moved, torch.roll(out, (2, 4), (-2, -1)))
