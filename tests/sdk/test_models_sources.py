@@ -232,7 +232,8 @@ def test_settings_file_then_env(tmp_path, monkeypatch):
     cfg = paths.config_dir() / "settings.toml"
     cfg.parent.mkdir(parents=True)
     cfg.write_text('model_dirs = ["~/sd", "/data/comfy"]\ndefault_model = "x/y"\noffline = true\n')
-    monkeypatch.delenv("HF_HUB_OFFLINE")
+    for var in ("HF_HUB_OFFLINE", "BRUSHWORK_MODEL_DIRS", "BRUSHWORK_DEFAULT_MODEL", "BRUSHWORK_ALLOW_PICKLE"):
+        monkeypatch.delenv(var, raising=False)
     s = Settings.load()
     assert s.model_dirs == [Path("~/sd").expanduser(), Path("/data/comfy")]
     assert (s.default_model, s.offline, s.allow_pickle) == ("x/y", True, False)

@@ -61,7 +61,14 @@ def looks_like(path: Path, kind: str) -> bool:
         return is_pipeline_folder(path)
     if kind in ("controlnet", "vae"):
         return is_component_folder(path) and not is_pipeline_folder(path)
+    if _is_model_folder(path):
+        return False
     return any(p.suffix.lower() == ".safetensors" for p in path.iterdir())  # a LoRA saved as folder
+
+
+def _is_model_folder(path: Path) -> bool:
+    """Never look inside a model (a pipeline's unet/ and vae/ are its parts, not models)."""
+    return is_pipeline_folder(path) or is_component_folder(path)
 
 
 def check_name(name: str) -> PurePosixPath | None:
@@ -115,7 +122,7 @@ def _walk(folder: Path, kind: str, depth: int = 1) -> Iterator[Path]:
             continue
         if looks_like(entry, kind):
             yield entry
-        elif entry.is_dir() and depth < MAX_DEPTH:
+        elif entry.is_dir() and depth < MAX_DEPTH and not _is_model_folder(entry):
             yield from _walk(entry, kind, depth + 1)
 
 
@@ -138,9 +145,11 @@ def _list_folder(top: Path, folder: Path, kind: str, seen: set[Path], depth: int
         if looks_like(entry, kind):
             seen.add(entry)
             rel = entry.relative_to(top)
-            name = rel.with_suffix("") if entry.is_file() else rel
+            # a file is listed by its stem, unless a folder of that name sits beside it
+            stem_taken = entry.is_file() and entry.with_suffix("").is_dir()
+            name = rel.with_suffix("") if entry.is_file() and not stem_taken else rel
             yield rel_name(name), entry
-        elif entry.is_dir() and depth < MAX_DEPTH and not is_component_folder(entry):
+        elif entry.is_dir() and depth < MAX_DEPTH and not _is_model_folder(entry):
             yield from _list_folder(top, entry, kind, seen, depth + 1)
 
 

@@ -128,9 +128,20 @@ def _resolve(ref: str, kind: str, settings, *, allow_paths: bool, family: str | 
     raise ModelNotFoundError(f"{_noun(kind)} {ref!r} not found (looked in: {where})")
 
 
+_CONFIG_CLASS_KIND = {"ControlNetModel": "controlnet", "AutoencoderKL": "vae"}
+
+
 def _fits(path: Path, kind: str) -> bool:
-    """In a plain folder every kind sits side by side: check a safetensors file's content."""
-    if not (path.is_file() and path.suffix.lower() == ".safetensors"):
+    """In a plain folder every kind sits side by side: check the content, not just the name."""
+    if path.is_dir():
+        if kind not in ("controlnet", "vae") or not modeldirs.is_component_folder(path):
+            return True
+        try:
+            cls = json.loads((path / "config.json").read_text("utf-8")).get("_class_name", "")
+        except (OSError, ValueError, AttributeError):
+            return True  # let loading report the broken config by name
+        return _CONFIG_CLASS_KIND.get(str(cls)) == kind
+    if path.suffix.lower() != ".safetensors":
         return True
     try:
         found = fam.classify_keys(fam.read_safetensors_header(path).shapes)
