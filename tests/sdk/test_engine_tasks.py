@@ -172,3 +172,31 @@ def test_vae_override_changes_output_and_is_recorded(studio, tiny_models):
     assert "vae" in other.hashes and "vae" not in plain.hashes
     back = studio.generate(recipe(tiny_models.sd15)).images[0]  # the model's own VAE is restored
     assert np.array_equal(pixels(back), pixels(plain.images[0]))
+
+
+@pytest.mark.slow
+def test_another_model_config_runs_every_task(tmp_path_factory, tiny_models, pictures):
+    """Not only the shapes the shared set uses: 3 UNet levels, a VAE that downsamples by 4."""
+    from brushwork.testing.tiny import build_tiny_controlnet, build_tiny_sd15
+
+    root = tmp_path_factory.mktemp("other-config")
+    model = build_tiny_sd15(
+        root / "m", seed=3,
+        unet=dict(block_out_channels=(32, 32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D",
+                  "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
+                  "UpBlock2D"), layers_per_block=1, attention_head_dim=4),
+        vae=dict(block_out_channels=(32, 32, 64), down_block_types=("DownEncoderBlock2D",) * 3,
+                 up_block_types=("UpDecoderBlock2D",) * 3))
+    net = build_tiny_controlnet(root / "cn", base=model, conditioning_embedding_out_channels=(16, 16, 32))
+    studio = module_studio(tmp_path_factory)
+    seen = []
+    out = studio.generate(recipe(model), on_progress=seen.append).images[0]
+    assert out.size == (64, 64) and seen[-1].preview.size == (16, 16)
+    inpainted = studio.generate(recipe(model, init_image=pictures["init"], mask=pictures["mask"])).images[0]
+    outside = np.asarray(square_mask()) == 0
+    from PIL import Image
+
+    assert np.array_equal(pixels(inpainted)[outside], pixels(Image.open(pictures["init"]))[outside])
+    with_cn = studio.generate(recipe(model, controls=[Control(kind="depth", image=pictures["control"],
+                                                              model=str(net))])).images[0]
+    assert mean_diff(with_cn, out) > 0.5
