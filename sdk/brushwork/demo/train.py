@@ -1,7 +1,10 @@
 """Train the bundled demo model: ``python -m brushwork.demo.train [--quick] [--out DIR]``.
 
-Four stages, each saved as soon as it is done (so a later run can retrain one stage alone with
-``--stages``, taking the others from ``--out``):
+Four stages. Each finished stage is kept in a work folder (``OUT.stages``) until the whole model
+is saved, so an interrupted run resumes where it stopped, ``--stages`` retrains some stages and
+takes the others from the work folder or from an earlier model in ``--out``, and the two stages
+that only need the UNet can run as two processes at once (``--no-save``, then a run with
+``--stages ""`` that only assembles):
 
 1. ``vae``: a small AutoencoderKL (scale factor 8, like SD's) on crops of the procedural images.
 2. ``unet``: a text-conditioned UNet on VAE latents, reading a *frozen random* CLIP text encoder
@@ -38,6 +41,14 @@ from . import manifest as demo_manifest
 
 TOKENIZER_DIR = Path(__file__).resolve().parents[1] / "models" / "configs" / "clip-tokenizer"
 
+# Where the training runs. Random numbers are always drawn on the CPU (seeded generators) and then
+# moved, so a run on a GPU sees the very same batches, noise and timesteps as one on the CPU.
+_DEVICE = torch.device("cpu")
+
+
+def on_device(t: torch.Tensor) -> torch.Tensor:
+    return t.to(_DEVICE)
+
 
 @dataclass
 class Plan:
@@ -47,11 +58,11 @@ class Plan:
     depth_scenes: int = 1500
     inpaint_examples: int = 1500
     batch: int = 32
-    vae_steps: int = 600
+    vae_steps: int = 500
     vae_crop: int = 32
     unet_steps: int = 1000
-    controlnet_steps: int = 700
-    inpaint_steps: int = 500
+    controlnet_steps: int = 600
+    inpaint_steps: int = 400
     lr: float = 1e-3
     caption_dropout: float = 0.1
 
@@ -178,14 +189,14 @@ class TextEncoder:
         if missing:
             ids = self.tokenizer(missing, padding="max_length", max_length=77, truncation=True,
                                  return_tensors="pt").input_ids
-            hidden = self.model(ids)[0]
+            hidden = self.model(on_device(ids))[0]
             self._cache.update(zip(missing, hidden))
         return torch.stack([self._cache[c] for c in captions])
 
 
 def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float = 5.0) -> torch.Tensor:
     """Min-SNR loss weighting (Hang et al. 2023): converges several times faster at this scale."""
-    alphas = scheduler.alphas_cumprod[timesteps]
+    alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
     snr = alphas / (1 - alphas)
     return torch.clamp(snr, max=gamma) / snr
 
@@ -195,14 +206,14 @@ def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float = 5.0) -> t
 
 
 def train_vae(plan: Plan, images: torch.Tensor, gen: torch.Generator, log: Log):
-    vae = build_vae().train()
+    vae = build_vae().to(_DEVICE).train()
 
     def loss_fn(step: int) -> torch.Tensor:
         idx = torch.randint(0, images.shape[0], (plan.batch,), generator=gen)
         top, left = (int(v) for v in torch.randint(0, plan.size - plan.vae_crop + 1, (2,), generator=gen))
-        x = images[idx, :, top:top + plan.vae_crop, left:left + plan.vae_crop]
+        x = on_device(images[idx, :, top:top + plan.vae_crop, left:left + plan.vae_crop])
         posterior = vae.encode(x).latent_dist
-        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+        z = posterior.mean + posterior.std * on_device(torch.randn(posterior.mean.shape, generator=gen))
         recon = vae.decode(z).sample
         kl = posterior.kl().mean() / z[0].numel()
         return F.l1_loss(recon, x) + F.mse_loss(recon, x) + 1e-4 * kl
@@ -215,15 +226,17 @@ def train_vae(plan: Plan, images: torch.Tensor, gen: torch.Generator, log: Log):
 @torch.no_grad()
 def encode(vae, images: torch.Tensor, chunk: int = 64) -> torch.Tensor:
     """Posterior means, unscaled."""
-    return torch.cat([vae.encode(images[i:i + chunk]).latent_dist.mean for i in range(0, len(images), chunk)])
+    return torch.cat([vae.encode(on_device(images[i:i + chunk])).latent_dist.mean.cpu()
+                      for i in range(0, len(images), chunk)])
 
 
 def denoising_loss(unet, scheduler, latents, context, gen, **unet_kwargs) -> torch.Tensor:
-    noise = torch.randn(latents.shape, generator=gen)
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=gen)
+    noise = on_device(torch.randn(latents.shape, generator=gen))
+    t = on_device(torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=gen))
+    latents = on_device(latents)
     noisy = scheduler.add_noise(latents, noise, t)
     extra = unet_kwargs.pop("extra_inputs", None)
-    model_in = noisy if extra is None else torch.cat([noisy, extra], dim=1)
+    model_in = noisy if extra is None else torch.cat([noisy, on_device(extra)], dim=1)
     pred = unet(model_in, t, context, **unet_kwargs).sample
     per_item = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
     return (per_item * min_snr_weights(scheduler, t)).mean()
@@ -242,7 +255,7 @@ def roll_latents(latents: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def train_unet(plan, latents, captions, n_textures, text, scheduler, gen, log):
-    unet = build_unet(plan.size).train()
+    unet = build_unet(plan.size).to(_DEVICE).train()
 
     def loss_fn(step: int) -> torch.Tensor:
         idx = torch.randint(0, latents.shape[0], (plan.batch,), generator=gen)
@@ -259,15 +272,16 @@ def train_unet(plan, latents, captions, n_textures, text, scheduler, gen, log):
 def train_controlnet(plan, unet, latents, depth, captions, text, scheduler, gen, log):
     from diffusers import ControlNetModel
 
-    net = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32, 64, 64)).train()
+    net = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32, 64, 64)).to(_DEVICE).train()
+    unet = unet.to(_DEVICE)
 
     def loss_fn(step: int) -> torch.Tensor:
         idx = torch.randint(0, latents.shape[0], (plan.batch,), generator=gen)
         context = text(drop_captions([captions[i] for i in idx.tolist()], plan.caption_dropout, gen))
-        noise = torch.randn(latents[idx].shape, generator=gen)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (plan.batch,), generator=gen)
-        noisy = scheduler.add_noise(latents[idx], noise, t)
-        down, mid = net(noisy, t, context, controlnet_cond=depth[idx], return_dict=False)
+        noise = on_device(torch.randn(latents[idx].shape, generator=gen))
+        t = on_device(torch.randint(0, scheduler.config.num_train_timesteps, (plan.batch,), generator=gen))
+        noisy = scheduler.add_noise(on_device(latents[idx]), noise, t)
+        down, mid = net(noisy, t, context, controlnet_cond=on_device(depth[idx]), return_dict=False)
         pred = unet(noisy, t, context, down_block_additional_residuals=down,
                     mid_block_additional_residual=mid).sample
         per_item = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
@@ -278,7 +292,7 @@ def train_controlnet(plan, unet, latents, depth, captions, text, scheduler, gen,
 
 
 def train_inpaint(plan, unet, latents, masked_latents, masks, captions, text, scheduler, gen, log):
-    inpaint = inpaint_unet_from(unet).train()
+    inpaint = inpaint_unet_from(unet.cpu()).to(_DEVICE).train()
 
     def loss_fn(step: int) -> torch.Tensor:
         idx = torch.randint(0, latents.shape[0], (plan.batch,), generator=gen)
@@ -297,6 +311,7 @@ def train_inpaint(plan, unet, latents, masked_latents, masks, captions, text, sc
 def latent_rgb_factors(vae, latents: torch.Tensor, images: torch.Tensor) -> dict:
     """Least-squares latent -> RGB map (for step previews without a VAE decode), like the
     published SD 1.5 factors: rows = latent channels, columns = R, G, B, plus a bias."""
+    latents, images = latents.cpu(), images.cpu()
     small = F.avg_pool2d(images, 8)  # one RGB value per latent cell, in [-1, 1]
     x = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1]) * vae.config.scaling_factor
     y = small.permute(0, 2, 3, 1).reshape(-1, 3)
@@ -311,7 +326,7 @@ def save_pipelines(out: Path, parts: dict, info: dict, plan: Plan) -> None:
     from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
     def half(module):
-        return module.to(torch.float16)
+        return module.to("cpu", torch.float16)
 
     common = dict(vae=half(parts["vae"]), text_encoder=half(parts["text_encoder"]),
                   tokenizer=parts["tokenizer"], scheduler=parts["scheduler"], safety_checker=None,
@@ -337,65 +352,116 @@ def save_pipelines(out: Path, parts: dict, info: dict, plan: Plan) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def load_existing(out: Path, name: str):
-    """A part from an earlier run in ``out`` (when its stage is not being retrained)."""
+STAGES = ("vae", "unet", "controlnet", "inpaint")
+_FINAL_PLACES = {"vae": "vae", "unet": "unet", "controlnet": demo_manifest.CONTROLNET_SUBDIRS["depth"],
+                 "inpaint": f"{demo_manifest.INPAINT_SUBDIR}/unet"}
+
+
+def _model_class(stage: str):
     from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 
-    where = {"vae": (AutoencoderKL, out / "vae"), "unet": (UNet2DConditionModel, out / "unet"),
-             "inpaint": (UNet2DConditionModel, out / demo_manifest.INPAINT_SUBDIR / "unet"),
-             "controlnet": (ControlNetModel, out / demo_manifest.CONTROLNET_SUBDIRS["depth"])}[name]
-    if not where[1].is_dir():
-        raise SystemExit(f"brushwork.demo.train: error: stage {name!r} is not being trained and "
-                         f"{where[1]} does not exist; train it too (--stages)")
-    return where[0].from_pretrained(str(where[1]), torch_dtype=torch.float32).eval().requires_grad_(False)
+    return {"vae": AutoencoderKL, "unet": UNet2DConditionModel, "controlnet": ControlNetModel,
+            "inpaint": UNet2DConditionModel}[stage]
 
 
-STAGES = ("vae", "unet", "controlnet", "inpaint")
+class StageStore:
+    """Finished stages, kept (fp32) in a work folder beside the output until the model is saved.
+
+    A crash or Ctrl-C loses at most the stage in progress, and stages that only depend on earlier
+    ones (controlnet, inpaint) can run as separate processes at the same time (``--no-save``).
+    A stage not being trained comes from here, else from an earlier model in ``out``."""
+
+    def __init__(self, work: Path, out: Path):
+        self.work, self.out = work, out
+
+    def has(self, stage: str) -> bool:
+        return (self.work / stage / "config.json").is_file()
+
+    def save(self, stage: str, module, loss: float, seconds: float) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        tmp = self.work / f"{stage}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        module.save_pretrained(tmp, safe_serialization=True)
+        (tmp / "stage.json").write_text(json.dumps({"loss": loss, "seconds": seconds}))
+        shutil.rmtree(self.work / stage, ignore_errors=True)
+        tmp.rename(self.work / stage)
+
+    def load(self, stage: str):
+        """(module, log or None, where it came from)."""
+        if self.has(stage):
+            folder, log = self.work / stage, json.loads((self.work / stage / "stage.json").read_text())
+        else:
+            folder, log = self.out / _FINAL_PLACES[stage], None
+            if not (folder / "config.json").is_file():
+                raise SystemExit(f"brushwork.demo.train: error: stage {stage!r} is not being trained and "
+                                 f"neither {self.work / stage} nor {folder} has it; train it too (--stages)")
+        module = _model_class(stage).from_pretrained(str(folder), torch_dtype=torch.float32)
+        return module.to(_DEVICE).eval().requires_grad_(False), log, folder
+
+
+def _stage_generator(seed: int, stage: str) -> torch.Generator:
+    """One random stream per stage: a stage's result does not depend on which others ran."""
+    return torch.Generator().manual_seed(seed * 1000 + STAGES.index(stage) + 1)
 
 
 def train(out: Path, plan: Plan, stages: tuple[str, ...] = STAGES, threads: int = 1,
-          quiet: bool = False) -> dict:
-    """Train ``stages`` (the rest come from ``out``) and write the model to ``out``."""
+          quiet: bool = False, save: bool = True, work: Path | None = None, device: str = "cpu") -> dict:
+    """Train ``stages`` (the rest come from the work folder or ``out``); write the model to
+    ``out`` when ``save``. Returns the training log."""
     from transformers import CLIPTextModel, CLIPTokenizer
 
+    global _DEVICE
+    _DEVICE = torch.device(device)
     log = Log(quiet)
     torch.set_num_threads(max(1, threads))
-    torch.manual_seed(plan.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    gen = torch.Generator().manual_seed(plan.seed)
-    previous = demo_manifest.read(out) if out.is_dir() else None
-    info: dict = dict(previous.get("training", {})) if previous else {}
-    info.setdefault("losses", {})
-    info.setdefault("seconds", {})
+    out = out.resolve()
+    store = StageStore(work or out.with_name(out.name + ".stages"), out)
+    came_from: dict[str, str] = {}  # stage -> "trained", "work" or "out"
+    info: dict = {"losses": {}, "seconds": {}}
 
     log(f"generating data (seed {plan.seed}, {plan.size}px)")
     tex = dataset.make_set("texture", plan.textures, plan.size, plan.seed)
     scenes = dataset.make_set("depth", plan.depth_scenes, plan.size, plan.seed)
-    holes = dataset.make_set("inpaint", plan.inpaint_examples, plan.size, plan.seed)
     images = to_tensor([e.image for e in tex] + [e.image for e in scenes])
     captions = [e.caption for e in tex] + [e.caption for e in scenes]
 
-    torch.manual_seed(plan.seed)  # the text encoder's random weights ARE the model: pin them
     tokenizer = CLIPTokenizer.from_pretrained(str(TOKENIZER_DIR))
-    text_model = CLIPTextModel(text_encoder_config())
-    if "unet" not in stages and (out / "text_encoder").is_dir():
+    unet_from_out = "unet" not in stages and not store.has("unet")
+    if unet_from_out and (out / "text_encoder").is_dir():
         text_model = CLIPTextModel.from_pretrained(str(out / "text_encoder"), torch_dtype=torch.float32)
-    text_model = text_model.half().float()  # train against exactly what ships (fp16 weights)
+    else:
+        torch.manual_seed(plan.seed)  # the text encoder's random weights ARE part of the model
+        text_model = CLIPTextModel(text_encoder_config())
+    text_model = text_model.half().float().to(_DEVICE)  # train against exactly what ships (fp16)
     text = TextEncoder(text_model, tokenizer)
 
-    def timed(stage, fn):
-        started = time.time()
-        result, loss = fn()
-        info["losses"][stage] = round(loss, 5)
-        info["seconds"][stage] = round(time.time() - started, 1)
-        return result
+    def stage(name: str, fn):
+        if name in stages:
+            torch.manual_seed(plan.seed + STAGES.index(name))  # initial weights of this stage
+            started = time.time()
+            module, loss = fn(_stage_generator(plan.seed, name))
+            seconds = round(time.time() - started, 1)
+            store.save(name, module, round(loss, 5), seconds)
+            came_from[name] = "trained"
+            info["losses"][name], info["seconds"][name] = round(loss, 5), seconds
+            return module
+        if not save and stages and not store.has(name) and STAGES.index(name) > max(STAGES.index(s) for s in stages):
+            return None  # --no-save: a later stage nobody asked for is not needed
+        module, stage_log, where = store.load(name)
+        came_from[name] = "work" if stage_log else "out"
+        log(f"{name}: using {where}")
+        previous = stage_log or (demo_manifest.read(out) or {}).get("training", {})
+        if stage_log:
+            info["losses"][name], info["seconds"][name] = stage_log["loss"], stage_log["seconds"]
+        else:
+            info["losses"][name] = previous.get("losses", {}).get(name)
+            info["seconds"][name] = previous.get("seconds", {}).get(name)
+        return module
 
-    if "vae" in stages:
-        vae = timed("vae", lambda: train_vae(plan, images, gen, log))
-    else:
-        vae = load_existing(out, "vae")
+    vae = stage("vae", lambda gen: train_vae(plan, images, gen, log))
     latents = encode(vae, images)
-    if "vae" in stages or "unet" in stages:
+    if came_from["vae"] != "out":  # a finished model keeps the factor its UNet was trained with
         vae.register_to_config(scaling_factor=round(float(1.0 / latents.std()), 5))
     latents = latents * vae.config.scaling_factor
 
@@ -403,40 +469,37 @@ def train(out: Path, plan: Plan, stages: tuple[str, ...] = STAGES, threads: int 
     from diffusers import DDPMScheduler
 
     noise_sched = DDPMScheduler.from_config(scheduler.config)
-    if "unet" in stages:
-        unet = timed("unet", lambda: train_unet(plan, latents, captions, len(tex), text, noise_sched, gen, log))
-    else:
-        unet = load_existing(out, "unet")
+    unet = stage("unet", lambda gen: train_unet(plan, latents, captions, len(tex), text, noise_sched, gen, log))
 
-    if "controlnet" in stages:
-        n = len(tex)
-        depth = torch.from_numpy(np.stack([e.depth for e in scenes]))[:, None].repeat(1, 3, 1, 1)
-        controlnet = timed("controlnet", lambda: train_controlnet(
-            plan, unet, latents[n:], depth, captions[n:], text, noise_sched, gen, log))
-    else:
-        controlnet = load_existing(out, "controlnet")
+    n = len(tex)
+    depth = torch.from_numpy(np.stack([e.depth for e in scenes]))[:, None].repeat(1, 3, 1, 1)
+    controlnet = stage("controlnet", lambda gen: train_controlnet(
+        plan, unet, latents[n:], depth, captions[n:], text, noise_sched, gen, log))
 
-    if "inpaint" in stages:
+    def inpaint_stage(gen):
+        holes = dataset.make_set("inpaint", plan.inpaint_examples, plan.size, plan.seed)
         hole_images = to_tensor([e.image for e in holes])
         hole_masks = torch.from_numpy(np.stack([e.mask for e in holes]))[:, None]
         # What the diffusers inpaint pipeline feeds the UNet: the picture with the hole set to 0
         # (mid grey in [-1, 1]) encoded, and the mask shrunk to latent size.
-        masked = hole_images * (hole_masks < 0.5)
-        masked_latents = encode(vae, masked) * vae.config.scaling_factor
+        masked_latents = encode(vae, hole_images * (hole_masks < 0.5)) * vae.config.scaling_factor
         small_masks = F.interpolate(hole_masks, size=(plan.size // 8, plan.size // 8))
-        inpaint = timed("inpaint", lambda: train_inpaint(
-            plan, unet, encode(vae, hole_images) * vae.config.scaling_factor, masked_latents,
-            small_masks, [e.caption for e in holes], text, noise_sched, gen, log))
-    else:
-        inpaint = load_existing(out, "inpaint")
+        return train_inpaint(plan, unet, encode(vae, hole_images) * vae.config.scaling_factor, masked_latents,
+                             small_masks, [e.caption for e in holes], text, noise_sched, gen, log)
 
-    info["preview"] = latent_rgb_factors(vae, latents / vae.config.scaling_factor, images)
-    info["total_seconds"] = round(sum(info["seconds"].values()), 1)
+    inpaint = stage("inpaint", inpaint_stage)
+
+    known = [v for v in info["seconds"].values() if isinstance(v, (int, float))]
+    info["total_seconds"] = round(sum(known), 1)
     info["threads"] = threads
+    info["device"] = str(_DEVICE)
     info["torch"] = torch.__version__
+    info["preview"] = latent_rgb_factors(vae, latents / vae.config.scaling_factor, images)
+    if not save:
+        log(f"stages {', '.join(stages)} done (kept in {store.work}); not saving the model (--no-save)")
+        return info
 
     # Write beside the target and swap in at the end: a failed run never leaves half a model.
-    out = out.resolve()
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -451,6 +514,7 @@ def train(out: Path, plan: Plan, stages: tuple[str, ...] = STAGES, threads: int 
         shutil.rmtree(backup, ignore_errors=True)
     else:
         staging.rename(out)
+    shutil.rmtree(store.work, ignore_errors=True)  # the stages now live in the model
     log(f"saved to {out} in {time.time() - log.start:.0f}s; losses {info['losses']}")
     return info
 
@@ -461,22 +525,30 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the model (default: the package's shipped weights)")
     parser.add_argument("--quick", action="store_true", help="a few steps of each stage (for tests)")
     parser.add_argument("--stages", default=",".join(STAGES),
-                        help=f"comma-separated subset of {','.join(STAGES)}; the rest load from --out")
+                        help=f"comma-separated subset of {','.join(STAGES)}; the others come from the "
+                             "work folder (finished stages) or from --out")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="where finished stages wait until the model is saved (default: OUT.stages)")
+    parser.add_argument("--no-save", action="store_true",
+                        help="train the stages into the work folder only (to run stages in parallel)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: the same batches, faster")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     unknown = [s for s in stages if s not in STAGES]
-    if unknown or not stages:
-        parser.error(f"--stages: unknown stage(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(STAGES)}")
+    if unknown:
+        parser.error(f"--stages: unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     plan = Plan.quick() if args.quick else Plan()
     if args.seed is not None:
         plan.seed = args.seed
     try:
-        train(args.out, plan, stages, threads=args.threads, quiet=args.quiet)
+        train(args.out, plan, stages, threads=args.threads, quiet=args.quiet, save=not args.no_save, work=args.work,
+              device=args.device)
     except KeyboardInterrupt:
-        print("brushwork.demo.train: interrupted; the previous model (if any) is untouched", file=sys.stderr)
+        print("brushwork.demo.train: interrupted; finished stages are kept in the work folder, "
+              "the previous model (if any) is untouched", file=sys.stderr)
         return 130
     return 0
 

@@ -1,0 +1,182 @@
+"""The demo model means what it is told, checked through brushwork.Studio like a user would.
+
+- colour words set the dominant colour;
+- a depth map's silhouette shows in the picture (IoU >= 0.6);
+- inpainting changes only the masked region, and what it paints follows the prompt;
+- seamless tiling leaves no seam (the wrap-around step is like any interior step).
+
+Each generation is 64x64 with the demo's recommended sampler: well under a second on a CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import brushwork.demo as demo
+from brushwork import Control, Recipe
+from brushwork.demo import dataset
+
+from .conftest import as_array
+
+STEPS = 20
+CFG = 5.0
+
+
+def run(studio, size, prompt: str, seed: int, **fields):
+    recipe = Recipe(prompt=prompt, model=fields.pop("model", str(demo.weights_dir())), steps=STEPS, cfg=CFG,
+                    sampler="Euler a", width=size, height=size, seed=seed, **fields)
+    return as_array(studio.generate(recipe).images[0])
+
+
+def channel_means(image: np.ndarray) -> np.ndarray:
+    return image.reshape(-1, 3).mean(axis=0)
+
+
+# ---- colour words ----------------------------------------------------------------------------
+
+# colour word -> a test on the mean (r, g, b) that only that colour passes
+DOMINANT = {
+    "red": lambda r, g, b: r > g + 0.15 and r > b + 0.15,
+    "green": lambda r, g, b: g > r + 0.1 and g > b + 0.1,
+    "blue": lambda r, g, b: b > r + 0.15 and b > g + 0.1,
+    "yellow": lambda r, g, b: r > b + 0.25 and g > b + 0.25,
+}
+
+
+@pytest.mark.parametrize("prompt,colour", [
+    ("red bricks", "red"), ("blue stripes", "blue"), ("green tiles", "green"), ("yellow checker", "yellow"),
+    ("red brick wall", "red"),
+])
+def test_colour_word_sets_the_dominant_colour(studio, size, prompt, colour):
+    for seed in (1, 2):
+        r, g, b = channel_means(run(studio, size, prompt, seed))
+        assert DOMINANT[colour](r, g, b), f"{prompt!r} seed {seed}: mean rgb {r:.2f} {g:.2f} {b:.2f}"
+        others = [c for c in DOMINANT if c != colour]
+        assert not any(DOMINANT[c](r, g, b) for c in others), f"{prompt!r}: looks like another colour"
+
+
+def test_same_seed_different_colour_word_changes_the_colour(studio, size):
+    """The word, not the seed, decides: one seed, two colour words, two colours."""
+    red = channel_means(run(studio, size, "red marble", 5))
+    blue = channel_means(run(studio, size, "blue marble", 5))
+    assert red[0] - red[2] > 0.2 and blue[2] - blue[0] > 0.2, (red, blue)
+
+
+# ---- depth -----------------------------------------------------------------------------------
+
+
+def sphere_depth(size: int, cx: float, cy: float, r: float) -> np.ndarray:
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    d2 = ((x - cx) ** 2 + (y - cy) ** 2) / r**2
+    return np.where(d2 < 1, 0.5 + 0.5 * np.sqrt(np.clip(1 - d2, 0, 1)), 0).astype(np.float32)
+
+
+def box_depth(size: int, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    inside = (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
+    return np.where(inside, 1.0, 0.0).astype(np.float32)
+
+
+def otsu(values: np.ndarray) -> float:
+    """The threshold that best splits ``values`` into two groups (Otsu 1979)."""
+    hist, edges = np.histogram(values, bins=64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    best, best_t = -1.0, float(centres[0])
+    for i in range(1, len(hist)):
+        w0, w1 = hist[:i].sum(), hist[i:].sum()
+        if not w0 or not w1:
+            continue
+        m0 = (hist[:i] * centres[:i]).sum() / w0
+        m1 = (hist[i:] * centres[i:]).sum() / w1
+        between = w0 * w1 * (m0 - m1) ** 2
+        if between > best:
+            best, best_t = between, float(edges[i])
+    return best_t
+
+
+def segment(image: np.ndarray) -> np.ndarray:
+    """Foreground = pixels far (in colour) from the backdrop, estimated from the border."""
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    backdrop = np.median(border, axis=0)
+    distance = np.linalg.norm(image - backdrop, axis=-1)
+    return distance > otsu(distance)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+@pytest.mark.parametrize("name,depth_fn", [
+    ("sphere left", lambda s: sphere_depth(s, 0.35, 0.4, 0.25)),
+    ("sphere right", lambda s: sphere_depth(s, 0.65, 0.6, 0.22)),
+    ("box", lambda s: box_depth(s, 0.2, 0.3, 0.75, 0.7)),
+])
+def test_depth_silhouette_shows_in_the_image(studio, size, tmp_path, name, depth_fn):
+    depth = depth_fn(size)
+    path = tmp_path / "depth.png"
+    dataset.depth_to_pil(depth).save(path)
+    control = Control(kind="depth", image=str(path), model=str(demo.controlnet_dir("depth")))
+    scores = []
+    for seed in (1, 2):
+        image = run(studio, size, "red bricks", seed, controls=[control])
+        scores.append(iou(segment(image), depth > 0.05))
+    assert min(scores) >= 0.6, f"{name}: IoU {scores}"
+
+
+def test_without_the_depth_control_the_silhouette_is_absent(studio, size):
+    """The check above can fail: a plain texture does not match a sphere's silhouette."""
+    image = run(studio, size, "red bricks", 1)
+    assert iou(segment(image), sphere_depth(size, 0.35, 0.4, 0.25) > 0.05) < 0.6
+
+
+# ---- inpainting ------------------------------------------------------------------------------
+
+
+def _inpaint_inputs(tmp_path, size):
+    rng = np.random.default_rng(3)
+    init = dataset.texture_image("red", "bricks", size, rng)
+    mask = np.zeros((size, size), np.float32)
+    mask[size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1
+    dataset.to_pil(init).save(tmp_path / "init.png")
+    dataset.mask_to_pil(mask).save(tmp_path / "mask.png")
+    return init, mask > 0.5
+
+
+@pytest.mark.parametrize("model", ["inpaint", "base"])
+def test_inpainting_changes_only_the_masked_region(studio, size, tmp_path, model):
+    init, inside = _inpaint_inputs(tmp_path, size)
+    folder = demo.inpaint_dir() if model == "inpaint" else demo.weights_dir()
+    out = run(studio, size, "blue tiles", 4, model=str(folder), init_image=str(tmp_path / "init.png"),
+              mask=str(tmp_path / "mask.png"), strength=1.0, mask_feather=0)
+    diff = np.abs(out - init).max(axis=-1)
+    assert diff[~inside].max() <= 1.5 / 255, "pixels outside the mask changed"
+    assert diff[inside].mean() > 0.2, "the masked region barely changed"
+    r, g, b = channel_means(out[inside].reshape(1, -1, 3))
+    if model == "inpaint":  # the dedicated inpainting UNet paints what the prompt asks for
+        assert b > r + 0.15, f"masked region mean rgb {r:.2f} {g:.2f} {b:.2f} is not blue"
+
+
+# ---- seamless tiling -------------------------------------------------------------------------
+
+
+def seam_ratio(image: np.ndarray, axis: int) -> float:
+    """Mean step across the wrap-around edge / mean step between neighbouring interior lines."""
+    steps = np.abs(np.diff(image, axis=axis)).mean(axis=tuple(i for i in range(3) if i != axis))
+    wrap = np.abs(np.take(image, 0, axis=axis) - np.take(image, -1, axis=axis)).mean()
+    return float(wrap / max(steps.mean(), 1e-6))
+
+
+@pytest.mark.parametrize("prompt", ["green marble", "orange wood", "purple noise"])
+def test_seamless_tiling_leaves_no_seam(studio, size, prompt):
+    image = run(studio, size, prompt, 1, tiling="xy")
+    for axis in (0, 1):
+        assert seam_ratio(image, axis) < 1.5, f"{prompt!r}: seam/interior {seam_ratio(image, axis):.2f} on axis {axis}"
+
+
+def test_default_model_is_the_demo(studio, size):
+    """No model anywhere (no settings, no recipe.model): the bundled demo model runs."""
+    result = studio.generate(Recipe(prompt="red bricks", steps=4, width=size, height=size, seed=1))
+    assert result.images[0].size == (size, size)
+    assert demo.is_demo(result.sources["model"]) or "demo" in result.sources["model"]
