@@ -9,9 +9,9 @@ Scripts: ``bpy.ops.brushwork.generate_texture()``, ``project_from_camera()``, ``
 
 from __future__ import annotations
 
-from . import capture, operators, pose, props, ui  # noqa: F401  (capture/pose: public for scripts)
+from . import capture, image_operators, operators, pose, props, session_operators, ui  # noqa: F401
 
-_MODULES = (props, operators, ui)
+_MODULES = (props, operators, image_operators, session_operators, ui)
 
 
 def register():

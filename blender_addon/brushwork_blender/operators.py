@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import bpy
-from bpy.props import StringProperty
 
 from . import capture, jobs, link, pixels, pose, props, results, sdk
 
@@ -77,7 +76,7 @@ def scene_controls(context, settings, size, *, force_depth=False):
     return controls, uploads
 
 
-class _JobOperator:
+class JobOperator:
     """Shared: submit a recipe, report failures as one line, finish synchronously when asked."""
 
     def submit(self, context, label, recipe, uploads, apply):
@@ -106,7 +105,7 @@ class _JobOperator:
         return {"CANCELLED"}
 
 
-class BRUSHWORK_OT_generate_texture(_JobOperator, bpy.types.Operator):
+class BRUSHWORK_OT_generate_texture(JobOperator, bpy.types.Operator):
     """Generate a texture from the prompt and put it on the active object's material"""
 
     bl_idname = "brushwork.generate_texture"
@@ -135,7 +134,7 @@ class BRUSHWORK_OT_generate_texture(_JobOperator, bpy.types.Operator):
         return self.submit(context, f"texture for {obj_name}", recipe, uploads, apply)
 
 
-class BRUSHWORK_OT_project_from_camera(_JobOperator, bpy.types.Operator):
+class BRUSHWORK_OT_project_from_camera(JobOperator, bpy.types.Operator):
     """Generate from the camera's exact depth and project the picture onto the selected meshes"""
 
     bl_idname = "brushwork.project_from_camera"
@@ -260,177 +259,9 @@ class BRUSHWORK_OT_edit_bone_map(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def mask_name(image_name: str) -> str:
-    return f"{image_name} mask"
-
-
-class BRUSHWORK_OT_add_inpaint_mask(bpy.types.Operator):
-    """Add a black mask for the shown image; paint white where it should be repainted"""
-
-    bl_idname = "brushwork.add_inpaint_mask"
-    bl_label = "Add Inpaint Mask"
-
-    image: StringProperty(name="Image", description="Empty: the image shown in the Image Editor")
-
-    def execute(self, context):
-        image = bpy.data.images.get(self.image) if self.image else getattr(context.space_data, "image", None)
-        if image is None:
-            self.report({"ERROR"}, "Brushwork: no image to add a mask for")
-            return {"CANCELLED"}
-        w, h = image.size
-        mask = bpy.data.images.get(mask_name(image.name)) or bpy.data.images.new(mask_name(image.name), w, h, alpha=False)
-        mask.generated_color = (0, 0, 0, 1)
-        if getattr(context.space_data, "type", "") == "IMAGE_EDITOR":
-            context.space_data.image = mask
-            context.space_data.ui_mode = "PAINT"
-        self.report({"INFO"}, f"Brushwork: paint white on '{mask.name}' where '{image.name}' should change")
-        return {"FINISHED"}
-
-
-class BRUSHWORK_OT_inpaint_texture(_JobOperator, bpy.types.Operator):
-    """Repaint the masked region of an image (white in its mask) from the prompt"""
-
-    bl_idname = "brushwork.inpaint_texture"
-    bl_label = "Inpaint Texture"
-    bl_options = {"REGISTER"}
-
-    image: StringProperty(name="Image", description="Empty: the image shown in the Image Editor")
-    mask: StringProperty(name="Mask", description="Empty: the image's '<name> mask' image")
-
-    def execute(self, context):
-        settings = context.scene.brushwork
-        image = bpy.data.images.get(self.image) if self.image else getattr(context.space_data, "image", None)
-        if image is not None and image.name.endswith(" mask") and not self.image:
-            image = bpy.data.images.get(image.name[: -len(" mask")]) or image
-        if image is None:
-            return self.fail("no image to inpaint (open one in the Image Editor or pass image=)")
-        mask = bpy.data.images.get(self.mask or mask_name(image.name))
-        if mask is None:
-            return self.fail(f"no mask for '{image.name}': run 'Add Inpaint Mask' and paint white where it should change")
-        w, h = image.size
-        if tuple(mask.size) != (w, h):
-            return self.fail(f"mask '{mask.name}' is {mask.size[0]}×{mask.size[1]}, image '{image.name}' is {w}×{h}")
-        if w % 8 or h % 8 or w < 64 or h < 64:
-            return self.fail(f"'{image.name}' is {w}×{h}: inpainting needs sides that are multiples of 8, at least 64")
-        try:
-            init_png = pixels.image_png(image)
-            mask_png = pixels.image_png(mask, channels=1)
-        except ValueError as exc:
-            return self.fail(str(exc))
-        try:
-            recipe = base_recipe(settings, width=w, height=h, init_image=sdk.content_ref(init_png),
-                                 mask=sdk.content_ref(mask_png), strength=settings.strength)
-        except sdk.BrushworkError as exc:
-            return self.fail(str(exc))
-        image_name = image.name
-
-        def apply(outcome):
-            old = bpy.data.images.get(image_name)
-            new = results.store_png(outcome.pngs[0], f"{image_name}-inpaint", outcome.recipe_json, props.preferences())
-            if old is not None:
-                old.user_remap(new)  # materials and editors now show the repainted picture
-
-        return self.submit(context, f"inpaint {image_name}", recipe, [init_png, mask_png], apply)
-
-
-class BRUSHWORK_OT_recover_results(bpy.types.Operator):
-    """Import this file's finished results it does not show yet (e.g. Blender closed mid-job)"""
-
-    bl_idname = "brushwork.recover_results"
-    bl_label = "Recover Results"
-
-    def execute(self, context):
-        try:
-            settings = props.link_settings(context)
-        except sdk.BrushworkError as exc:
-            self.report({"ERROR"}, f"Brushwork: {exc}")
-            return {"CANCELLED"}
-        known = results.known_result_hashes()
-
-        def work(report, job):
-            return link.finished_results(settings, known)
-
-        def apply(outcome):
-            recipes = json.loads(outcome.recipe_json or "[]")
-            for i, png in enumerate(outcome.pngs):
-                recipe = json.dumps(recipes[i]) if i < len(recipes) else ""
-                results.store_png(png, "recovered", recipe, props.preferences())
-            jobs.last_messages.append(f"recovered {len(outcome.pngs)} image(s)")
-
-        job = jobs.start("recover results", work, apply)
-        if job.outcome is not None and job.outcome.error:
-            self.report({"ERROR"}, f"Brushwork: recover results: {job.outcome.error}")
-            return {"CANCELLED"}
-        return {"FINISHED"}
-
-
-_preset_items_cache: list = []  # Blender needs the enum strings kept alive
-
-
-def _preset_items(self, context):
-    items = [("NONE", "None", "No preset")]
-    try:
-        items += [(p.name, p.name, p.description) for p in sdk.presets_module().list_presets()]
-    except sdk.BrushworkError:
-        pass
-    _preset_items_cache[:] = items
-    return _preset_items_cache
-
-
-class BRUSHWORK_OT_apply_preset(bpy.types.Operator):
-    """Use a Brushwork preset: its values fill the panel (and stay editable)"""
-
-    bl_idname = "brushwork.apply_preset"
-    bl_label = "Apply Preset"
-    bl_property = "name"
-
-    name: bpy.props.EnumProperty(name="Preset", items=_preset_items)
-
-    def execute(self, context):
-        settings = context.scene.brushwork
-        if self.name == "NONE":
-            settings.preset = ""
-            return {"FINISHED"}
-        try:
-            preset = sdk.presets_module().load_preset(self.name)
-        except sdk.BrushworkError as exc:
-            self.report({"ERROR"}, f"Brushwork: {exc}")
-            return {"CANCELLED"}
-        fields = preset.fields
-        for key in ("negative_prompt", "model", "sampler", "steps", "cfg", "width", "height"):
-            if key in fields and (fields[key] or key not in ("negative_prompt", "model")):
-                setattr(settings, key, fields[key])
-        if "tiling" in fields:
-            settings.seamless = fields["tiling"] == "xy"
-        for kind in ("depth", "pose"):
-            defaults = preset.control_defaults.get(kind, {})
-            if "strength" in defaults:
-                setattr(settings, f"{kind}_strength", defaults["strength"])
-            if defaults.get("model"):
-                setattr(settings, f"{kind}_model", defaults["model"])
-        settings.use_depth = settings.use_depth or "depth" in preset.control_defaults
-        settings.use_pose = settings.use_pose or "pose" in preset.control_defaults
-        settings.preset = preset.name
-        self.report({"INFO"}, f"Brushwork: preset {preset.name}: {preset.description}")
-        return {"FINISHED"}
-
-
-class BRUSHWORK_OT_cancel(bpy.types.Operator):
-    """Cancel every running Brushwork job (the worker stops at its next step)"""
-
-    bl_idname = "brushwork.cancel"
-    bl_label = "Cancel"
-
-    def execute(self, context):
-        n = jobs.cancel_all()
-        self.report({"INFO"}, f"Brushwork: cancelling {n} job(s)" if n else "Brushwork: nothing to cancel")
-        return {"FINISHED"}
-
-
 CLASSES = (
     BRUSHWORK_OT_generate_texture, BRUSHWORK_OT_project_from_camera, BRUSHWORK_OT_capture_depth,
-    BRUSHWORK_OT_capture_pose, BRUSHWORK_OT_edit_bone_map, BRUSHWORK_OT_add_inpaint_mask,
-    BRUSHWORK_OT_inpaint_texture, BRUSHWORK_OT_recover_results, BRUSHWORK_OT_apply_preset, BRUSHWORK_OT_cancel,
+    BRUSHWORK_OT_capture_pose, BRUSHWORK_OT_edit_bone_map,
 )
 
 

@@ -38,10 +38,14 @@ def test_zip_holds_the_addon_and_copies_of_the_stdlib_modules(extension_zip):
 
 def test_cli_command_builds_the_zip(tmp_path):
     out = tmp_path / "ext.zip"
+    proc = subprocess.run([sys.executable, "-m", "brushwork", "blender", "package", "--out", str(out)],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert zipfile.is_zipfile(out) and f"wrote {out}" in proc.stdout
+    # the module runs on its own too (no CLI plugins needed)
     proc = subprocess.run([sys.executable, "-m", "brushwork.addon_package", "package", "--out", str(out)],
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
-    assert zipfile.is_zipfile(out)
     # register() is what `brushwork` itself mounts: `brushwork blender package --out X`
     parser = argparse.ArgumentParser()
     addon_package.register(parser.add_subparsers(dest="command"))
@@ -51,7 +55,7 @@ def test_cli_command_builds_the_zip(tmp_path):
 
 def test_cli_errors_are_one_line_and_leave_no_file(tmp_path):
     out = tmp_path / "ext.tar"
-    proc = subprocess.run([sys.executable, "-m", "brushwork.addon_package", "package", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "brushwork", "blender", "package", "--out", str(out)],
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "must be a .zip" in proc.stderr

@@ -1,0 +1,95 @@
+"""Image Editor operators: a mask to paint, and inpainting the white part of it."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import StringProperty
+
+from . import pixels, props, results, sdk
+from .operators import JobOperator, base_recipe
+
+
+def mask_name(image_name: str) -> str:
+    return f"{image_name} mask"
+
+
+class BRUSHWORK_OT_add_inpaint_mask(bpy.types.Operator):
+    """Add a black mask for the shown image; paint white where it should be repainted"""
+
+    bl_idname = "brushwork.add_inpaint_mask"
+    bl_label = "Add Inpaint Mask"
+
+    image: StringProperty(name="Image", description="Empty: the image shown in the Image Editor")
+
+    def execute(self, context):
+        image = bpy.data.images.get(self.image) if self.image else getattr(context.space_data, "image", None)
+        if image is None:
+            self.report({"ERROR"}, "Brushwork: no image to add a mask for")
+            return {"CANCELLED"}
+        w, h = image.size
+        mask = bpy.data.images.get(mask_name(image.name)) or bpy.data.images.new(mask_name(image.name), w, h, alpha=False)
+        mask.generated_color = (0, 0, 0, 1)
+        if getattr(context.space_data, "type", "") == "IMAGE_EDITOR":
+            context.space_data.image = mask
+            context.space_data.ui_mode = "PAINT"
+        self.report({"INFO"}, f"Brushwork: paint white on '{mask.name}' where '{image.name}' should change")
+        return {"FINISHED"}
+
+
+class BRUSHWORK_OT_inpaint_texture(JobOperator, bpy.types.Operator):
+    """Repaint the masked region of an image (white in its mask) from the prompt"""
+
+    bl_idname = "brushwork.inpaint_texture"
+    bl_label = "Inpaint Texture"
+    bl_options = {"REGISTER"}
+
+    image: StringProperty(name="Image", description="Empty: the image shown in the Image Editor")
+    mask: StringProperty(name="Mask", description="Empty: the image's '<name> mask' image")
+
+    def execute(self, context):
+        settings = context.scene.brushwork
+        image = bpy.data.images.get(self.image) if self.image else getattr(context.space_data, "image", None)
+        if image is not None and image.name.endswith(" mask") and not self.image:
+            image = bpy.data.images.get(image.name[: -len(" mask")]) or image
+        if image is None:
+            return self.fail("no image to inpaint (open one in the Image Editor or pass image=)")
+        mask = bpy.data.images.get(self.mask or mask_name(image.name))
+        if mask is None:
+            return self.fail(f"no mask for '{image.name}': run 'Add Inpaint Mask' and paint white where it should change")
+        w, h = image.size
+        if tuple(mask.size) != (w, h):
+            return self.fail(f"mask '{mask.name}' is {mask.size[0]}×{mask.size[1]}, image '{image.name}' is {w}×{h}")
+        if w % 8 or h % 8 or w < 64 or h < 64:
+            return self.fail(f"'{image.name}' is {w}×{h}: inpainting needs sides that are multiples of 8, at least 64")
+        try:
+            init_png = pixels.image_png(image)
+            mask_png = pixels.image_png(mask, channels=1)
+        except ValueError as exc:
+            return self.fail(str(exc))
+        try:
+            recipe = base_recipe(settings, width=w, height=h, init_image=sdk.content_ref(init_png),
+                                 mask=sdk.content_ref(mask_png), strength=settings.strength)
+        except sdk.BrushworkError as exc:
+            return self.fail(str(exc))
+        image_name = image.name
+
+        def apply(outcome):
+            old = bpy.data.images.get(image_name)
+            new = results.store_png(outcome.pngs[0], f"{image_name}-inpaint", outcome.recipe_json, props.preferences())
+            if old is not None:
+                old.user_remap(new)  # materials and editors now show the repainted picture
+
+        return self.submit(context, f"inpaint {image_name}", recipe, [init_png, mask_png], apply)
+
+
+CLASSES = (BRUSHWORK_OT_add_inpaint_mask, BRUSHWORK_OT_inpaint_texture)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
