@@ -44,7 +44,7 @@ def is_loopback(host: str) -> bool:
 
 class Worker:
     def __init__(self, *, host: str = protocol.DEFAULT_HOST, port: int = protocol.DEFAULT_PORT,
-                 device: str | None = None, studio_factory=None):
+                 device: str | None = None, studio_factory=None, preload: bool | None = None):
         self.state_dir = paths.state_dir()
         self.token, self.token_path = auth.load_or_create_token(self.state_dir)
         self.instance = secrets.token_hex(8)
@@ -58,7 +58,10 @@ class Worker:
         self.assets = AssetStore(self.state_dir / "assets")
         self.events = EventLog()
         self.hub = Hub(self.events, on_change=lambda job: self.history.save(job.client, job.info(None)))
-        self.runner = EngineRunner(self.hub, self.outputs, device=device, studio_factory=studio_factory)
+        if preload is None:
+            preload = os.environ.get("BRUSHWORK_WORKER_PRELOAD", "1").strip() not in ("0", "false", "no")
+        self.runner = EngineRunner(self.hub, self.outputs, device=device, studio_factory=studio_factory,
+                                   preload=preload)
         try:
             self.httpd = WorkerHTTPServer((host, port), self, loopback_only=is_loopback(host))
         except OSError as exc:
@@ -98,7 +101,9 @@ class Worker:
             log.info("shutting down")
             self.hub.stop()  # refuse new jobs, cancel queued ones, ask the running one to stop
             self.runner.stop_requested.set()
-            if self.runner.is_alive():
+            # Wait for a running job to stop (at its next step, without writing anything); an
+            # engine still importing has nothing to clean up and is not waited for.
+            if self.runner.busy.is_set():
                 self.runner.join(timeout=60)
             self.events.close()  # wakes long-polls so their connections end
             self.httpd.shutdown()
@@ -125,7 +130,8 @@ class Worker:
 
     def health(self) -> dict:
         if not self.runner.ready.is_set():
-            engine, error = "loading", None
+            engine = "loading" if (self.runner.preload or self.runner.busy.is_set()) else "not_loaded"
+            error = None
         elif self.runner.load_error is not None:
             engine, error = "failed", self.runner.load_error.to_dict()
         else:
@@ -191,4 +197,9 @@ def main(port: int | None = None, listen: str | None = None, device: str | None 
     print(f"brushwork worker {__version__} listening on {worker.url} (token: {worker.token_path})", flush=True)
     worker.serve()
     print("brushwork worker stopped", flush=True)
+    if worker.runner.is_alive():
+        # The GPU thread may be inside an import or a CUDA call; interpreter teardown around it
+        # can hang. Everything is written and closed by now, so leave at once.
+        sys.stderr.flush()
+        os._exit(0)
     return 0

@@ -29,7 +29,8 @@ _UNITS = {"GiB": 1 << 30, "MiB": 1 << 20, "KiB": 1 << 10, "B": 1}
 
 
 class EngineRunner(threading.Thread):
-    def __init__(self, hub: Hub, outputs: Outputs, *, device: str | None = None, studio_factory=None):
+    def __init__(self, hub: Hub, outputs: Outputs, *, device: str | None = None, studio_factory=None,
+                 preload: bool = True):
         super().__init__(name="brushwork-gpu", daemon=True)
         self.hub = hub
         self.outputs = outputs
@@ -40,15 +41,24 @@ class EngineRunner(threading.Thread):
         self.load_error: BrushworkError | None = None
         self.ready = threading.Event()  # set once the engine loaded (or failed to)
         self.stop_requested = threading.Event()
+        self.preload = preload  # False: load the engine with the first job (light idle workers)
+        self.busy = threading.Event()  # set while a job runs
 
     # ---- thread -------------------------------------------------------------------------------
 
     def run(self) -> None:
-        self._load_engine()
+        if self.preload:
+            self._load_engine()
         while not self.stop_requested.is_set():
             job = self.hub.next_job(timeout=0.5)
             if job is not None:
-                self.run_job(job)
+                self.busy.set()
+                try:
+                    if not self.ready.is_set():
+                        self._load_engine()
+                    self.run_job(job)
+                finally:
+                    self.busy.clear()
 
     def _load_engine(self) -> None:
         try:
@@ -61,7 +71,8 @@ class EngineRunner(threading.Thread):
             else:
                 from ..engine.studio import Studio
 
-                self.studio = Studio(device=self.device)
+                # allow_paths=False: input refs must be sha256: (uploads), never files on this machine.
+                self.studio = Studio(device=self.device, allow_paths=False)
             self.settings = getattr(self.studio, "settings", None)
         except BrushworkError as exc:
             self.load_error = exc

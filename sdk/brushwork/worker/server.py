@@ -50,6 +50,7 @@ class WorkerHTTPServer(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.0"  # garbage request lines still get a status line (not HTTP/0.9)
     server_version = f"brushwork-worker/{__version__}"
     sys_version = ""
     timeout = 60  # seconds a connection may sit idle or dribble a body
