@@ -111,7 +111,19 @@ def _finish(job: Job, outcome: Outcome) -> None:
             traceback.print_exc()
             outcome.error = f"could not use the result: {exc}"
             _say(f"{job.label}: failed: {outcome.error}")
+    if (outcome.error and not outcome.cancelled) and not bpy.app.background:
+        _popup(f"{job.label}: {outcome.error}")
     _redraw()
+
+
+def _popup(text: str) -> None:
+    """Show a failure where the artist looks (no operator is running to report it)."""
+    def draw(menu, _context):
+        menu.layout.label(text=text)
+    try:
+        bpy.context.window_manager.popup_menu(draw, title="Brushwork", icon="ERROR")
+    except Exception:  # no window (e.g. during file load): the status line and console have it
+        pass
 
 
 def start(label: str, work: Callable, apply: Callable[[Outcome], None], *, synchronous: bool | None = None) -> Job:

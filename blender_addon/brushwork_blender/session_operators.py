@@ -103,7 +103,45 @@ class BRUSHWORK_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (BRUSHWORK_OT_apply_preset, BRUSHWORK_OT_recover_results, BRUSHWORK_OT_cancel)
+class BRUSHWORK_OT_load_recipe(bpy.types.Operator):
+    """Put the Recipe a Brushwork image was made with back into the panel, to re-run or vary it"""
+
+    bl_idname = "brushwork.load_recipe"
+    bl_label = "Use Its Recipe"
+
+    image: bpy.props.StringProperty(name="Image", description="Empty: the image shown in the Image Editor")
+
+    def execute(self, context):
+        image = bpy.data.images.get(self.image) if self.image else getattr(context.space_data, "image", None)
+        if image is None:
+            self.report({"ERROR"}, "Brushwork: no image to read a Recipe from")
+            return {"CANCELLED"}
+        try:
+            recipe = results.recipe_of(image)
+        except sdk.BrushworkError as exc:
+            self.report({"ERROR"}, f"Brushwork: '{image.name}' has a Recipe this version cannot read: {exc}")
+            return {"CANCELLED"}
+        if recipe is None:
+            self.report({"ERROR"}, f"Brushwork: '{image.name}' was not made by Brushwork (no Recipe on it)")
+            return {"CANCELLED"}
+        s = context.scene.brushwork
+        s.prompt, s.negative_prompt, s.model = recipe.prompt, recipe.negative_prompt, recipe.model
+        s.sampler, s.steps, s.cfg = recipe.sampler, recipe.steps, recipe.cfg
+        s.width, s.height, s.seamless = recipe.width, recipe.height, recipe.tiling == "xy"
+        s.seed = -1 if recipe.seed is None else recipe.seed
+        # The prompt already holds the preset's suffix: keep the name for the record only if it
+        # would not add the suffix twice.
+        s.preset = ""
+        for control in recipe.controls:
+            if control.kind in ("depth", "pose"):
+                setattr(s, f"{control.kind}_strength", control.strength)
+                setattr(s, f"{control.kind}_model", control.model)
+                setattr(s, f"use_{control.kind}", True)
+        self.report({"INFO"}, f"Brushwork: Recipe of '{image.name}' loaded (seed {s.seed})")
+        return {"FINISHED"}
+
+
+CLASSES = (BRUSHWORK_OT_apply_preset, BRUSHWORK_OT_recover_results, BRUSHWORK_OT_load_recipe, BRUSHWORK_OT_cancel)
 
 
 def register():

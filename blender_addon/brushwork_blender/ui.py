@@ -93,7 +93,7 @@ class BRUSHWORK_PT_image(bpy.types.Panel):
         col.operator("brushwork.inpaint_texture", icon="IMAGE")
         image = getattr(context.space_data, "image", None)
         if image is not None and image.get("brushwork_recipe"):
-            layout.label(text="This image remembers its Recipe", icon="INFO")
+            layout.operator("brushwork.load_recipe", icon="RECOVER_LAST")
         draw_jobs(layout)
 
 

@@ -172,6 +172,12 @@ def test_operator_unhappy_paths_are_one_clear_line(installed):
     assert "no image to inpaint" in u["inpaint_no_image"]
     assert u["cancel_nothing"] == ""
     assert "unknown preset 'no-such-preset'" in u["unknown_preset"]
+    assert "'wall' was not made by Brushwork" in u["load_recipe_plain_image"]
+
+
+def test_an_image_gives_its_recipe_back_to_the_panel(installed):
+    assert installed["loaded_recipe"] == ["old bricks", "blur", "m1", 1234, 17, 6.5, 320, 192, True, "DDIM",
+                                          True, 0.7, "cn-pose"]
 
 
 def test_presets_travel_in_the_zip_and_fill_the_panel(installed):

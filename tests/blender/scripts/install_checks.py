@@ -158,7 +158,21 @@ if out["enabled"]:
     out["preset_pose_control"] = [recipe.controls[0].strength, recipe.controls[0].end]
     bpy.ops.brushwork.apply_preset(name="NONE")
     out["preset_cleared"] = s.preset
+    unhappy["load_recipe_plain_image"] = error_of(bpy.ops.brushwork.load_recipe, image="wall")
     out["unhappy"] = unhappy
+
+    # An image remembers its Recipe: loading it fills the panel for a re-run or a variation.
+    made = bpy.data.images.new("made", 64, 64)
+    made["brushwork_recipe"] = json.dumps({"prompt": "old bricks", "negative_prompt": "blur", "model": "m1",
+                                           "seed": 1234, "steps": 17, "cfg": 6.5, "width": 320, "height": 192,
+                                           "tiling": "xy", "sampler": "DDIM", "controls": [
+                                               {"kind": "pose", "strength": 0.7, "model": "cn-pose",
+                                                "signal": {"people": [], "canvas_width": 64, "canvas_height": 64}}]})
+    bpy.ops.brushwork.load_recipe(image="made")
+    s = scene.brushwork
+    out["loaded_recipe"] = [s.prompt, s.negative_prompt, s.model, s.seed, s.steps, round(s.cfg, 3), s.width,
+                            s.height, s.seamless, s.sampler, s.use_pose, round(s.pose_strength, 3), s.pose_model]
+    s.use_pose = False
 
     out["forbidden_loaded"] = sorted(m for m in ("torch", "diffusers", "PIL", "transformers") if m in sys.modules)
 
