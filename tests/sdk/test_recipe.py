@@ -54,7 +54,7 @@ def recipes(draw):
     )
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])
 @given(recipes())
 def test_any_valid_recipe_round_trips_through_json(recipe):
     recipe.validate()
