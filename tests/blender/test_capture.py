@@ -52,6 +52,11 @@ def test_clip_end_and_raw_signal_layout(checks):
     assert checks["top_row_finite"] and checks["bottom_row_inf"]
 
 
+def test_depth_sees_the_evaluated_scene_modifiers_and_parents(checks):
+    assert checks["modifier_rel_err"] < 0.01
+    assert checks["parent_rel_err"] < 0.01
+
+
 def test_non_camera_is_a_clear_error(checks):
     assert checks["non_camera_error"] == "'Plane' is not a camera object"
 

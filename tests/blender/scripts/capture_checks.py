@@ -132,6 +132,22 @@ out["bytes_roundtrip"] = bool(np.array_equal(back, depth))
 out["top_row_finite"] = bool(np.isfinite(depth[0]).all())
 out["bottom_row_inf"] = bool(np.isinf(depth[-1]).all())
 
+# 5b. the evaluated scene counts: a Displace modifier lifts the plane by 1 (depth 9, not 10),
+#     and a camera parented to a moved empty sees from where the empty puts it
+scene = fresh()
+plane = add_plane(scene, 1000)
+mod = plane.modifiers.new("lift", "DISPLACE")
+mod.strength, mod.mid_level, mod.direction = 1.0, 0.0, "Z"
+cam = add_camera(scene, (0, 0, 10), (0, 0, 0))
+depth = capture.camera_depth(scene, cam, (16, 12))
+out["modifier_rel_err"] = rel_err(depth, np.full(depth.shape, 9.0))
+rig = bpy.data.objects.new("rig", None)
+scene.collection.objects.link(rig)
+cam.parent = rig
+rig.location = (0, 0, 5)
+depth = capture.camera_depth(scene, cam, (16, 12))
+out["parent_rel_err"] = rel_err(depth, np.full(depth.shape, 14.0))
+
 # 6. bad input: a non-camera object is a clear ValueError
 try:
     capture.camera_depth(scene, bpy.data.objects["Plane"], (8, 8))
