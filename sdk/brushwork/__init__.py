@@ -11,6 +11,7 @@ from .errors import (
     BrushworkError,
     CancelledError,
     InputImageError,
+    MissingDependencyError,
     ModelNotFoundError,
     OutOfMemoryError,
     PresetError,
@@ -24,7 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthError", "BrushworkError", "CancelledError", "Control", "Embedding", "InputImageError",
-    "Lora", "ModelNotFoundError", "OutOfMemoryError", "PresetError", "Recipe", "RecipeError",
+    "Lora", "MissingDependencyError", "ModelNotFoundError", "OutOfMemoryError", "PresetError", "Recipe", "RecipeError",
     "Studio", "UnsafeCheckpointError", "WorkerError", "connect", "__version__",
 ]
 

@@ -73,6 +73,13 @@ class OutOfMemoryError(BrushworkError, MemoryError):
         return {**super().to_dict(), "needed_bytes": self.needed_bytes}
 
 
+class MissingDependencyError(BrushworkError):
+    """An optional package is needed for this feature and is not installed."""
+
+    code = "missing_dependency"
+    http_status = 501
+
+
 class WorkerError(BrushworkError):
     """The worker could not be reached, refused us, or died while holding our job."""
 
@@ -94,6 +101,7 @@ _BY_CODE = {
         InputImageError,
         ModelNotFoundError,
         UnsafeCheckpointError,
+        MissingDependencyError,
         CancelledError,
         OutOfMemoryError,
         WorkerError,

@@ -14,15 +14,8 @@ from typing import Callable
 
 from PIL import Image
 
-from ..errors import BrushworkError, ModelNotFoundError, RecipeError
+from ..errors import MissingDependencyError, ModelNotFoundError, RecipeError
 from .images import fit
-
-
-class MissingDependencyError(BrushworkError):
-    """An optional package is needed for this feature and is not installed."""
-
-    code = "missing_dependency"
-    http_status = 501
 
 
 @dataclass(frozen=True)
