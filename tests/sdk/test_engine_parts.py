@@ -39,12 +39,24 @@ def test_karras_only_when_the_name_says_so():
     assert make_scheduler("DPM++ 2M Karras", {**SD15_CONFIG, "use_karras_sigmas": False}).config.use_karras_sigmas
 
 
-def test_unknown_sampler_and_recommendations():
+def test_unknown_sampler_is_a_recipe_error():
     with pytest.raises(RecipeError):
         make_scheduler("Magic", SD15_CONFIG)
-    assert recommend("lcm").sampler == "LCM"
-    assert recommend("turbo").cfg == 0.0
-    assert recommend(None) is None and recommend("base") is None
+
+
+def test_recommendations_come_from_the_registry(tmp_path_factory, tiny_models, tmp_path):
+    assert recommend("sd15", "lcm") == {"steps": 4, "cfg": 1.5, "sampler": "LCM"}
+    assert recommend("sdxl", "turbo")["cfg"] == 0.0
+    assert recommend("sdxl", "base", "stabilityai/sdxl-turbo")["steps"] == 1
+    assert recommend("sd15", "base")["sampler"] in SAMPLERS
+    # a local model whose name says LCM gets LCM settings through the Studio
+    import shutil
+
+    lcm = tmp_path / "my-lcm-model"
+    shutil.copytree(tiny_models.sd15, lcm)
+    studio = module_studio(tmp_path_factory)
+    assert studio.recommended_settings(str(lcm))["sampler"] == "LCM"
+    assert studio.recommended_settings(str(tiny_models.sd15))["steps"] > 4
 
 
 # ---- previews --------------------------------------------------------------------------------

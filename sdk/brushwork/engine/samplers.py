@@ -8,8 +8,6 @@ batch image must be reproducible alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from diffusers import (
     DDIMScheduler,
     DPMSolverMultistepScheduler,
@@ -66,22 +64,13 @@ def scheduler_name(scheduler) -> str:
     return type(scheduler).__name__
 
 
-@dataclass(frozen=True)
-class Recommendation:
-    sampler: str
-    steps: int
-    cfg: float
-    why: str
+def recommend(family: str | None, variant: str | None, hub_id: str | None = None) -> dict:
+    """{"steps", "cfg", "sampler"} to suggest for a model: the registry knows the published
+    settings of known hub models and the rule per variant (LCM: 4 steps at CFG ~1.5 with the LCM
+    sampler; Turbo: 1 step without CFG). Distilled models break with normal CFG and step counts."""
+    from ..models.registry import recommended
 
-
-# Distilled variants sample in a handful of steps and break with normal CFG.
-_RECOMMENDED = {
-    "lcm": Recommendation("LCM", 4, 1.5, "LCM models are distilled for 4-8 steps at CFG 1-2"),
-    "turbo": Recommendation("Euler a", 1, 0.0, "Turbo models are distilled for 1-4 steps without CFG"),
-    "lightning": Recommendation("Euler", 4, 0.0, "Lightning models are distilled for 2-8 steps without CFG"),
-}
-
-
-def recommend(variant: str | None) -> Recommendation | None:
-    """Sampler settings a fast variant (the registry's ``variant``: lcm, turbo, ...) needs."""
-    return _RECOMMENDED.get((variant or "").lower())
+    found = recommended(family, variant, hub_id)
+    if found.get("sampler") not in _TABLE:  # the registry and the recipe must agree on names
+        raise ValueError(f"registry recommends unknown sampler {found.get('sampler')!r}")
+    return found

@@ -38,6 +38,7 @@ from .progress import Progress, _Cancelled
 from .prompts import encode_prompts
 from .result import Result
 from .run import Job, run_one
+from .samplers import recommend
 from .seamless import seamless
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,12 @@ class Studio:
                     return self._generate(recipe, on_progress, cancel)
             except _Cancelled:
                 raise CancelledError("cancelled") from None
+
+    def recommended_settings(self, model: str = "") -> dict:
+        """{"steps", "cfg", "sampler"} that suit ``model`` (LCM/Turbo need few steps, low CFG).
+        Resolves the model (no loading); a UI offers these, the Recipe stays what the user set."""
+        resolved = bridge.resolve(model, "pipeline", self.settings, allow_paths=self.allow_paths)
+        return recommend(resolved.family, resolved.variant, resolved.ref.id)
 
     def loaded_models(self) -> list[dict]:
         """What is in memory: [{"kind": "model"|"controlnet"|"vae", "key", "bytes", ...}]."""
