@@ -14,7 +14,7 @@ from typing import Callable
 
 from PIL import Image
 
-from ..errors import MissingDependencyError, ModelNotFoundError, RecipeError
+from ..errors import BrushworkError, MissingDependencyError, ModelNotFoundError, RecipeError
 from .images import fit
 
 
