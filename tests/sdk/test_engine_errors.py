@@ -42,6 +42,15 @@ def test_corrupt_init_image(studio, tiny_models, tmp_path):
         studio.generate(recipe(tiny_models.sd15, init_image=str(not_an_image), strength=0.5))
 
 
+def test_bad_input_fails_before_any_model_loads(tmp_path_factory, tmp_path):
+    studio = module_studio(tmp_path_factory)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    with pytest.raises(InputImageError):
+        studio.generate(recipe(tmp_path / "no-model-needed-yet", init_image=str(bad), strength=0.5))
+    assert studio.pipelines.base_loads == 0
+
+
 def test_missing_init_file(studio, tiny_models, tmp_path):
     with pytest.raises(InputImageError) as err:
         studio.generate(recipe(tiny_models.sd15, init_image=str(tmp_path / "gone.png"), strength=0.5))

@@ -119,6 +119,8 @@ class Studio:
         _check_cancel(cancel)
         hashes: dict[str, str] = {}
         sources: dict[str, str] = {}
+        # Pictures first: a corrupt input fails in milliseconds, before gigabytes of weights load.
+        inputs = read_inputs(recipe, self._read)
         # An empty model means the bundled demo model (settings' default was filled in by prepare).
         resolved = bridge.resolve(recipe.model, "pipeline", self.settings, allow_paths=self.allow_paths)
         base = self.pipelines.base(resolved.key, lambda: self._load_base(resolved))
@@ -130,7 +132,6 @@ class Studio:
         for where, ref in recipe.image_refs().items():  # prepare() made every input a sha256: ref
             hashes[where] = ref.split(":", 1)[1]
         controls = self._controlnets(recipe, base, hashes, sources)
-        inputs = read_inputs(recipe, self._read)
         pipe = self.pipelines.for_task(base, task, controls)
         pipe.vae = self._vae(recipe, base, hashes, sources)
         self._apply_adapters(pipe, base.family, recipe, hashes, sources)
