@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 import test_prompts_tinykit as kit
 from brushwork.engine import adapters
 from brushwork.engine.adapters import AdapterError, active_loras, apply_adapters
-from brushwork.engine.prompts import EmbeddingCache, encode_prompts
+from brushwork.engine.prompts import EmbeddingCache, count_tokens, encode_prompts
 from brushwork.errors import ModelNotFoundError, UnsafeCheckpointError
 
 
@@ -284,6 +284,7 @@ def test_embedding_token_acts_in_prompts(sd15, files, monkeypatch):
     assert len(loads) == 1
     after = text(sd15, "a mystyle cat")
     assert after.shape == before.shape and not torch.allclose(after, before)
+    assert count_tokens(sd15, "a mystyle cat") == (4, 1)  # a, mystyle, mystyle_1 (2 vectors), cat
     assert torch.allclose(text(sd15, "a dog"), text(sd15, "a dog"))
 
 
@@ -344,3 +345,26 @@ def test_the_shared_tiny_lora_and_embedding_load(sd15, tiny_models):
     assert list(active_loras(sd15).values()) == [0.8]
     assert "embedding-tiny" in sd15.tokenizer.get_vocab()
     assert not torch.allclose(text(sd15, "a embedding-tiny cat"), base)
+
+
+def test_sdxl_embedding_failing_in_the_second_encoder_leaves_neither(sdxl, tmp_path):
+    path = tmp_path / "half_bad.safetensors"
+    save_file({"clip_l": torch.randn(2, 32), "clip_g": torch.randn(1, 2, 32)}, path)  # clip_g: odd shape
+    def sizes():
+        return (len(sdxl.tokenizer), len(sdxl.tokenizer_2),
+                sdxl.text_encoder.get_input_embeddings().weight.shape[0],
+                sdxl.text_encoder_2.get_input_embeddings().weight.shape[0])
+
+    before = sizes()
+    with pytest.raises(AdapterError, match=r"half_bad\.safetensors does not fit this sdxl model"):
+        apply_adapters(sdxl, [], [(str(path), "")])
+    assert sizes() == before
+    assert "half_bad" not in sdxl.tokenizer.get_vocab()
+
+
+def test_more_requested_loras_than_the_keep_limit(sd15, files, monkeypatch):
+    monkeypatch.setattr(adapters, "MAX_LOADED_LORAS", 1)
+    apply_adapters(sd15, [(str(files["peft"]), 1.0), (str(files["unet_only"]), 1.0)], [])
+    assert len(active_loras(sd15)) == 2  # what is asked for always loads; only idle ones go
+    apply_adapters(sd15, [(str(files["third"]), 1.0)], [])
+    assert len(sd15.get_list_adapters()["unet"]) == 1

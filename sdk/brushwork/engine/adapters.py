@@ -235,8 +235,9 @@ def _apply_loras(pipe, loras, family: str, allow_pickle: bool) -> dict[str, floa
     # forget adapters someone else deleted; evict the least recently used inactive ones
     for name in [n for n in order if n not in _loaded_loras(pipe)]:
         del order[name]
-    while len(order) > MAX_LOADED_LORAS:
-        victim = next(n for n in order if n not in wanted)
+    idle = [n for n in order if n not in wanted]  # least recently used first
+    while len(order) > MAX_LOADED_LORAS and idle:
+        victim = idle.pop(0)
         pipe.delete_adapters(victim)
         del order[victim]
     setattr(unet, _LORA_ORDER_ATTR, order)
@@ -293,18 +294,23 @@ def _load_embedding(pipe, p: Path, token: str, digest: str, family: str, allow_p
         if token in tokenizer.get_vocab():
             raise AdapterError(f"embedding token {token!r} is already a word of this model's vocabulary; "
                                f"give {p.name} another token")
-    done = []
+    added_before = [set(tokenizer.get_added_vocab()) for _, tokenizer, _ in targets]
     try:
-        for key, tokenizer, encoder in targets:
-            source = {token: tensors[key]} if is_sdxl_file else tensors
-            pipe.load_textual_inversion(source, token=token, tokenizer=tokenizer, text_encoder=encoder)
-            done.append(tokenizer)
+        with _quiet_transformers():  # "new embeddings will be initialized from..." is noise here
+            for key, tokenizer, encoder in targets:
+                source = {token: tensors[key]} if is_sdxl_file else tensors
+                pipe.load_textual_inversion(source, token=token, tokenizer=tokenizer, text_encoder=encoder)
     except Exception as exc:  # noqa: BLE001 - shape mismatches, odd layouts: one message
-        if done:
-            try:
-                pipe.unload_textual_inversion(token)
-            except Exception:  # noqa: BLE001
-                pass
+        # diffusers adds the tokens (tok, tok_1, ... for multi-vector files) before it copies the
+        # vectors, so a failure can leave them in one or both tokenizers: take out every new one
+        # (SDXL: a token must never live in one encoder only)
+        for (_, tokenizer, encoder), before in zip(targets, added_before):
+            new = sorted(set(tokenizer.get_added_vocab()) - before)
+            if new:
+                try:
+                    pipe.unload_textual_inversion(new, tokenizer=tokenizer, text_encoder=encoder)
+                except Exception:  # noqa: BLE001 - best effort; the load error is what matters
+                    pass
         if isinstance(exc, KeyError):
             exc = ValueError(f"missing {exc}")
         raise AdapterError(f"embedding {p.name} does not fit this {family} model: {_short(exc)}") from None
