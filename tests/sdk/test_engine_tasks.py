@@ -134,6 +134,12 @@ def test_inpaint_with_inpaint_controlnet_keeps_outside(studio, tiny_models, pict
     out, original = pixels(result.images[0]), pixels(Image.open(pictures["init"]))
     outside = np.asarray(square_mask()) == 0
     assert np.array_equal(out[outside], original[outside])
+    # an inpaint control (a tensor) and a picture control together
+    both = studio.generate(recipe(tiny_models.sd15, init_image=pictures["init"], mask=pictures["mask"],
+                                  strength=1.0, controls=[control(tiny_models, "inpaint"),
+                                                          control(tiny_models, image=pictures["control"])]))
+    assert np.array_equal(pixels(both.images[0])[outside], original[outside])
+    assert mean_diff(both.images[0], result.images[0]) > 0.1
 
 
 # ---- caching -------------------------------------------------------------------------------
