@@ -57,6 +57,13 @@ def test_depth_sees_the_evaluated_scene_modifiers_and_parents(checks):
     assert checks["parent_rel_err"] < 0.01
 
 
+def test_bvh_and_scene_ray_cast_agree_on_a_busy_scene(checks):
+    assert checks["busy_same_misses"]
+    assert checks["busy_max_rel_diff"] < 1e-4
+    assert checks["busy_hit_fraction"] > 0.5 and checks["busy_depth_spread"] > 1.0
+    assert checks["instance_changes_pixels"] > 5  # collection instances are part of the depth
+
+
 def test_non_camera_is_a_clear_error(checks):
     assert checks["non_camera_error"] == "'Plane' is not a camera object"
 

@@ -148,6 +148,40 @@ rig.location = (0, 0, 5)
 depth = capture.camera_depth(scene, cam, (16, 12))
 out["parent_rel_err"] = rel_err(depth, np.full(depth.shape, 14.0))
 
+# 5c. two independent ray casters agree on a busy scene: the BVH path (default) and
+#     scene.ray_cast, with modifiers, a collection instance and a hidden object
+scene = fresh()
+add_plane(scene, 50)
+bpy.ops.mesh.primitive_uv_sphere_add(location=(0, 0, 1.5))
+bpy.ops.mesh.primitive_monkey_add(location=(2.5, 0.5, 1.2))
+bpy.context.active_object.modifiers.new("sub", "SUBSURF")
+bpy.ops.mesh.primitive_cube_add(location=(-2.5, 0, 5))
+bpy.context.active_object.hide_set(True)  # hidden in the viewport: not seen
+coll = bpy.data.collections.new("props")
+bpy.ops.mesh.primitive_cone_add(location=(0, 0, 0))
+cone = bpy.context.active_object
+for c in list(cone.users_collection):
+    c.objects.unlink(cone)
+coll.objects.link(cone)
+holder = bpy.data.objects.new("holder", None)
+holder.instance_type, holder.instance_collection = "COLLECTION", coll
+holder.location = (-1.0, -2.0, 1.0)
+scene.collection.objects.link(holder)
+cam = add_camera(scene, (1, -9, 7), (math.radians(55), 0, math.radians(8)))
+t0 = time.perf_counter()
+fast = capture.camera_depth(scene, cam, (64, 48), method="bvh")
+out["busy_bvh_seconds"] = time.perf_counter() - t0
+slow = capture.camera_depth(scene, cam, (64, 48), method="scene")
+out["busy_same_misses"] = bool(np.array_equal(np.isinf(fast), np.isinf(slow)))
+both = np.isfinite(fast) & np.isfinite(slow)
+out["busy_max_rel_diff"] = float(np.max(np.abs(fast[both] - slow[both]) / slow[both]))
+out["busy_hit_fraction"] = float(both.mean())
+out["busy_depth_spread"] = float(fast[both].max() - fast[both].min())
+# the instanced cone is seen: some pixel's depth equals a ray hit on it (compare with it removed)
+holder.instance_collection = None
+without = capture.camera_depth(scene, cam, (64, 48))
+out["instance_changes_pixels"] = int((np.abs(without - fast) > 1e-3).sum())
+
 # 6. bad input: a non-camera object is a clear ValueError
 try:
     capture.camera_depth(scene, bpy.data.objects["Plane"], (8, 8))
