@@ -154,6 +154,8 @@ class BRUSHWORK_OT_project_from_camera(JobOperator, bpy.types.Operator):
             frame = capture.camera_frame(scene, scene.camera, size)
             # Projection is depth-conditioned by definition: the picture must fit the geometry.
             controls, uploads = scene_controls(context, settings, size, force_depth=True)
+            if controls[0]["signal"]["near"] is None:
+                return self.fail(f"camera {scene.camera.name!r} sees no surface to project onto")
             recipe = base_recipe(settings, width=size[0], height=size[1], controls=controls)
         except (ValueError, pose.BoneMapError, sdk.BrushworkError) as exc:
             return self.fail(str(exc))

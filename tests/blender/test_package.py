@@ -162,6 +162,7 @@ def test_operator_unhappy_paths_are_one_clear_line(installed):
     assert "select the meshes to project onto" in u["project_no_selection"]
     assert "PANO cameras are not supported" in u["depth_panorama"]
     assert "PANO cameras are not supported" in u["project_panorama"]
+    assert "camera 'cam' sees no surface to project onto" in u["project_sees_nothing"]
     assert "no armature to capture" in u["pose_no_armature"]
     assert "no text block named 'Brushwork Bone Map'" in u["bone_map_text_missing"]
     assert "no active camera" in u["depth_no_camera"]

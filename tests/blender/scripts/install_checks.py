@@ -111,6 +111,9 @@ if out["enabled"]:
     unhappy["depth_panorama"] = error_of(bpy.ops.brushwork.capture_depth)
     unhappy["project_panorama"] = error_of(bpy.ops.brushwork.project_from_camera)
     cam.data.type = "PERSP"
+    cam.rotation_euler = (3.14159, 0, 0)  # looking up at the empty sky
+    unhappy["project_sees_nothing"] = error_of(bpy.ops.brushwork.project_from_camera)
+    cam.rotation_euler = (0, 0, 0)
     unhappy["pose_no_armature"] = error_of(bpy.ops.brushwork.capture_pose)
     rig = bpy.data.objects.new("rig", bpy.data.armatures.new("rig"))
     scene.collection.objects.link(rig)
