@@ -254,3 +254,21 @@ def test_long_weighted_prompts_drive_both_pipelines(sd15, sdxl):
         image = pipe(**kwargs, num_inference_steps=2, height=64, width=64, output_type="np",
                      generator=torch.Generator().manual_seed(0)).images[0]
         assert image.shape == (64, 64, 3) and torch.isfinite(torch.from_numpy(image)).all()
+
+
+long_prompts = st.lists(st.sampled_from(["cat", "dog", ",", " ", "(red:1.3)", "[blue]", "a photo of",
+                                         " BREAK ", "é", "((", "))"]), max_size=200).map("".join)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prompt=long_prompts)
+def test_chunking_never_drops_or_reorders_a_token(sd15, prompt):
+    from brushwork.engine.prompt_syntax import parse_prompt_sections
+
+    tok = sd15.tokenizer
+    chunks = prompt_chunks(sd15, tok, prompt)
+    assert all(len(tokens) <= 75 and len(tokens) == len(weights) for tokens, weights in chunks)
+    expected = [(t, w) for section in parse_prompt_sections(prompt) for text, w in section
+                for t in tok.convert_tokens_to_ids(tok.tokenize(text))]
+    assert [(t, w) for tokens, weights in chunks for t, w in zip(tokens, weights)] == expected
+    assert len(chunks) >= len(parse_prompt_sections(prompt))
