@@ -142,8 +142,8 @@ class Hub:
             if replaced is not None:
                 self._queue[slot] = job
                 self._set_final(replaced, protocol.CANCELLED,
-                                error={"code": "replaced", "message": f"replaced by live job {job.id}",
-                                       "replaced_by": job.id})
+                                error={"code": "cancelled", "reason": "replaced",
+                                       "message": f"replaced by live job {job.id}", "replaced_by": job.id})
             else:
                 self._queue.append(job)
             self._jobs[job.id] = job
