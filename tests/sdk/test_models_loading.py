@@ -41,6 +41,17 @@ def test_single_file_loads_offline_with_the_folders_exact_weights(tiny_models):
     assert single.tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
 
 
+def test_sdxl_single_file_loads_offline_with_the_folders_weights(tiny_models):
+    folder = loading.load_pipeline(tiny_models.sdxl)
+    single = loading.load_pipeline(tiny_models.sdxl_single_file)
+    assert type(single).__name__ == "StableDiffusionXLPipeline"
+    for part in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        _same_weights(getattr(folder, part), getattr(single, part))
+    assert single.tokenizer_2.pad_token == "!"
+    assert np.allclose(_gen(folder), _gen(single), atol=1e-4)
+
+
+@pytest.mark.slow
 def test_a_tiny_model_of_another_config_loads_from_a_single_file(tmp_path):
     folder = tiny.build_tiny_sd15(
         tmp_path / "odd", seed=5,

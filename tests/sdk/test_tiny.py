@@ -59,6 +59,11 @@ def test_single_file_is_in_the_original_ldm_layout(tiny_models):
     assert any(k.startswith("cond_stage_model.transformer.text_model.") for k in keys)
     assert not any(k.startswith(("unet.", "down_blocks.", "vae.")) for k in keys)
     assert "first_stage_model.decoder.mid.attn_1.q.weight" in keys
+    with safe_open(str(tiny_models.sdxl_single_file), "pt") as f:
+        xl_keys = list(f.keys())
+    assert "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight" in xl_keys
+    assert any(k.startswith("conditioner.embedders.0.transformer.text_model.") for k in xl_keys)
+    assert any(k.startswith("model.diffusion_model.label_emb.") for k in xl_keys)
 
 
 def test_the_real_clip_tokenizer_with_a_full_vocabulary(tiny_models):

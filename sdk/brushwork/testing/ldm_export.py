@@ -195,3 +195,45 @@ def export_controlnet_single_file(controlnet_dir: Path, out_file: Path) -> Path:
     hint_blocks = len({k.split(".")[2] for k in state if k.startswith("controlnet_cond_embedding.blocks.")})
     lpb = cfg["layers_per_block"]
     return _save({"control_model." + controlnet_key(k, lpb, hint_blocks): v for k, v in state.items()}, out_file)
+
+
+SDXL_TEXT_PREFIX = "conditioner.embedders.0.transformer."
+SDXL_OPEN_CLIP_PREFIX = "conditioner.embedders.1.model."
+
+
+def open_clip_to_ldm(state: dict) -> dict:
+    """CLIPTextModelWithProjection -> OpenCLIP names (SDXL's second text encoder), q/k/v fused."""
+    import torch
+
+    s = {(k if k.startswith(("text_model.", "text_projection")) else "text_model." + k): v
+         for k, v in state.items() if not k.endswith("position_ids")}
+    out = {
+        "token_embedding.weight": s["text_model.embeddings.token_embedding.weight"],
+        "positional_embedding": s["text_model.embeddings.position_embedding.weight"],
+        "ln_final.weight": s["text_model.final_layer_norm.weight"],
+        "ln_final.bias": s["text_model.final_layer_norm.bias"],
+        "text_projection": s["text_projection.weight"].T,
+    }
+    layers = sorted({int(k.split(".")[3]) for k in s if k.startswith("text_model.encoder.layers.")})
+    rename = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj",
+              "self_attn.out_proj": "attn.out_proj"}
+    for i in layers:
+        src, dst = f"text_model.encoder.layers.{i}.", f"transformer.resblocks.{i}."
+        for part in ("weight", "bias"):
+            out[f"{dst}attn.in_proj_{part}"] = torch.cat(
+                [s[f"{src}self_attn.{p}_proj.{part}"] for p in ("q", "k", "v")], dim=0)
+            for old, new in rename.items():
+                out[f"{dst}{new}.{part}"] = s[f"{src}{old}.{part}"]
+    return {SDXL_OPEN_CLIP_PREFIX + k: v for k, v in out.items()}
+
+
+def export_sdxl_single_file(pipeline_dir: Path, out_file: Path) -> Path:
+    """A saved SDXL diffusers folder as one checkpoint in the original SGM (A1111/Civitai) layout."""
+    pipeline_dir = Path(pipeline_dir)
+    unet, unet_cfg = _load_component(pipeline_dir / "unet")
+    vae, vae_cfg = _load_component(pipeline_dir / "vae")
+    te1, _ = _load_component(pipeline_dir / "text_encoder")
+    te2, _ = _load_component(pipeline_dir / "text_encoder_2")
+    text = {SDXL_TEXT_PREFIX + k[len(TEXT_PREFIX):]: v for k, v in text_encoder_to_ldm(te1).items()}
+    return _save({**unet_to_ldm(unet, unet_cfg), **vae_to_ldm(vae, vae_cfg), **text, **open_clip_to_ldm(te2)},
+                 out_file)

@@ -30,6 +30,7 @@ SD15_NAME = "tiny-sd15"
 SD15_INPAINT_NAME = "tiny-sd15-inpaint"
 SD15_SINGLE_FILE_NAME = "tiny-sd15.safetensors"
 SDXL_NAME = "tiny-sdxl"
+SDXL_SINGLE_FILE_NAME = "tiny-sdxl.safetensors"
 VAE_NAME = "vae-tiny"
 LORA_NAME = "lora-tiny.safetensors"
 EMBEDDING_NAME = "embedding-tiny.safetensors"
@@ -53,8 +54,7 @@ SDXL_UNET = dict(
     use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
     transformer_layers_per_block=(1, 2),
     projection_class_embeddings_input_dim=80,  # 6 time ids * 8 + pooled text embeds (32)
-    cross_attention_dim=64,  # text_encoder (32) + text_encoder_2 (32) hidden states, concatenated
-    norm_num_groups=1,
+    cross_attention_dim=96,  # text_encoder (32) + text_encoder_2 (64) hidden states, concatenated
 )
 VAE = dict(
     block_out_channels=(32, 64), in_channels=3, out_channels=3,
@@ -67,6 +67,11 @@ TEXT_ENCODER = dict(
     num_attention_heads=4, max_position_embeddings=77, projection_dim=32, layer_norm_eps=1e-5,
     hidden_act="quick_gelu", bos_token_id=49406, eos_token_id=49407, pad_token_id=1,
 )
+# SDXL's second encoder is wider than the first (real: 768 vs 1280): diffusers' single-file loader
+# tells the two apart by width, so equal widths would load the first one's weights into both.
+SDXL_TEXT_ENCODER_2 = dict(hidden_size=64, num_attention_heads=8, intermediate_size=37, projection_dim=32,
+                           hidden_act="gelu")  # OpenCLIP bigG uses gelu, CLIP-L quick_gelu
+SDXL_VAE = dict(scaling_factor=0.13025)  # SDXL's VAE latent scale (SD 1.5: 0.18215)
 # SD 1.5's scheduler settings (the engine replaces the scheduler by sampler name anyway).
 SD15_SCHEDULER = dict(
     beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
@@ -92,6 +97,7 @@ class TinySet:
     lora: Path | None = None
     embedding: Path | None = None
     vae: Path | None = None
+    sdxl_single_file: Path | None = None  # tiny-sdxl in the original SGM single-file layout
 
 
 def _merged(base: dict, overrides: dict | None) -> dict:
@@ -191,7 +197,7 @@ def build_tiny_sdxl(out_dir: Path, *, seed: int = 0, unet: dict | None = None, v
     from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
 
     te1 = _text_encoder(seed + 2, text_encoder, with_projection=False)
-    te2 = _text_encoder(seed + 3, text_encoder_2, with_projection=True)
+    te2 = _text_encoder(seed + 3, _merged(SDXL_TEXT_ENCODER_2, text_encoder_2), with_projection=True)
     unet_cfg = _merged(SDXL_UNET, {
         "cross_attention_dim": te1.config.hidden_size + te2.config.hidden_size,
         "projection_class_embeddings_input_dim":
@@ -199,7 +205,7 @@ def build_tiny_sdxl(out_dir: Path, *, seed: int = 0, unet: dict | None = None, v
     })
     unet_cfg = _merged(unet_cfg, unet)
     pipe = StableDiffusionXLPipeline(
-        unet=_unet(seed, unet_cfg), vae=_vae(seed + 1, vae), text_encoder=te1, text_encoder_2=te2,
+        unet=_unet(seed, unet_cfg), vae=_vae(seed + 1, _merged(SDXL_VAE, vae)), text_encoder=te1, text_encoder_2=te2,
         tokenizer=_clip_tokenizer(), tokenizer_2=_clip_tokenizer(pad_token="!"),
         scheduler=EulerDiscreteScheduler.from_config(_merged(SDXL_SCHEDULER, scheduler)),
     )
@@ -291,9 +297,11 @@ def build_tiny_embedding(out_file: Path, *, seed: int = 11, vectors: int = 2, di
 
 
 def build_tiny_single_file(pipeline_dir: Path, out_file: Path) -> Path:
-    """The SD 1.5-family folder as one checkpoint in the original LDM/A1111 key layout."""
-    from .ldm_export import export_sd15_single_file
+    """A saved SD 1.5 or SDXL folder as one checkpoint in the original LDM/SGM (A1111) key layout."""
+    from .ldm_export import export_sd15_single_file, export_sdxl_single_file
 
+    if (Path(pipeline_dir) / "text_encoder_2").is_dir():
+        return export_sdxl_single_file(pipeline_dir, out_file)
     return export_sd15_single_file(pipeline_dir, out_file)
 
 
@@ -311,6 +319,7 @@ def load_tiny_set(root: Path) -> TinySet:
         lora=root / LORA_NAME,
         embedding=root / EMBEDDING_NAME,
         vae=root / VAE_NAME,
+        sdxl_single_file=root / SDXL_SINGLE_FILE_NAME,
     )
 
 
@@ -326,6 +335,7 @@ def write_tiny_set(root: Path) -> TinySet:
         build_tiny_sd15(tiny.sd15_inpaint, seed=10, inpaint=True)
         build_tiny_single_file(tiny.sd15, tiny.sd15_single_file)
         build_tiny_sdxl(tiny.sdxl, seed=20)
+        build_tiny_single_file(tiny.sdxl, tiny.sdxl_single_file)
         for i, kind in enumerate(CONTROL_KINDS):
             build_tiny_controlnet(tiny.controlnets[kind], base=tiny.sd15, seed=30 + i)
         for i, kind in enumerate(SDXL_CONTROL_KINDS):
