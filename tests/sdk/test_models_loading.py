@@ -147,3 +147,11 @@ def test_model_hash_reads_a_file_once(tmp_path, monkeypatch):
     monkeypatch.setattr(type(big), "open", lambda self, *a, **k: opened.append(self) or real_open(self, *a, **k))
     loading.model_hash(big)
     assert big not in opened
+
+
+def test_other_pipeline_kinds_are_refused_by_name(tmp_path):
+    folder = tmp_path / "some-flux"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
+    with pytest.raises(ModelNotFoundError, match="some-flux: a FluxPipeline folder; Brushwork loads SD 1.5 and SDXL"):
+        loading.load_pipeline(folder)

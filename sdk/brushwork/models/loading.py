@@ -49,9 +49,21 @@ def _fail(ref: ModelRef, exc: Exception) -> BrushworkError:
 
 
 def pipeline_class(family: str | None):
+    """The txt2img class of a family; unknown (a hub repo not yet downloaded): chosen by its index."""
+    from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    if family is None:
+        return DiffusionPipeline
+    return StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
+
+
+def _check_supported(pipe, ref: ModelRef):
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    return StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
+    if not isinstance(pipe, (StableDiffusionPipeline, StableDiffusionXLPipeline)):
+        raise fam.UnsupportedModelError(
+            f"{ref.name or ref.describe()}: a {type(pipe).__name__}; Brushwork loads SD 1.5 and SDXL models")
+    return pipe
 
 
 def load_pipeline(model_ref, *, torch_dtype=None, device: str | None = None, vae_ref=None):
@@ -81,13 +93,18 @@ def _no_safety(family: str | None) -> dict:
 def _load_pipeline(ref: ModelRef, torch_dtype):
     if ref.source == "folder":
         family = ref.family or fam.detect_folder(ref.path).family
+        if family is None:
+            cls_name = json.loads((ref.path / "model_index.json").read_text("utf-8")).get("_class_name")
+            raise fam.UnsupportedModelError(
+                f"{ref.name or ref.path}: a {cls_name} folder; Brushwork loads SD 1.5 and SDXL models")
         cls = pipeline_class(family)
         return cls.from_pretrained(str(ref.path), torch_dtype=torch_dtype, local_files_only=True,
                                    **_no_safety(family))
     if ref.source == "single_file":
         return _load_single_file(ref, torch_dtype)
-    return _from_hub(lambda **kw: pipeline_class(ref.family).from_pretrained(
+    pipe = _from_hub(lambda **kw: pipeline_class(ref.family).from_pretrained(
         ref.id, torch_dtype=torch_dtype, **_no_safety(ref.family), **kw), ref)
+    return _check_supported(pipe, ref)
 
 
 def _from_hub(load, ref: ModelRef):
