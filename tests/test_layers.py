@@ -21,24 +21,46 @@ HEAVY = {"torch", "diffusers", "transformers", "PIL", "numpy", "safetensors", "h
 UI = {"PySide6", "PyQt5", "PyQt6", "bpy", "mathutils"}
 
 
-def imported_roots(path: Path) -> set[str]:
-    """Top-level module names a file imports (absolute imports only; relative ones stay inside)."""
+def _guarded_by_import_error(node: ast.Try) -> bool:
+    names = set()
+    for handler in node.handlers:
+        types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        names.update(t.id for t in types if isinstance(t, ast.Name))
+    return bool(names & {"ImportError", "ModuleNotFoundError"})
+
+
+def imported_roots(path: Path, *, count_optional: bool = True) -> set[str]:
+    """Top-level module names a file imports (absolute imports only; relative ones stay inside).
+    With ``count_optional=False``, imports inside ``try: ... except ImportError`` are left out:
+    they are optional extras (the client decodes previews with Pillow when it is there)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     roots = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            roots.add(node.module.split(".")[0])
+
+    def visit(node: ast.AST, optional: bool) -> None:
+        if isinstance(node, ast.Try) and _guarded_by_import_error(node):
+            for child in node.body:
+                visit(child, True)
+            for part in (node.handlers, node.orelse, node.finalbody):
+                for child in part:
+                    visit(child, optional)
+            return
+        if count_optional or not optional:
+            if isinstance(node, ast.Import):
+                roots.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                roots.add(node.module.split(".")[0])
+        for child in ast.iter_child_nodes(node):
+            visit(child, optional)
+
+    visit(tree, False)
     return roots
 
 
 @pytest.mark.parametrize("name", STDLIB_ONLY)
 def test_stdlib_only_modules_import_only_the_stdlib(name):
     path = SDK / name
-    if not path.exists():
-        pytest.skip(f"{name} not written yet")
-    foreign = {m for m in imported_roots(path) if m not in sys.stdlib_module_names and m != "brushwork"}
+    foreign = {m for m in imported_roots(path, count_optional=False)
+               if m not in sys.stdlib_module_names and m != "brushwork"}
     assert not foreign, f"{name} must stay stdlib-only (it runs inside Blender) but imports {sorted(foreign)}"
 
 
@@ -62,3 +84,11 @@ def test_front_ends_do_not_import_the_engine(folder, forbidden):
         if bad:
             offenders[str(path.relative_to(REPO))] = sorted(bad)
     assert not offenders, f"{folder} must talk to the worker, not import {sorted(forbidden)}: {offenders}"
+
+
+def test_the_import_scan_sees_hard_and_optional_imports(tmp_path):
+    src = tmp_path / "m.py"
+    src.write_text("import json\nfrom torch import nn\ntry:\n    import PIL\nexcept ImportError:\n    PIL = None\n"
+                   "def f():\n    import numpy\n", encoding="utf-8")
+    assert imported_roots(src) == {"json", "torch", "PIL", "numpy"}
+    assert imported_roots(src, count_optional=False) == {"json", "torch", "numpy"}
