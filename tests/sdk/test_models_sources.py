@@ -155,8 +155,11 @@ def test_default_model_then_demo_then_a_clear_error(tiny_models, monkeypatch):
     s = Settings(model_dirs=[tiny_models.root], default_model="tiny-sdxl")
     assert sources.resolve(None, "pipeline", s).family == "sdxl"
     monkeypatch.setattr(sources, "_demo_weights", lambda: tiny_models.sd15)
+    monkeypatch.setattr(sources, "_demo_name", lambda: "brushwork-demo")
     demo = sources.resolve("", "pipeline", Settings())
-    assert demo.name == "demo" and demo.path == tiny_models.sd15
+    assert demo.name == "brushwork-demo" and demo.path == tiny_models.sd15
+    assert sources.resolve("demo", "pipeline", Settings(), allow_paths=False).path == tiny_models.sd15
+    assert sources.resolve("brushwork-demo", "pipeline", Settings(), allow_paths=False).path == tiny_models.sd15
     with pytest.raises(ModelNotFoundError, match="no LoRA given"):
         sources.resolve("", "lora", Settings())
 

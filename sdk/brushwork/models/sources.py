@@ -90,10 +90,19 @@ def _default_pipeline(settings) -> ModelRef:
         return resolve(settings.default_model, "pipeline", settings, allow_paths=True)
     demo = _demo_weights()
     if demo is not None:
-        return _from_path(demo, "pipeline", settings, name="demo")
+        return _from_path(demo, "pipeline", settings, name=_demo_name())
     raise ModelNotFoundError(
         "no model given and no default set: pass --model NAME_OR_ID, set default_model in "
         f"settings.toml, or BRUSHWORK_DEFAULT_MODEL (e.g. {registry.default_model().hub_id})")
+
+
+def _demo_name() -> str:
+    try:
+        from ..demo import NAME  # type: ignore[attr-defined]
+
+        return str(NAME)
+    except Exception:
+        return "demo"
 
 
 def _demo_weights() -> Path | None:
@@ -111,6 +120,8 @@ def _resolve(ref: str, kind: str, settings, *, allow_paths: bool, family: str | 
         hit = modeldirs.find_by_name(settings.model_dirs, kind, ref, accept=lambda p: _fits(p, kind))
         if hit is not None:
             return _from_path(hit, kind, settings, name=ref)
+    if kind == "pipeline" and ref in {"demo", _demo_name()} and (demo := _demo_weights()) is not None:
+        return _from_path(demo, "pipeline", settings, name=_demo_name())
     as_path = Path(ref).expanduser()
     path_like = as_path.is_absolute() or ref.startswith((".", "~")) or "\\" in ref
     if allow_paths and (path_like or as_path.exists()):
@@ -248,7 +259,7 @@ def list_models(settings=None, kinds: tuple[str, ...] = KINDS) -> list[ModelRef]
     demo = _demo_weights()
     if demo is not None and "pipeline" in kinds:
         try:
-            out.append(_from_path(demo, "pipeline", settings, name="demo"))
+            out.append(_from_path(demo, "pipeline", settings, name=_demo_name()))
         except ModelNotFoundError:
             pass
     return out
