@@ -51,8 +51,17 @@ def _kohya_name(key: str) -> str:
     return prefix + module.replace(".", "_") + "." + suffix
 
 
+def _xl_widths(tiny_models) -> tuple[int, int]:
+    """Hidden sizes of the tiny SDXL's two text encoders (clip_l, clip_g), from its configs."""
+    import json
+
+    return tuple(json.loads((Path(tiny_models.sdxl) / name / "config.json").read_text())["hidden_size"]
+                 for name in ("text_encoder", "text_encoder_2"))
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, tiny_models):
+    xl_widths = _xl_widths(tiny_models)
     root = tiny_models
     d = tmp_path_factory.mktemp("adapter-files")
     f = {}
@@ -85,8 +94,8 @@ def files(tmp_path_factory, tiny_models):
     f["ti"] = d / "mystyle.safetensors"
     save_file({"<thing>": torch.randn(32, generator=g)}, d / "thing.safetensors")
     f["ti_diffusers"] = d / "thing.safetensors"
-    save_file({"clip_l": torch.randn(2, 32, generator=g), "clip_g": torch.randn(2, 32, generator=g)},
-              d / "xl_emb.safetensors")
+    save_file({"clip_l": torch.randn(2, xl_widths[0], generator=g),
+               "clip_g": torch.randn(2, xl_widths[1], generator=g)}, d / "xl_emb.safetensors")
     f["ti_sdxl"] = d / "xl_emb.safetensors"
     save_file({"emb_params": torch.randn(1, 48, generator=g)}, d / "wide.safetensors")
     f["ti_wide"] = d / "wide.safetensors"
@@ -311,9 +320,10 @@ def test_sdxl_embedding_goes_into_both_encoders(sdxl, files):
     before = encode_prompts(sdxl, "a xl_emb cat", "", family="sdxl", cache=EmbeddingCache())["prompt_embeds"]
     apply_adapters(sdxl, [], [(str(files["ti_sdxl"]), "")])
     after = encode_prompts(sdxl, "a xl_emb cat", "", family="sdxl", cache=EmbeddingCache())["prompt_embeds"]
-    # both halves of the features (clip_l | clip_g) change
-    assert not torch.allclose(after[..., :32], before[..., :32])
-    assert not torch.allclose(after[..., 32:], before[..., 32:])
+    # both parts of the features (clip_l | clip_g) change
+    split = sdxl.text_encoder.config.hidden_size
+    assert not torch.allclose(after[..., :split], before[..., :split])
+    assert not torch.allclose(after[..., split:], before[..., split:])
 
 
 @pytest.mark.parametrize("family, key, message", [
@@ -349,7 +359,8 @@ def test_the_shared_tiny_lora_and_embedding_load(sd15, tiny_models):
 
 def test_sdxl_embedding_failing_in_the_second_encoder_leaves_neither(sdxl, tmp_path):
     path = tmp_path / "half_bad.safetensors"
-    save_file({"clip_l": torch.randn(2, 32), "clip_g": torch.randn(1, 2, 32)}, path)  # clip_g: odd shape
+    widths = (sdxl.text_encoder.config.hidden_size, sdxl.text_encoder_2.config.hidden_size)
+    save_file({"clip_l": torch.randn(2, widths[0]), "clip_g": torch.randn(1, 2, widths[1])}, path)  # odd shape
     def sizes():
         return (len(sdxl.tokenizer), len(sdxl.tokenizer_2),
                 sdxl.text_encoder.get_input_embeddings().weight.shape[0],

@@ -145,7 +145,8 @@ def test_comma_backtrack_keeps_phrases_together(sd15):
 
 def test_sdxl_long_prompt(sdxl):
     ours = enc(sdxl, words(100), "", family="sdxl", zero_empty_negative=False)
-    assert ours["prompt_embeds"].shape == ours["negative_prompt_embeds"].shape == (1, 154, 64)
+    width = sdxl.text_encoder.config.hidden_size + sdxl.text_encoder_2.config.hidden_size
+    assert ours["prompt_embeds"].shape == ours["negative_prompt_embeds"].shape == (1, 154, width)
     # the pooled vector is the first chunk's, as in A1111
     ref = sdxl.encode_prompt(words(100), device="cpu", num_images_per_prompt=1, do_classifier_free_guidance=False)
     close(ours["prompt_embeds"][:, :77], ref[0], atol=1e-6)
