@@ -75,15 +75,19 @@ def test_bad_numbers_are_recipe_errors_naming_the_field(studio, tiny_models, cha
     assert err.value.field == field
 
 
+def test_strength_too_low_for_the_steps_says_what_to_change(studio, tiny_models, tmp_path):
+    init = write_png(tmp_path / "init.png", gradient())
+    with pytest.raises(RecipeError) as err:
+        studio.generate(recipe(tiny_models.sd15, init_image=init, strength=0.2, steps=4))
+    assert err.value.field == "strength"
+    assert "at least 5 steps" in str(err.value) and "at least 0.25" in str(err.value)
+    # exactly one step is fine
+    assert studio.generate(recipe(tiny_models.sd15, init_image=init, strength=0.25, steps=4)).images
+
+
 def test_not_a_recipe(studio):
     with pytest.raises(RecipeError):
         studio.generate({"prompt": "a cat"})
-
-
-def test_txt2img_on_an_inpainting_checkpoint_is_explained(studio, tiny_models):
-    with pytest.raises(RecipeError) as err:
-        studio.generate(recipe(tiny_models.sd15_inpaint))
-    assert err.value.field == "model" and "inpainting" in str(err.value)
 
 
 def test_missing_controlnet_names_the_control(studio, tiny_models, tmp_path):

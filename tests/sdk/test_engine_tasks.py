@@ -73,6 +73,19 @@ def test_inpaint_keeps_every_pixel_outside_the_mask(studio, tiny_models, picture
     assert np.abs(out[~outside] - original[~outside]).mean() > 1.0  # the masked area was repainted
 
 
+def test_an_inpainting_checkpoint_also_does_txt2img_and_img2img(studio, tiny_models, pictures):
+    model = tiny_models.sd15_inpaint
+    a = studio.generate(recipe(model)).images[0]
+    b = studio.generate(recipe(model)).images[0]
+    other = studio.generate(recipe(model, seed=99)).images[0]
+    assert a.size == (64, 64) and np.array_equal(pixels(a), pixels(b)) and mean_diff(a, other) > 1.0
+    # img2img: the whole picture is masked, the start is the noised init (random weights say
+    # nothing about how close to the init it stays, so only that strength matters is checked)
+    low = studio.generate(recipe(model, init_image=pictures["init"], strength=0.25, steps=4)).images[0]
+    high = studio.generate(recipe(model, init_image=pictures["init"], strength=0.9, steps=4)).images[0]
+    assert low.size == (64, 64) and mean_diff(low, high) > 0.5
+
+
 def test_mask_grow_widens_the_repainted_area(studio, tiny_models, pictures):
     from PIL import Image
 

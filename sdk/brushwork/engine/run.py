@@ -24,13 +24,14 @@ class Job:
 
     pipe: Any
     family: str
-    task: str  # txt2img, img2img, inpaint
+    task: str  # the pipeline's task: txt2img, img2img, inpaint
     recipe: Recipe
     inputs: Inputs
     prompt_kwargs: dict  # prompt / embeds from engine.prompts (or plain strings)
     scheduler_config: dict
     controls: list  # the recipe's Control entries that have a loaded ControlNet, in order
     preview_decoder: Any = None  # tiny-VAE previews (fast path), else linear latent→RGB
+    strength: float | None = None  # overrides the recipe's (txt2img on an inpainting checkpoint)
 
 
 def task_kwargs(job: Job) -> dict:
@@ -39,7 +40,7 @@ def task_kwargs(job: Job) -> dict:
     if job.task == "txt2img":
         kwargs.update(height=r.height, width=r.width)
     if job.task in ("img2img", "inpaint"):
-        kwargs.update(image=inp.init, strength=r.strength)
+        kwargs.update(image=inp.init, strength=r.strength if job.strength is None else job.strength)
     if job.task == "inpaint":
         kwargs.update(mask_image=inp.mask, height=r.height, width=r.width)
     if job.controls:

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import secrets
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+from PIL import Image
 
 from ..assets import AssetStore, read_ref
 from ..conditioning.masks import paste_back
@@ -68,6 +71,7 @@ class Studio:
         if not isinstance(recipe, Recipe):
             raise RecipeError("recipe", f"must be a brushwork.Recipe, got {type(recipe).__name__}")
         recipe.validate()
+        _check_denoising_steps(recipe)
         prompt, tagged = extract_lora_tags(recipe.prompt)
         changes: dict[str, Any] = {}
         if tagged:
@@ -125,9 +129,15 @@ class Studio:
         resolved = bridge.resolve(recipe.model, "pipeline", self.settings, allow_paths=self.allow_paths)
         base = self.pipelines.base(resolved.key, lambda: self._load_base(resolved))
         hashes["model"], sources["model"] = self._hash(resolved), resolved.source
-        task = recipe.task
-        if task == "txt2img" and base.inpaint_unet:
-            raise RecipeError("model", f"{resolved.name} is an inpainting checkpoint: give init_image and mask")
+        task, strength = recipe.task, None
+        if base.inpaint_unet and task != "inpaint":
+            # A 9-channel inpainting checkpoint always needs a mask and a masked picture: run the
+            # other tasks as inpainting of the whole picture, as A1111 does (txt2img: from noise).
+            size = (recipe.width, recipe.height)
+            if inputs.init is None:
+                inputs.init, strength = Image.new("RGB", size, (127, 127, 127)), 1.0
+            inputs.mask = Image.new("L", size, 255)
+            task = "inpaint"
 
         for where, ref in recipe.image_refs().items():  # prepare() made every input a sha256: ref
             hashes[where] = ref.split(":", 1)[1]
@@ -144,14 +154,15 @@ class Studio:
         job = Job(pipe=pipe, family=base.family, task=task, recipe=recipe, inputs=inputs,
                   prompt_kwargs=prompt_kwargs, scheduler_config=base.scheduler_config,
                   controls=list(recipe.controls),
-                  preview_decoder=self._preview_decoder(base.family) if on_progress else None)
+                  preview_decoder=self._preview_decoder(base.family) if on_progress else None,
+                  strength=strength)
         set_vae_tiling(pipe, width=recipe.width, height=recipe.height, fast=self.fast,
                        seamless=bool(recipe.tiling))
         with seamless(pipe, recipe.tiling):
             for index, seed in enumerate(seeds):
                 _check_cancel(cancel)
                 image = run_one(job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)
-                if task == "inpaint":
+                if recipe.task == "inpaint":
                     image = paste_back(inputs.init, image, inputs.mask, recipe.mask_feather)
                 images.append(image)
         done = time.perf_counter()
@@ -233,6 +244,17 @@ class Studio:
         apply_adapters(pipe, loras, embeddings, allow_pickle=bool(getattr(self.settings, "allow_pickle", False)))
         if not loras and self.fast.fuse_qkv:
             set_qkv_fused(pipe, True)
+
+
+def _check_denoising_steps(recipe: Recipe) -> None:
+    """img2img/inpaint run int(steps * strength) steps (diffusers' rule): zero would fail deep in
+    the pipeline, so say what to change instead."""
+    if recipe.init_image is None or int(recipe.steps * recipe.strength) >= 1:
+        return
+    need_steps = math.ceil(1 / recipe.strength - 1e-9)
+    need_strength = math.ceil(100 / recipe.steps) / 100
+    raise RecipeError("strength", f"{recipe.strength:g} of {recipe.steps} steps runs no denoising step: "
+                      f"use at least {need_steps} steps or a strength of at least {need_strength:g}")
 
 
 def _check_cancel(cancel) -> None:
