@@ -155,3 +155,18 @@ def test_other_pipeline_kinds_are_refused_by_name(tmp_path):
     (folder / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
     with pytest.raises(ModelNotFoundError, match="some-flux: a FluxPipeline folder; Brushwork loads SD 1.5 and SDXL"):
         loading.load_pipeline(folder)
+
+
+def test_an_opted_in_pickle_checkpoint_loads(tmp_path, tiny_models):
+    from safetensors.torch import load_file
+
+    from brushwork.errors import UnsafeCheckpointError
+
+    ckpt = tmp_path / "old-model.ckpt"
+    torch.save({"state_dict": load_file(str(tiny_models.sd15_single_file)), "global_step": 1}, ckpt)
+    with pytest.raises(UnsafeCheckpointError):
+        sources.resolve(str(ckpt), "pipeline", Settings())
+    ref = sources.resolve(str(ckpt), "pipeline", Settings(allow_pickle=True))
+    pipe = loading.load_pipeline(ref)
+    _same_weights(pipe.unet, loading.load_pipeline(tiny_models.sd15).unet)
+    assert loading.model_hash(ref) == hashlib.sha256(ckpt.read_bytes()).hexdigest()
