@@ -10,6 +10,8 @@ tokens, ``<|startoftext|>`` = 49406, ``<|endoftext|>`` = 49407) and writes it in
 Usage:
     pip download open_clip_torch --no-deps -d /tmp/oc
     python tools/derive_clip_tokenizer.py /tmp/oc/open_clip_torch-*.whl sdk/brushwork/models/configs/clip-tokenizer
+    # optional: compare with open_clip's reference SimpleTokenizer (needs ftfy + regex + transformers)
+    python tools/derive_clip_tokenizer.py --verify /tmp/oc/open_clip_torch-*.whl sdk/brushwork/models/configs/clip-tokenizer
 """
 
 from __future__ import annotations
@@ -82,14 +84,47 @@ def write(vocab: dict[str, int], merges: list[str], out: Path) -> None:
         "add_prefix_space": False, "errors": "replace"}, indent=2), "utf-8")
 
 
+SAMPLE_PROMPTS = [
+    "a photo of a cat", "An astronaut riding a horse",
+    "masterpiece, best quality, (detailed:1.2) castle on a hill at sunset, 8k, trending on artstation",
+    "café naïve — émojis 🐴🔥 and 日本語 text", "a_b-c.d/e\\f 123 4567",
+]
+
+
+def verify(wheel: Path, out: Path) -> bool:
+    """Tokenize sample prompts with open_clip's own tokenizer (from the wheel) and with ours."""
+    import importlib.util
+    import tempfile
+
+    from transformers import CLIPTokenizer
+
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(wheel) as zf:
+        for name in ("open_clip/tokenizer.py", "open_clip/" + BPE_MEMBER_SUFFIX):
+            zf.extract(name, tmp)
+        spec = importlib.util.spec_from_file_location("oc_tokenizer", Path(tmp) / "open_clip" / "tokenizer.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        reference = module.SimpleTokenizer(str(Path(tmp) / "open_clip" / BPE_MEMBER_SUFFIX))
+        ours = CLIPTokenizer.from_pretrained(str(out))
+        ok = True
+        for prompt in SAMPLE_PROMPTS:
+            same = reference.encode(prompt) == ours(prompt, add_special_tokens=False).input_ids
+            ok &= same
+            print(f"{'same' if same else 'DIFFERENT'}: {prompt}")
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path, help="open_clip_torch wheel or bpe_simple_vocab_16e6.txt.gz")
     parser.add_argument("out", type=Path, help="folder to write vocab.json, merges.txt, tokenizer configs")
+    parser.add_argument("--verify", action="store_true", help="compare with open_clip's tokenizer (wheel only)")
     args = parser.parse_args(argv)
     vocab, merges = derive(read_bpe_table(args.source))
     write(vocab, merges, args.out)
     print(f"wrote {len(vocab)} tokens, {len(merges)} merges to {args.out}")
+    if args.verify:
+        return 0 if verify(args.source, args.out) else 1
     return 0
 
 
