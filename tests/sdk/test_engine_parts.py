@@ -198,3 +198,33 @@ def test_cuda_fast_path_matches_fp32(tmp_path_factory, tiny_models):
     a = fast.generate(recipe(tiny_models.sd15)).images[0]
     b = plain.generate(recipe(tiny_models.sd15)).images[0]
     assert np.abs(pixels(a) - pixels(b)).mean() < 3.0
+
+
+def test_out_of_memory_while_loading_unloads_the_others_and_retries():
+    from brushwork import OutOfMemoryError
+    from brushwork.engine.pipelines import PipelineCache
+
+    class Part(torch.nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(n))
+
+    cache = PipelineCache(budget_bytes=1 << 40)  # the budget thinks there is room...
+
+    def loader(n):
+        def load():
+            if len(cache.loaded()) >= 2:  # ...but the "device" holds two models at most
+                raise OutOfMemoryError("out of memory loading", 123)
+            pipe = type("Pipe", (), {})()
+            pipe.components = {"unet": Part(n)}
+            pipe.unet, pipe.vae = Part(n), Part(1)
+            pipe.unet.config = {"in_channels": 4}
+            pipe.scheduler = type("S", (), {"config": {}})()
+            return pipe, "sd15", None
+        return load
+
+    cache.base("a", loader(10))
+    cache.base("b", loader(10))
+    cache.base("c", loader(10))  # fails once, frees a and b, then fits
+    assert [m["key"] for m in cache.loaded()] == ["c"]
+    assert cache.base_loads == 3

@@ -30,6 +30,7 @@ from diffusers import (
     StableDiffusionXLPipeline,
 )
 
+from ..errors import OutOfMemoryError
 from .memory import module_bytes, pipeline_bytes, release_cached_memory
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,15 @@ class PipelineCache:
                 self._bases.move_to_end(key)
                 return entry
             self._evict_for(estimate_bytes, keep=None)
-            pipe, family, model_ref = load()
+            try:
+                pipe, family, model_ref = load()
+            except OutOfMemoryError:
+                if not (self._bases or self._controlnets or self._vaes):
+                    raise
+                # The budget is a guess; the device's memory is the truth. Make room, retry once.
+                log.info("out of memory loading %s: unloading the other models and retrying", key)
+                self.unload(None)
+                pipe, family, model_ref = load()
             self.base_loads += 1
             entry = LoadedBase(key=key, family=family_of(pipe, family), pipe=pipe,
                                scheduler_config=dict(pipe.scheduler.config), original_vae=pipe.vae,
