@@ -190,6 +190,22 @@ def test_uploads_by_hash_feed_img2img_and_are_sent_once(jobs_worker, tmp_path):
     assert prepared.init_image == ref
 
 
+def test_blender_style_depth_signal_and_lora_by_name(jobs_worker):
+    """What the Blender add-on sends: raw float32 depth uploaded by hash, models by name."""
+    client = jobs_worker.client()
+    depth = np.linspace(1.0, 10.0, 64 * 64, dtype="<f4").reshape(64, 64)
+    depth[:8] = np.inf  # nothing hit
+    ref = client.upload(depth.tobytes())
+    from brushwork import Control, Lora
+
+    control = Control(kind="depth", model="controlnet-tiny-depth",
+                      signal={"data": ref, "width": 64, "height": 64, "format": "f32le", "near": 1.0, "far": 10.0})
+    plain = client.generate(tiny_recipe(steps=2))
+    shaped = client.generate(tiny_recipe(steps=2, controls=[control], loras=[Lora("lora-tiny", 0.8)]))
+    assert shaped.recipe.controls[0].signal["data"] == ref
+    assert not np.array_equal(pixels(plain.png_bytes[0]), pixels(shaped.png_bytes[0]))
+
+
 def test_an_oversized_input_image_is_refused_when_used(jobs_worker):
     buf = io.BytesIO()
     Image.new("L", (8192, 4097)).save(buf, format="PNG")  # a few KB of PNG, 33 M pixels
