@@ -379,3 +379,13 @@ def test_more_requested_loras_than_the_keep_limit(sd15, files, monkeypatch):
     assert len(active_loras(sd15)) == 2  # what is asked for always loads; only idle ones go
     apply_adapters(sd15, [(str(files["third"]), 1.0)], [])
     assert len(sd15.get_list_adapters()["unet"]) == 1
+
+
+def test_a_bad_lora_in_a_request_leaves_the_previous_state(sd15, files):
+    apply_adapters(sd15, [(str(files["unet_only"]), 0.7)], [])
+    before_unet, before_text = unet_out(sd15), text(sd15)
+    with pytest.raises(AdapterError):
+        apply_adapters(sd15, [(str(files["peft"]), 1.0), (str(files["sdxl"]), 1.0)], [])
+    assert torch.allclose(unet_out(sd15), before_unet, atol=1e-6)
+    assert torch.equal(text(sd15), before_text)
+    assert list(active_loras(sd15).values()) == [0.7]

@@ -227,11 +227,19 @@ def _apply_loras(pipe, loras, family: str, allow_pickle: bool) -> dict[str, floa
     unet = pipe.unet
     order: OrderedDict[str, str] = getattr(unet, _LORA_ORDER_ATTR, None) or OrderedDict()
     loaded = _loaded_loras(pipe)
-    for name, p in files.items():
-        if name not in loaded:
-            _load_lora(pipe, p, name, family, allow_pickle)
-        order[name] = str(p)
-        order.move_to_end(name)
+    try:
+        for name, p in files.items():
+            if name not in loaded:
+                _load_lora(pipe, p, name, family, allow_pickle)
+            order[name] = str(p)
+            order.move_to_end(name)
+    except BrushworkError:
+        # loading activates the new adapter: put back what was active before this bad request,
+        # so the pipeline keeps making what it made (and the prompt cache stays true)
+        setattr(unet, _LORA_ORDER_ATTR, order)
+        present = _loaded_loras(pipe)
+        _activate(pipe, {n: w for n, w in active_loras(pipe).items() if n in present})
+        raise
     # forget adapters someone else deleted; evict the least recently used inactive ones
     for name in [n for n in order if n not in _loaded_loras(pipe)]:
         del order[name]
