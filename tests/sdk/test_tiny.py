@@ -31,7 +31,7 @@ def test_names_are_stable_and_every_path_exists(tiny_models):
     assert t.sdxl_controlnets["depth"].name == "controlnet-tiny-sdxl-depth"
     for path in [t.sd15, t.sd15_inpaint, t.sdxl, t.vae, *t.controlnets.values(), *t.sdxl_controlnets.values()]:
         assert path.is_dir(), path
-    for path in [t.sd15_single_file, t.lora, t.embedding]:
+    for path in [t.sd15_single_file, t.sdxl_single_file, t.lora, t.lora_kohya, t.embedding]:
         assert path.is_file(), path
     assert not list(t.root.glob("*.partial")), "no half-written model may be left behind"
 
@@ -94,7 +94,11 @@ def test_txt2img_inpaint_controlnet_lora_embedding_all_run(tiny_models):
         pipe, controlnet=ControlNetModel.from_pretrained(tiny_models.controlnets["depth"]))
     assert np.abs(_gen(cn, image=control) - base).mean() > 1e-3, "the ControlNet must change the image"
     pipe.load_lora_weights(str(tiny_models.lora), adapter_name="tiny")
-    assert np.abs(_gen(pipe) - base).mean() > 1e-3, "the LoRA must change the image"
+    with_lora = _gen(pipe)
+    assert np.abs(with_lora - base).mean() > 1e-3, "the LoRA must change the image"
+    pipe.unload_lora_weights()
+    pipe.load_lora_weights(str(tiny_models.lora_kohya), adapter_name="kohya")
+    assert np.allclose(_gen(pipe), with_lora, atol=1e-5), "kohya naming: same LoRA, same image"
     pipe.unload_lora_weights()
     pipe.load_textual_inversion(str(tiny_models.embedding), token="embedding-tiny")
     expanded = pipe.maybe_convert_prompt("embedding-tiny", pipe.tokenizer)  # 2 vectors: 2 tokens

@@ -33,6 +33,7 @@ SDXL_NAME = "tiny-sdxl"
 SDXL_SINGLE_FILE_NAME = "tiny-sdxl.safetensors"
 VAE_NAME = "vae-tiny"
 LORA_NAME = "lora-tiny.safetensors"
+LORA_KOHYA_NAME = "lora-tiny-kohya.safetensors"
 EMBEDDING_NAME = "embedding-tiny.safetensors"
 
 
@@ -98,6 +99,7 @@ class TinySet:
     embedding: Path | None = None
     vae: Path | None = None
     sdxl_single_file: Path | None = None  # tiny-sdxl in the original SGM single-file layout
+    lora_kohya: Path | None = None  # the same LoRA in kohya/A1111 naming (what Civitai LoRAs use)
 
 
 def _merged(base: dict, overrides: dict | None) -> dict:
@@ -282,6 +284,31 @@ def build_tiny_lora(pipeline_dir: Path, out_file: Path, *, seed: int = 7, rank: 
     return out_file
 
 
+def lora_to_kohya(lora_file: Path, out_file: Path) -> Path:
+    """Rewrite a diffusers/PEFT LoRA in kohya naming (``lora_unet_..._to_q.lora_down.weight`` +
+    ``.alpha``): the same weights, so it must give the very same image."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    out = {}
+    for key, tensor in load_file(str(lora_file)).items():
+        owner, rest = key.split(".", 1)
+        module = rest.rsplit(".lora_", 1)[0]
+        if owner == "unet":
+            name = "lora_unet_" + module.replace(".", "_")
+        else:  # kohya names the text encoder's modules with their text_model. prefix
+            module = module if module.startswith("text_model.") else "text_model." + module
+            name = "lora_te_" + module.replace(".", "_")
+        out[f"{name}.{'lora_down' if '.lora_A.' in key else 'lora_up'}.weight"] = tensor
+        if ".lora_A." in key:  # alpha = rank: scale 1, as the PEFT file (lora_alpha == r)
+            out[f"{name}.alpha"] = torch.tensor(float(tensor.shape[0]))
+    out_file = Path(out_file)
+    tmp = out_file.with_name(out_file.name + ".partial")
+    save_file(out, str(tmp), metadata={"ss_network_module": "networks.lora"})
+    tmp.replace(out_file)
+    return out_file
+
+
 def build_tiny_embedding(out_file: Path, *, seed: int = 11, vectors: int = 2, dim: int = 32) -> Path:
     """A textual-inversion embedding in A1111's ``.safetensors`` layout (one ``emb_params`` tensor,
     ``vectors`` x ``dim``); the token is whatever the user types (the file name by convention)."""
@@ -320,6 +347,7 @@ def load_tiny_set(root: Path) -> TinySet:
         embedding=root / EMBEDDING_NAME,
         vae=root / VAE_NAME,
         sdxl_single_file=root / SDXL_SINGLE_FILE_NAME,
+        lora_kohya=root / LORA_KOHYA_NAME,
     )
 
 
@@ -342,6 +370,7 @@ def write_tiny_set(root: Path) -> TinySet:
             build_tiny_controlnet(tiny.sdxl_controlnets[kind], base=tiny.sdxl, seed=50 + i)
         build_tiny_vae(tiny.vae, seed=100)
     build_tiny_lora(tiny.sd15, tiny.lora)
+    lora_to_kohya(tiny.lora, tiny.lora_kohya)
     build_tiny_embedding(tiny.embedding)
     return tiny
 
