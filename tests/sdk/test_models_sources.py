@@ -97,6 +97,11 @@ def test_unknown_name_says_where_it_looked(tmp_path):
         sources.resolve("nope", "pipeline", s)
 
 
+def test_a_missing_file_name_is_not_taken_for_a_hub_id(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="'models/x.safetensors' not found \\(no such file"):
+        sources.resolve("models/x.safetensors", "pipeline", Settings(model_dirs=[tmp_path]))
+
+
 def test_worker_rule_no_paths_only_names(tiny_models, tmp_path):
     s = Settings(model_dirs=[tiny_models.root])
     with pytest.raises(ModelNotFoundError, match="paths are not accepted"):

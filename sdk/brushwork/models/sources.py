@@ -131,6 +131,9 @@ def _resolve(ref: str, kind: str, settings, *, allow_paths: bool, family: str | 
     if path_like:
         raise ModelNotFoundError(
             f"{_noun(kind)} {ref!r}: paths are not accepted here; put it in a model folder and use its name")
+    if Path(ref).suffix.lower() in modeldirs.WEIGHT_EXTS:  # a file name is never a hub id
+        where = ", ".join(str(d) for d in settings.model_dirs) or "no model folders configured"
+        raise ModelNotFoundError(f"{_noun(kind)} {ref!r} not found (no such file; model folders: {where})")
     if kind == "controlnet" and registry.is_control_kind(ref):
         ref = registry.controlnet_id(family, ref)  # a kind name: the family's public ControlNet
     if _HUB_ID.match(ref):
