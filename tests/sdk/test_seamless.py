@@ -80,6 +80,24 @@ def test_vae_decoder_is_a_torus(pipe):
     assert not shifted_equal(decode(pipe, torch.roll(z, 3, -1)), torch.roll(decode(pipe, z), 3 * f, -1))
 
 
+@pytest.mark.parametrize("axes", ["xy", "x"])
+def test_vae_encoder_is_a_torus_too(pipe, axes):
+    """img2img: the encoder's hand-padded downsampling wraps as well."""
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    f = pipe.vae_scale_factor
+
+    def encode(x):
+        with torch.no_grad():
+            return pipe.vae.encode(x).latent_dist.mean
+
+    with seamless(pipe, axes):
+        latent = encode(image)
+        along_x = encode(torch.roll(image, 2 * f, -1))
+        along_y = encode(torch.roll(image, 2 * f, -2))
+    assert shifted_equal(along_x, torch.roll(latent, 2, -1))
+    assert shifted_equal(along_y, torch.roll(latent, 2, -2)) == (axes == "xy")
+
+
 def test_whole_pipeline_makes_an_image_without_edges(pipe):
     """Rolled starting noise gives the rolled image: no pixel column is an edge."""
     z = latents(16, 16, seed=7)
@@ -196,11 +214,18 @@ def test_nested_and_empty_axes(pipe):
     assert torch.equal(unet_out(pipe, x), before)
 
 
+def downsample_convs(model):
+    """Convs of diffusers' Downsample2D fed a hand-made zero pad (the VAE encoder's)."""
+    return [m.conv for m in model.modules() if type(m).__name__ == "Downsample2D" and m.padding == 0]
+
+
 def test_only_padded_convs_are_patched(pipe):
     padded = [c for c in convs(pipe.unet) + convs(pipe.vae) if c.padding != (0, 0)]
+    hand_padded = downsample_convs(pipe.vae)
+    assert hand_padded  # the tiny VAE encoder has one
     with seamless(pipe, "xy") as patched:
-        assert patched == len(padded)
-        assert all("_conv_forward" in c.__dict__ for c in padded)
+        assert patched == len(padded) + len(hand_padded)
+        assert all("_conv_forward" in c.__dict__ for c in padded + hand_padded)
         assert all("_conv_forward" not in c.__dict__ for c in convs(pipe.unet) if c.padding == (0, 0))
 
 
@@ -236,9 +261,10 @@ def test_controlnets_are_patched_too(pipe):
     multi = StableDiffusionControlNetPipeline.from_pipe(pipe, controlnet=nets)
     assert len(seamless_models(multi)) == 3
     padded = [c for net in nets for c in convs(net) if c.padding != (0, 0)]
+    own = [c for c in convs(pipe.unet) + convs(pipe.vae) if c.padding != (0, 0)] + downsample_convs(pipe.vae)
     with seamless(multi, "xy") as patched:
         assert all("_conv_forward" in c.__dict__ for c in padded)
-        assert patched == len([c for c in convs(pipe.unet) + convs(pipe.vae) if c.padding != (0, 0)]) + len(padded)
+        assert patched == len(own) + len(padded)
         # a ControlNet is a torus too: shifted input and hint give shifted residuals
         net = nets[0]
         x, hint = latents(8, 8), torch.rand(1, 3, 8 * pipe.vae_scale_factor, 8 * pipe.vae_scale_factor)

@@ -15,9 +15,10 @@ so it reaches the plain convs and the convs inside peft's LoRA layers (``base_la
 ``lora_A``, which pad like the conv they adapt) alike. Not thread-safe per pipeline: the engine
 runs one generation per pipeline at a time.
 
-Known limit: the VAE *encoder*'s downsampling pads one pixel right/bottom with zeros by hand
-(diffusers' Downsample2D), so an img2img input's own edges are not wrapped; the denoising and the
-decode, which make the seam, are.
+The VAE *encoder* (img2img, inpaint) downsamples with convs that pad nothing themselves: diffusers'
+Downsample2D first appends one zero column and row (right, bottom). Those convs get a patch that
+swaps the appended zeros for the first column/row on the seamless axes, which is exactly circular
+padding of (0, 1, 0, 1), so an img2img input is seen as a torus too.
 """
 
 from __future__ import annotations
@@ -60,6 +61,31 @@ def _wrapping_forward(conv: nn.Conv2d, pad_h: int, pad_w: int, wrap_x: bool, wra
     return _conv_forward
 
 
+def _wrapping_after_zero_pad(conv: nn.Conv2d, wrap_x: bool, wrap_y: bool):
+    """For convs fed an input already zero-padded by one on the right and bottom: wrap instead."""
+    stride, dilation, groups = conv.stride, conv.dilation, conv.groups
+
+    def _conv_forward(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+        x = input
+        if wrap_x:  # the appended last column becomes the image's first column
+            x = torch.cat([x[..., :, :-1], x[..., :, :1]], dim=-1)
+        if wrap_y:
+            x = torch.cat([x[..., :-1, :], x[..., :1, :]], dim=-2)
+        return F.conv2d(x, weight, bias, stride, 0, dilation, groups)
+
+    return _conv_forward
+
+
+def _zero_padded_downsample_convs(model: nn.Module) -> set[int]:
+    """ids of the convs inside diffusers' Downsample2D that get a hand-made (0, 1, 0, 1) zero pad."""
+    found = set()
+    for module in model.modules():
+        if (type(module).__name__ == "Downsample2D" and getattr(module, "use_conv", False)
+                and getattr(module, "padding", None) == 0 and isinstance(getattr(module, "conv", None), nn.Conv2d)):
+            found.add(id(module.conv))
+    return found
+
+
 def seamless_models(pipe) -> list[nn.Module]:
     """The networks of ``pipe`` that seamless patches (those present)."""
     models = []
@@ -88,15 +114,20 @@ def seamless(pipe, axes: str) -> Iterator[int]:
     seen: set[int] = set()
     try:
         for model in seamless_models(pipe):
+            after_zero_pad = _zero_padded_downsample_convs(model)
             for module in model.modules():
                 if not isinstance(module, nn.Conv2d) or id(module) in seen:
                     continue
                 seen.add(id(module))  # a conv shared by two models is patched once
                 padding = _padding_of(module)
-                if padding is None:
+                if id(module) in after_zero_pad and padding is None:
+                    forward = _wrapping_after_zero_pad(module, wrap_x, wrap_y)
+                elif padding is not None:
+                    forward = _wrapping_forward(module, *padding, wrap_x, wrap_y)
+                else:
                     continue
                 previous = module.__dict__.get("_conv_forward", _MISSING)
-                module._conv_forward = _wrapping_forward(module, *padding, wrap_x, wrap_y)
+                module._conv_forward = forward
                 patched.append((module, previous))
         if vae_tiling:
             vae.use_tiling = False
