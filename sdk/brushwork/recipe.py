@@ -227,6 +227,12 @@ class Recipe:
         _check_number("strength", self.strength, 0.0, 1.0)
         if self.init_image is not None and self.strength <= 0:
             raise RecipeError("strength", "must be above 0 for img2img (0 would return the input unchanged)")
+        if self.init_image is not None and int(self.steps * self.strength) < 1:
+            # diffusers runs int(steps * strength) steps: zero would silently do nothing
+            need_steps = math.ceil(1 / self.strength - 1e-9)
+            need_strength = math.ceil(100 / self.steps) / 100
+            raise RecipeError("strength", f"{self.strength:g} of {self.steps} steps runs no denoising step: "
+                              f"use at least {need_steps} steps or a strength of at least {need_strength:g}")
         _check_number("mask_grow", self.mask_grow, 0, 256, integer=True)
         _check_number("mask_feather", self.mask_feather, 0, 256, integer=True)
         if self.mask is not None and self.init_image is None:

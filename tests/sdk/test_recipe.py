@@ -37,16 +37,19 @@ def controls(draw):
 @st.composite
 def recipes(draw):
     init = draw(st.none() | refs)
+    steps = draw(st.integers(1, 200))
+    # img2img runs int(steps * strength) steps: at least one must remain
+    strength = draw(st.floats(min(1.0, 1.0 / steps) if init else 0.01, 1.0))
     return Recipe(
         prompt=draw(text), negative_prompt=draw(text), model=draw(text), vae=draw(text),
         loras=draw(st.lists(st.builds(Lora, name=st.text("abc/", min_size=1, max_size=8),
                                       weight=st.floats(-4, 4, allow_nan=False)), max_size=3)),
         embeddings=draw(st.lists(st.builds(Embedding, name=st.just("e"), token=text), max_size=2)),
-        sampler=draw(st.sampled_from(SAMPLERS)), steps=draw(st.integers(1, 200)),
+        sampler=draw(st.sampled_from(SAMPLERS)), steps=steps,
         cfg=draw(st.floats(0, 30, allow_nan=False)),
         width=draw(st.integers(8, 512)) * 8, height=draw(st.integers(8, 512)) * 8,
         seed=draw(st.none() | st.integers(0, 2**32 - 1)), batch=draw(st.integers(1, 16)),
-        init_image=init, strength=draw(st.floats(0.01, 1.0)),
+        init_image=init, strength=strength,
         mask=draw(st.none() | refs) if init else None,
         mask_grow=draw(st.integers(0, 256)), mask_feather=draw(st.integers(0, 256)),
         controls=draw(st.lists(controls(), max_size=3)), tiling=draw(st.sampled_from(["", "x", "y", "xy"])),

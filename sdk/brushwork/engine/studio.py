@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import secrets
 import threading
 import time
@@ -61,6 +60,7 @@ class Studio:
         self.pipelines = PipelineCache(memory_budget or default_budget(self.device))
         self._lock = threading.Lock()
         self._hashes: dict[str, str] = {}  # model key -> sha256 (hashing GBs once per process)
+        self._adapter_state: tuple = ()  # what apply_adapters last set (compiled code depends on it)
         self._preview_decoders: dict[str, Any] = {}  # family -> tiny-VAE decoder or None
 
     # ---- public ---------------------------------------------------------------------------
@@ -71,7 +71,6 @@ class Studio:
         if not isinstance(recipe, Recipe):
             raise RecipeError("recipe", f"must be a brushwork.Recipe, got {type(recipe).__name__}")
         recipe.validate()
-        _check_denoising_steps(recipe)
         prompt, tagged = extract_lora_tags(recipe.prompt)
         changes: dict[str, Any] = {}
         if tagged:
@@ -239,22 +238,15 @@ class Studio:
             embeddings.append((resolved.location, token))
             hashes[f"embedding:{emb.name}"] = self._hash(resolved)
             sources[f"embedding:{emb.name}"] = resolved.source
+        state = (id(pipe.unet), tuple(loras), tuple(embeddings))
+        if self.fast.compile and state != self._adapter_state and self._adapter_state:
+            forget_compiled()  # frozen weights are inside the compiled code: recompile with the new ones
+        self._adapter_state = state
         if loras:
             set_qkv_fused(pipe, False)  # LoRA layers wrap to_q/to_k/to_v, not a fused to_qkv
         apply_adapters(pipe, loras, embeddings, allow_pickle=bool(getattr(self.settings, "allow_pickle", False)))
         if not loras and self.fast.fuse_qkv:
             set_qkv_fused(pipe, True)
-
-
-def _check_denoising_steps(recipe: Recipe) -> None:
-    """img2img/inpaint run int(steps * strength) steps (diffusers' rule): zero would fail deep in
-    the pipeline, so say what to change instead."""
-    if recipe.init_image is None or int(recipe.steps * recipe.strength) >= 1:
-        return
-    need_steps = math.ceil(1 / recipe.strength - 1e-9)
-    need_strength = math.ceil(100 / recipe.steps) / 100
-    raise RecipeError("strength", f"{recipe.strength:g} of {recipe.steps} steps runs no denoising step: "
-                      f"use at least {need_steps} steps or a strength of at least {need_strength:g}")
 
 
 def _check_cancel(cancel) -> None:

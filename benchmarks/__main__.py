@@ -1,0 +1,119 @@
+"""python -m benchmarks [--quick] [--json OUT] [--only KEY ...]
+
+Runs every benchmark that fits this machine, prints a table, writes JSON (``--json``) and
+refreshes benchmarks/RESULTS.md with the device and date. GPU figures run only where CUDA is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import traceback
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from .common import Figure  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+# (module, function) pairs; each function takes quick: bool and returns a list of Figures.
+SUITES = [
+    ("benchmarks.worker_bench", "run"),
+    ("benchmarks.engine_bench", "run"),
+    ("benchmarks.gpu_bench", "run"),
+]
+
+
+def device_description() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, torch {torch.__version__})"
+        return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    except ImportError:
+        return platform.platform()
+
+
+def run_suites(quick: bool, only: list[str] | None) -> tuple[list[Figure], list[str]]:
+    import importlib
+
+    figures, problems = [], []
+    for module_name, func in SUITES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            problems.append(f"{module_name}: not available ({exc})")
+            continue
+        try:
+            for fig in getattr(module, func)(quick=quick, only=only):
+                print(f"  {fig.key:28s} {fmt(fig.value)} {fig.unit:6s} goal {fig.goal or '-':8s} {fig.note}",
+                      file=sys.stderr)
+                figures.append(fig)
+        except Exception as exc:  # a broken suite must not hide the others' figures
+            traceback.print_exc()
+            problems.append(f"{module_name}: failed: {exc}")
+    return figures, problems
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+
+
+def write_results_md(figures: list[Figure], problems: list[str], device: str, quick: bool) -> Path:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Device: {device}  ",
+        f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}  ",
+        f"Mode: {'quick' if quick else 'full'} (`python -m benchmarks{' --quick' if quick else ''}`)",
+        "",
+        "| figure | value | unit | goal | met | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        met = {True: "yes", False: "**no**", None: "-"}[f.met]
+        lines.append(f"| `{f.key}` | {fmt(f.value)} | {f.unit} | {f.goal or '-'} | {met} | {f.note} |")
+    if problems:
+        lines += ["", "Not measured in this run:", ""] + [f"- {p}" for p in problems]
+    path = HERE / "RESULTS.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, smaller models")
+    ap.add_argument("--json", type=Path, help="write the figures as JSON here")
+    ap.add_argument("--only", nargs="*", help="run only these figure keys")
+    ap.add_argument("--no-results-md", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
+    args = ap.parse_args(argv)
+    device = device_description()
+    print(f"benchmarks on {device}", file=sys.stderr)
+    figures, problems = run_suites(args.quick, args.only)
+    data = {
+        "device": device,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "figures": {f.key: f.value for f in figures},
+        "details": {f.key: {"unit": f.unit, "goal": f.goal, "met": f.met, "note": f.note, **f.detail}
+                    for f in figures},
+        "not_measured": problems,
+    }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    if not args.no_results_md:
+        write_results_md(figures, problems, device, args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
