@@ -200,12 +200,13 @@ def build_tiny_sdxl(out_dir: Path, *, seed: int = 0, unet: dict | None = None, v
 
     te1 = _text_encoder(seed + 2, text_encoder, with_projection=False)
     te2 = _text_encoder(seed + 3, _merged(SDXL_TEXT_ENCODER_2, text_encoder_2), with_projection=True)
-    unet_cfg = _merged(SDXL_UNET, {
-        "cross_attention_dim": te1.config.hidden_size + te2.config.hidden_size,
-        "projection_class_embeddings_input_dim":
-            6 * SDXL_UNET["addition_time_embed_dim"] + te2.config.projection_dim,
-    })
-    unet_cfg = _merged(unet_cfg, unet)
+    unet_cfg = _merged(SDXL_UNET, unet)
+    unet_cfg.setdefault("cross_attention_dim", None)
+    if not (unet or {}).get("cross_attention_dim"):  # both encoders' hidden states, concatenated
+        unet_cfg["cross_attention_dim"] = te1.config.hidden_size + te2.config.hidden_size
+    if not (unet or {}).get("projection_class_embeddings_input_dim"):  # 6 size/crop ids + pooled text
+        unet_cfg["projection_class_embeddings_input_dim"] = (
+            6 * unet_cfg["addition_time_embed_dim"] + te2.config.projection_dim)
     pipe = StableDiffusionXLPipeline(
         unet=_unet(seed, unet_cfg), vae=_vae(seed + 1, _merged(SDXL_VAE, vae)), text_encoder=te1, text_encoder_2=te2,
         tokenizer=_clip_tokenizer(), tokenizer_2=_clip_tokenizer(pad_token="!"),
