@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from .errors import (
+    AdapterError,
     AuthError,
     BrushworkError,
     CancelledError,
@@ -24,7 +25,7 @@ from .recipe import Control, Embedding, Lora, Recipe
 __version__ = "0.1.0"
 
 __all__ = [
-    "AuthError", "BrushworkError", "CancelledError", "Control", "Embedding", "InputImageError",
+    "AdapterError", "AuthError", "BrushworkError", "CancelledError", "Control", "Embedding", "InputImageError",
     "Lora", "MissingDependencyError", "ModelNotFoundError", "OutOfMemoryError", "PresetError", "Recipe", "RecipeError",
     "Studio", "UnsafeCheckpointError", "WorkerError", "connect", "__version__",
 ]

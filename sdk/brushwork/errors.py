@@ -73,6 +73,12 @@ class OutOfMemoryError(BrushworkError, MemoryError):
         return {**super().to_dict(), "needed_bytes": self.needed_bytes}
 
 
+class AdapterError(BrushworkError, ValueError):
+    """A LoRA or embedding file cannot be used with this model (wrong family, not a LoRA, corrupt)."""
+
+    code = "bad_adapter"
+
+
 class MissingDependencyError(BrushworkError):
     """An optional package is needed for this feature and is not installed."""
 
@@ -102,6 +108,7 @@ _BY_CODE = {
         ModelNotFoundError,
         UnsafeCheckpointError,
         MissingDependencyError,
+        AdapterError,
         CancelledError,
         OutOfMemoryError,
         WorkerError,

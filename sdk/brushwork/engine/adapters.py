@@ -31,19 +31,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import BrushworkError, ModelNotFoundError, UnsafeCheckpointError
+from ..errors import AdapterError, BrushworkError, ModelNotFoundError, UnsafeCheckpointError
 
 MAX_LOADED_LORAS = 8
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 _STATE_ATTR = "_brushwork_adapter_state"
 _LORA_ORDER_ATTR = "_brushwork_lora_order"  # on the UNet: adapter name -> file, least recent first
 _EMBEDDINGS_ATTR = "_brushwork_embeddings"  # on each tokenizer: token -> (file hash, file path)
-
-
-class AdapterError(BrushworkError, ValueError):
-    """A LoRA or embedding file cannot be used with this model (wrong family, not a LoRA, corrupt)."""
-
-    code = "bad_adapter"
 
 
 # ------------------------------------------------------------------------------------------------
