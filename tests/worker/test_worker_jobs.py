@@ -4,7 +4,6 @@ live replacement, event replay, uploads, history, and the client in a torch-free
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -85,6 +84,27 @@ def test_batch_results_save_like_the_engine(jobs_worker, tmp_path):
     saved = result.save(tmp_path / "pair.png")
     assert [p.name for p in saved] == ["pair-1.png", "pair-2.png"]
     assert not np.array_equal(pixels(result.png_bytes[0]), pixels(result.png_bytes[1]))
+
+
+def test_several_clients_at_once_each_get_their_own_results(jobs_worker):
+    results, errors = {}, []
+
+    def artist(seed):
+        try:
+            results[seed] = jobs_worker.client(f"artist-{seed}").generate(tiny_recipe(steps=2, seed=seed), timeout=120)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=artist, args=(seed,)) for seed in (31, 32, 33)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert {seed: r.seeds for seed, r in results.items()} == {31: [31], 32: [32], 33: [33]}
+    assert len({r.hashes[0] for r in results.values()}) == 3
+    for seed in results:
+        assert [h.results[0]["seed"] for h in jobs_worker.client(f"artist-{seed}").history()] == [seed]
 
 
 def test_clients_see_and_cancel_only_their_own_jobs(jobs_worker):

@@ -18,7 +18,6 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
 from .. import __version__, paths, protocol
 from ..assets import AssetStore, atomic_write_bytes

@@ -117,7 +117,10 @@ class Hub:
 
     def __init__(self, events: EventLog, on_change=None):
         self.events = events
-        self._on_change = on_change or (lambda job: None)  # persists a job (history)
+        self._save = on_change or (lambda job: None)  # persists a job (history)
+        # Reading a job's state and writing it happen under one lock, so a slow writer can never
+        # store an older state over a newer one (e.g. "running" after "done").
+        self._save_lock = threading.Lock()
         self._lock = threading.Condition()
         self._queue: list[Job] = []
         self._running: Job | None = None
@@ -239,7 +242,11 @@ class Hub:
             self.events.emit(job.client, protocol.EV_CANCELLED, job.id, {"error": job.error})
         return dropped
 
-    # ---- internals (lock held) ------------------------------------------------------------------
+    # ---- internals ----------------------------------------------------------------------------
+
+    def _on_change(self, job: Job) -> None:
+        with self._save_lock:
+            self._save(job)
 
     def _position(self, job: Job) -> int | None:
         if job.state == protocol.RUNNING:
