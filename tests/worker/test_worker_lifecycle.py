@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from worker_helpers import tiny_recipe
@@ -212,3 +213,27 @@ def test_errors_from_the_worker_keep_their_class():
     err = _error_from_response(404, b'{"error": {"code": "not_found", "message": "no job"}}')
     assert isinstance(err, BrushworkError) and err.code == "not_found"
     assert isinstance(_error_from_response(502, b"<html>proxy</html>"), WorkerError)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="address-space limits via prlimit are Linux's")
+def test_a_real_out_of_memory_fails_the_job_and_the_worker_stays_up(tiny_models, tmp_path):
+    """The worker's address space is capped (prlimit), then a job far too big for it runs."""
+    import resource
+
+    from brushwork.errors import OutOfMemoryError
+    from brushwork.worker.testing import WorkerProcess
+
+    with WorkerProcess(tmp_path / "oom-home", model_dirs=[tiny_models.root], wait_engine=True,
+                       start_timeout=120) as worker:
+        client = worker.client()
+        client.generate(tiny_recipe(steps=1), timeout=120)  # the model is loaded and warm
+        status = (Path(f"/proc/{worker.proc.pid}/status")).read_text()
+        vm_kib = int(next(line for line in status.splitlines() if line.startswith("VmSize:")).split()[1])
+        cap = vm_kib * 1024 + 768 * 2**20  # room for small jobs, not for a 2048x2048 decode
+        resource.prlimit(worker.proc.pid, resource.RLIMIT_AS, (cap, resource.RLIM_INFINITY))
+        with pytest.raises(OutOfMemoryError) as info:
+            client.generate(tiny_recipe(steps=1, width=2048, height=2048, cfg=1.0), timeout=300)
+        assert "out of memory" in str(info.value)
+        assert client.health()["ok"]
+        assert client.generate(tiny_recipe(steps=1, seed=2), timeout=120).seeds == [2]
