@@ -53,6 +53,8 @@ def run_history_command(args: argparse.Namespace) -> int:
     except sqlite3.Error as exc:
         print(f"brushwork: error: cannot read {db_path}: {exc}", file=sys.stderr)
         return 1
+    if not rows and not args.json:
+        print(f"no jobs in the history yet ({db_path})", file=sys.stderr)
     for job_id, client, state, created, finished, recipe, results, error in rows:
         recipe = json.loads(recipe) if recipe else {}
         results = json.loads(results or "[]")
