@@ -22,7 +22,7 @@ class GeneratePanel(QWidget):
 
         self.prompt = QPlainTextEdit(placeholderText="Prompt: what the picture shows")
         self.prompt.setObjectName("prompt")
-        self.prompt.setFixedHeight(86)
+        self.prompt.setFixedHeight(76)
         self.negative = QPlainTextEdit(placeholderText="Negative prompt")
         self.negative.setFixedHeight(48)
         self.preset = QComboBox()

@@ -47,11 +47,11 @@ class MainWindow(QMainWindow):
         self.live_view.setMinimumSize(200, 200)
         right = Qt.DockWidgetArea.RightDockWidgetArea
         self.generate_dock = self._dock("Generate", self.generate_panel, right)
-        self.layers_dock = self._dock("Layers", self.layers_panel, right)
+        self.layers_dock = self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.history_dock = self._dock("History", self.history_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.live_dock = self._dock("Live", self.live_view, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.live_dock.hide()
-        self.resizeDocks([self.generate_dock, self.layers_dock], [380, 380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.generate_dock, self.layers_dock], [380, 290], Qt.Orientation.Horizontal)
         self.resizeDocks([self.history_dock], [170], Qt.Orientation.Vertical)
         self._build_menus()
         self._build_toolbar()
@@ -126,8 +126,15 @@ class MainWindow(QMainWindow):
         tools.addWidget(self.color_button)
         self._show_color()
         tools.addSeparator()
-        tools.addAction(self.doc.undo_stack.createUndoAction(self, "Undo"))
-        tools.addAction(self.doc.undo_stack.createRedoAction(self, "Redo"))
+        # Fixed labels here (the Edit menu says what will be undone): the toolbar must not jump.
+        stack = self.doc.undo_stack
+        for label, slot, can, changed in (("Undo", stack.undo, stack.canUndo, stack.canUndoChanged),
+                                          ("Redo", stack.redo, stack.canRedo, stack.canRedoChanged)):
+            action = QAction(label, self)
+            action.triggered.connect(slot)
+            action.setEnabled(can())
+            changed.connect(action.setEnabled)
+            tools.addAction(action)
 
     # ---- tools ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import argparse
 import math
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -61,13 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m brushwork_canvas.screenshot")
     parser.add_argument("out", type=Path)
     parser.add_argument("--tiny-models", type=Path, help="start a real worker on these models and generate")
+    parser.add_argument("--size", type=int, default=512, help="document side (generation on a CPU is slow at 512)")
     args = parser.parse_args(argv)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so `timeout` still stops our worker
 
     import os
 
     home = tempfile.mkdtemp(prefix="brushwork-shot-")
     os.environ["BRUSHWORK_HOME"] = home  # never the user's autosave or history
 
+    from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication
 
     from .app import build
@@ -85,24 +91,31 @@ def main(argv: list[str] | None = None) -> int:
         worker = WorkerProcess(home=Path(home) / "worker", model_dirs=[args.tiny_models]).start()
         backend = ClientBackend(worker.url, token=worker.token)
     try:
-        win = build(backend=backend, restore=False)
+        win = build(backend=backend, restore=False, width=args.size, height=args.size)
         win.resize(1440, 900)
         win.show()
         _scene(win)
         if worker is not None:
+            from .commands import SetLayerProps
+            from .document import ControlSettings
+
             win.session.load_models()
-            win.doc.update_settings(model="tiny-sd15", preset="", steps=4)
+            win.doc.update_settings(model="tiny-sd15", preset="", steps=2)
+            for layer in win.doc.layers:  # the tiny set's ControlNets, not the hub defaults
+                if layer.can_control and layer.control.enabled:
+                    control = ControlSettings(**{**vars(layer.control), "model": f"controlnet-tiny-{layer.control.kind}"})
+                    win.doc.undo_stack.push(SetLayerProps(win.doc, layer.id, control=control))
             for _ in range(2):
                 done = []
                 win.session.result_added.connect(done.append)
                 win.session.run("generate")
-                while not done and win.session.busy:
-                    app.processEvents()
+                deadline = time.monotonic() + 400
+                while not done and win.session.busy and time.monotonic() < deadline:
+                    app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+                print(win.statusBar().currentMessage())
                 win.doc.update_settings(seed=win.doc.settings.seed + 1)
             win.doc.update_settings(preset="sketch-to-image", steps=25, model="tiny-sd15")
             # the results landed as layers on top: hide them so the sketch shows
-            from .commands import SetLayerProps
-
             for layer in win.doc.layers:
                 if layer.name.startswith("Result"):
                     win.doc.undo_stack.push(SetLayerProps(win.doc, layer.id, visible=False))

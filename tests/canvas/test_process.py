@@ -1,5 +1,5 @@
-"""PySide6 6.12.0 on Python 3.11 takes a reference from None on every void call and from True on
-every emit; the canvas must survive far more such calls than None/True start with."""
+"""The canvas as a process: it survives PySide6 6.12.0's reference bug (None/True lose a reference on
+every void call / emit on Python 3.11) and never loads torch or diffusers."""
 
 from __future__ import annotations
 
@@ -53,3 +53,22 @@ def test_the_guard_is_what_saves_it_where_the_bug_exists():
         pytest.skip("this PySide6/Python does not have the reference bug")
     proc = run(guard=False)
     assert proc.returncode != 0 and "dealloc" in proc.stderr
+
+
+def test_the_canvas_process_never_loads_torch_or_diffusers(tmp_path):
+    script = f"""
+import sys
+sys.path.insert(0, {str(DESKTOP)!r})
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from brushwork_canvas.app import build
+win = build(width=64, height=64, restore=False)
+win.session.run("generate")  # builds a recipe with presets; the job fails (no worker), no matter
+heavy = sorted(m for m in ("torch", "diffusers", "transformers", "PIL") if m in sys.modules)
+print("heavy:", heavy)
+"""
+    env = {"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "BRUSHWORK_HOME": str(tmp_path),
+           "BRUSHWORK_WORKER_URL": "http://127.0.0.1:9"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "heavy: []" in proc.stdout
