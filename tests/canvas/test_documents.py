@@ -220,3 +220,56 @@ def test_new_document_sizes_are_checked(qapp):
         Document(100, 64)
     with pytest.raises(CanvasError, match="between 64 and 4096"):
         Document(32, 64)
+
+
+def test_closing_and_restarting_the_app_brings_back_layers_and_history(qtbot, tmp_path):
+    from brushwork_canvas.app import build
+
+    first = build(width=64, height=64)
+    qtbot.addWidget(first)
+    scribble(first.doc, first.doc.layers[0])
+    first.doc.add_history(HistoryEntry(png=result_png(first.doc), recipe=Recipe(seed=8, width=64, height=64)))
+    first.doc.update_settings(prompt="kept")
+    first.close()  # closeEvent autosaves
+
+    second = build(width=512, height=512)  # the size only applies to a brand new document
+    qtbot.addWidget(second)
+    assert (second.doc.width, second.doc.height) == (64, 64)
+    assert second.doc.settings.prompt == "kept"
+    assert [h.recipe.seed for h in second.doc.history] == [8]
+    assert imaging.alpha_mask(second.doc.layers[0].image)[32, 32]
+    assert second.history_panel.list.count() == 1
+    second.close()
+
+
+def test_an_unreadable_autosave_is_kept_aside_not_overwritten(qtbot):
+    from brushwork_canvas.app import build
+    from brushwork_canvas.autosave import autosave_path
+
+    autosave_path().parent.mkdir(parents=True)
+    autosave_path().write_bytes(b"garbage")
+    win = build(width=64, height=64)
+    qtbot.addWidget(win)
+    assert autosave_path().with_suffix(".unreadable").read_bytes() == b"garbage"
+    assert "could not be read" in win.statusBar().currentMessage()
+    assert [l.kind for l in win.doc.layers] == ["sketch"]
+    win.close()
+
+
+def test_dropped_files_and_pasted_pictures_become_image_layers(window, tmp_path, qapp):
+    from PySide6.QtGui import QGuiApplication
+
+    arr = np.zeros((50, 100, 3), np.uint8)
+    arr[:, :, 2] = 255
+    path = tmp_path / "blue.png"
+    path.write_bytes(imaging.png_bytes(imaging.from_array(arr)))
+    window.import_images([str(path), str(tmp_path / "missing.png")])
+    layer = window.doc.layers[-1]
+    assert layer.kind == "image" and layer.name == "blue"
+    assert (layer.image.width(), layer.image.height()) == (128, 128), "fitted to the document"
+    assert imaging.rgba_array(layer.image)[64, 64].tolist() == [0, 0, 255, 255]
+    assert "missing.png" in window.statusBar().currentMessage(), "a bad file is reported, not raised"
+
+    QGuiApplication.clipboard().setImage(imaging.from_array(arr))
+    window.paste()
+    assert window.doc.layers[-1].name == "Pasted"
