@@ -54,3 +54,21 @@ def _isolated_brushwork_home(tmp_path, monkeypatch):
     home = tmp_path / "brushwork-home"
     monkeypatch.setenv("BRUSHWORK_HOME", str(home))
     yield
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Keep ``xdist_group`` grouping under pytest 9: pytest keeps node ids in ``Node._id`` while
+    xdist 3.8 writes ``_nodeid``, so ``--dist loadgroup`` would scatter a group's tests over both
+    processes (each then starting its own worker / Blender session fixtures)."""
+    # xdist sets option.loadgroup in its worker processes (where collection decides grouping)
+    if not (getattr(config.option, "loadgroup", False) or getattr(config.option, "dist", None) == "loadgroup"):
+        return
+    from _pytest.nodes import coerce_node_id
+
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(names)
+        if names and not item.nodeid.endswith(suffix):
+            item._id = coerce_node_id(item.nodeid + suffix)

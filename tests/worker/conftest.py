@@ -7,8 +7,6 @@ tests shares one: ``http_worker`` (no models: protocol, auth, uploads, fuzzing) 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from brushwork.worker.testing import WorkerProcess
@@ -29,26 +27,3 @@ def jobs_worker(tmp_path_factory, tiny_models):
     with WorkerProcess(tmp_path_factory.mktemp("jobs-worker"), model_dirs=[tiny_models.root],
                        wait_engine=True, start_timeout=120) as worker:
         yield worker
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config, items):
-    """Make ``--dist loadgroup`` keep each worker group in one xdist process (sharing its worker).
-
-    pytest 9 keeps node ids in ``Node._id``; pytest-xdist 3.8 still writes ``Node._nodeid``, so
-    its ``@group`` suffix is lost and groups are spread over processes. Redo it the pytest 9 way
-    for the worker tests (the same hook in tests/conftest.py would fix every suite).
-    """
-    if not getattr(config.option, "loadgroup", False):
-        return
-    from _pytest.nodes import coerce_node_id
-
-    here = Path(__file__).resolve().parent
-    for item in items:
-        if here not in Path(str(item.path)).resolve().parents:
-            continue
-        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
-                        for m in item.iter_markers("xdist_group")})
-        suffix = "@" + "_".join(names)
-        if names and not item.nodeid.endswith(suffix):
-            item._id = coerce_node_id(item.nodeid + suffix)
