@@ -135,7 +135,7 @@ class Session(QObject):
         elif update.kind == PROGRESS:
             self.queue_position.emit(-1)
             self.progress.emit(update.step, update.total)
-            if update.preview:
+            if update.preview and not spec.live:  # a live preview over the strokes being drawn would hide them
                 try:
                     self.preview.emit(imaging.image_from_bytes(update.preview, "step preview"))
                 except BrushworkError:
