@@ -6,7 +6,6 @@ fixed when it is built), so no test touches the user's real folders.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import brushwork.demo as demo
@@ -31,8 +30,3 @@ def studio(tmp_path_factory):
 @pytest.fixture(scope="session")
 def size():
     return demo.native_size()
-
-
-def as_array(image) -> np.ndarray:
-    """PIL image -> float32 HxWx3 in [0, 1]."""
-    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0

@@ -18,8 +18,6 @@ import brushwork.demo as demo
 from brushwork import Control, Recipe
 from brushwork.demo import dataset
 
-from .conftest import as_array
-
 STEPS = 20
 CFG = 5.0
 
@@ -28,6 +26,11 @@ def run(studio, size, prompt: str, seed: int, **fields):
     recipe = Recipe(prompt=prompt, model=fields.pop("model", str(demo.weights_dir())), steps=STEPS, cfg=CFG,
                     sampler="Euler a", width=size, height=size, seed=seed, **fields)
     return as_array(studio.generate(recipe).images[0])
+
+
+def as_array(image) -> np.ndarray:
+    """PIL image -> float32 HxWx3 in [0, 1]."""
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
 def channel_means(image: np.ndarray) -> np.ndarray:

@@ -91,6 +91,13 @@ def test_cli_rejects_unknown_stages(tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+def test_a_new_vae_without_the_stages_that_build_on_it_is_refused(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--quick", "--stages", "vae,unet", "--out", str(tmp_path / "m")])
+    assert exc.value.code == 2
+    assert not (tmp_path / "m").exists()
+
+
 def test_missing_earlier_stage_is_a_clear_error_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "empty"
     with pytest.raises(SystemExit) as exc:

@@ -48,7 +48,7 @@ def test_manifest_and_model_card_record_what_it_is(demo_dir):
     info = demo.info()
     assert info["native_size"] == demo.native_size() == 64
     assert info["licence"] == "Apache-2.0"
-    assert set(info["training"]["losses"]) == {"vae", "unet", "controlnet", "inpaint"}
+    assert set(info["training"]["losses"]) == {"vae", "unet", "controlnet", "inpaint", "decoder"}
     assert len(info["preview"]["factors"]) == 4 and all(len(row) == 3 for row in info["preview"]["factors"])
     card = (demo_dir / "README.md").read_text()
     for needle in ("toy", "64x64", "Apache-2.0", "python -m brushwork.demo.train"):
