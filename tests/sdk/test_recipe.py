@@ -39,7 +39,9 @@ def recipes(draw):
     init = draw(st.none() | refs)
     steps = draw(st.integers(1, 200))
     # img2img runs int(steps * strength) steps: at least one must remain
-    strength = draw(st.floats(min(1.0, 1.0 / steps) if init else 0.01, 1.0))
+    strength = draw(st.floats(0.01, 1.0))
+    if init and int(steps * strength) < 1:
+        strength = 1.0
     return Recipe(
         prompt=draw(text), negative_prompt=draw(text), model=draw(text), vae=draw(text),
         loras=draw(st.lists(st.builds(Lora, name=st.text("abc/", min_size=1, max_size=8),
