@@ -13,6 +13,7 @@ from .errors import (
     CancelledError,
     InputImageError,
     MissingDependencyError,
+    ModelError,
     ModelNotFoundError,
     OutOfMemoryError,
     PresetError,
@@ -26,7 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdapterError", "AuthError", "BrushworkError", "CancelledError", "Control", "Embedding", "InputImageError",
-    "Lora", "MissingDependencyError", "ModelNotFoundError", "OutOfMemoryError", "PresetError", "Recipe", "RecipeError",
+    "Lora", "MissingDependencyError", "ModelError", "ModelNotFoundError", "OutOfMemoryError", "PresetError", "Recipe", "RecipeError",
     "Studio", "UnsafeCheckpointError", "WorkerError", "connect", "__version__",
 ]
 

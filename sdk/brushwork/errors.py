@@ -48,6 +48,20 @@ class ModelNotFoundError(BrushworkError, LookupError):
     http_status = 404
 
 
+class ModelError(ModelNotFoundError):
+    """A model exists but cannot be used: corrupt, truncated, or of a family we do not load.
+    (A ModelNotFoundError too, so code that handles "no usable model" catches both.)"""
+
+    code = "bad_model"
+    http_status = 422
+
+
+class SettingsError(BrushworkError, ValueError):
+    """settings.toml is unreadable or has a wrong key/value (names the file and the key)."""
+
+    code = "invalid_settings"
+
+
 class UnsafeCheckpointError(BrushworkError):
     """A pickle checkpoint (.ckpt/.pt/.bin) was refused: loading one can run arbitrary code."""
 
@@ -106,6 +120,8 @@ _BY_CODE = {
         PresetError,
         InputImageError,
         ModelNotFoundError,
+        ModelError,
+        SettingsError,
         UnsafeCheckpointError,
         MissingDependencyError,
         AdapterError,

@@ -13,16 +13,16 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ModelNotFoundError
+from ..errors import ModelError, ModelNotFoundError  # noqa: F401 (re-exported)
 
 MAX_HEADER = 100 * 1024 * 1024  # a safetensors header beyond this is corruption, not a model
 
 
-class CorruptModelError(ModelNotFoundError):
+class CorruptModelError(ModelError):
     """A model file exists but cannot be used: truncated, not safetensors, broken JSON header."""
 
 
-class UnsupportedModelError(ModelNotFoundError):
+class UnsupportedModelError(ModelError):
     """A real model of a family Brushwork does not load (SD 2.x single files, refiners...)."""
 
 

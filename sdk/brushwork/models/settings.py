@@ -19,15 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import paths
-from ..errors import BrushworkError
+from ..errors import SettingsError  # noqa: F401 (re-exported: models.settings.SettingsError)
 
 _TRUE = {"1", "true", "yes", "on"}
-
-
-class SettingsError(BrushworkError, ValueError):
-    """settings.toml is unreadable or has a wrong key/value (names the file and the key)."""
-
-    code = "invalid_settings"
 
 
 @dataclass
