@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
+from brushwork.assets import atomic_writer
 from brushwork.errors import BrushworkError
 from brushwork.recipe import Recipe
 
@@ -48,20 +48,11 @@ def save_document(doc: Document, path: str | os.PathLike) -> Path:
         files[entry["file"]] = item.png
         manifest["history"].append(entry)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with zipfile.ZipFile(raw, "w") as zf:
-                zf.writestr("manifest.json", json.dumps(manifest, indent=1), compress_type=zipfile.ZIP_DEFLATED)
-                for name, data in files.items():  # PNGs are compressed already
-                    zf.writestr(name, data, compress_type=zipfile.ZIP_STORED)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as raw:
+        with zipfile.ZipFile(raw, "w") as zf:
+            zf.writestr("manifest.json", json.dumps(manifest, indent=1), compress_type=zipfile.ZIP_DEFLATED)
+            for name, data in files.items():  # PNGs are compressed already
+                zf.writestr(name, data, compress_type=zipfile.ZIP_STORED)
     return path
 
 

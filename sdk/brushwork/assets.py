@@ -6,10 +6,12 @@ A reference is either a filesystem path or ``sha256:<hex>``. The worker keeps up
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 from .errors import InputImageError
 from .recipe import is_content_ref
@@ -27,14 +29,25 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write to a temp file beside ``path`` then rename: readers never see half a file."""
+def _default_file_mode() -> int:
+    # mkstemp creates 0600 files; a picture or document should get what open() would give it.
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike, *, mode: int | None = None) -> Iterator[BinaryIO]:
+    """Yield a binary file that becomes ``path`` only when the block ends without an error:
+    written beside it, fsynced, then renamed, so readers never see half a file and a failure
+    leaves the old file (or nothing) in place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        os.chmod(tmp, _default_file_mode() if mode is None else mode)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -44,7 +57,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         except FileNotFoundError:
             pass
         raise
-    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mode: int | None = None) -> Path:
+    """Write ``data`` to ``path`` atomically (see ``atomic_writer``)."""
+    with atomic_writer(path, mode=mode) as f:
+        f.write(data)
+    return Path(path)
 
 
 class AssetStore:

@@ -314,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), 1)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except BrokenPipeError:
+        # `brushwork info x.png | head`: the reader left; that is not an error. Point stdout at
+        # devnull so the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # never a traceback to the user; BRUSHWORK_DEBUG=1 shows it
         if os.environ.get("BRUSHWORK_DEBUG"):
             raise

@@ -65,3 +65,34 @@ def test_atomic_write_failure_leaves_nothing(tmp_path):
     with pytest.raises(TypeError):
         atomic_write_bytes(tmp_path / "x.bin", object())  # cannot be written
     assert os.listdir(tmp_path) == []
+
+
+def test_atomic_writes_get_normal_file_permissions(tmp_path):
+    """mkstemp makes 0600 files; a saved picture must be readable like any file the user saves."""
+    import os
+
+    from brushwork.assets import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_bytes(tmp_path / "pic.png", b"data")
+        private = atomic_write_bytes(tmp_path / "token", b"secret", mode=0o600)
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o644
+    assert (private.stat().st_mode & 0o777) == 0o600
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_a_failed_atomic_write_leaves_the_old_file(tmp_path):
+    import pytest
+
+    from brushwork.assets import atomic_write_bytes, atomic_writer
+
+    target = atomic_write_bytes(tmp_path / "doc.bin", b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_writer(target) as f:
+            f.write(b"half")
+            raise RuntimeError("disk full")
+    assert target.read_bytes() == b"old"
+    assert not list(tmp_path.glob(".*.part"))
