@@ -16,13 +16,10 @@ import json
 
 import numpy as np
 
+from . import sdk
 from .capture import CameraFrame, camera_frame, evaluated_depsgraph
 
-KEYPOINTS = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
-    "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-    "right_eye", "left_eye", "right_ear", "left_ear",
-)
+KEYPOINTS = sdk.openpose.KEYPOINTS  # the 18 OpenPose names, shared with the engine and canvas
 
 
 def _rigify_side(side: str) -> dict[str, list[str]]:

@@ -16,6 +16,7 @@ _BASE = (__package__ + ".vendor.brushwork") if _VENDORED else "brushwork"
 recipe = importlib.import_module(_BASE + ".recipe")
 errors = importlib.import_module(_BASE + ".errors")
 assets = importlib.import_module(_BASE + ".assets")
+openpose = importlib.import_module(_BASE + ".openpose")
 
 
 def client_module():

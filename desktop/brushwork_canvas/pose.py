@@ -12,22 +12,8 @@ import math
 from typing import Any
 
 from brushwork.errors import BrushworkError
+from brushwork.openpose import COLORS, DRAWN_LIMBS, KEYPOINTS  # noqa: F401 (re-exported)
 
-KEYPOINTS = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
-    "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-    "right_eye", "left_eye", "right_ear", "left_ear",
-)
-# OpenPose's limb pairs (0-based) in the order its standard colours are assigned.
-LIMBS = (
-    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
-    (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
-)
-COLORS = (
-    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
-    (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
-    (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
-)
 # A person standing and facing the viewer, in a unit box (x right, y down). The person's right
 # side is on the picture's left, as OpenPose sees it.
 _TEMPLATE = (
@@ -127,7 +113,7 @@ def draw_people(painter, people: list[Person], *, scale: float = 1.0, handles: b
     painter.setRenderHint(painter.RenderHint.Antialiasing, True)
     limb_width = max(2.0, 4.0 * scale)
     for person in people:
-        for (a, b), color in zip(LIMBS, COLORS):
+        for (a, b), color in DRAWN_LIMBS:
             if person[a][2] > 0 and person[b][2] > 0:
                 pen = QPen(QColor(*color, 160), limb_width, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap)
                 painter.setPen(pen)

@@ -16,25 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import InputImageError
-
-KEYPOINT_NAMES = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
-    "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-    "right_eye", "left_eye", "right_ear", "left_ear",
-)
-
-# 1-based keypoint pairs, in drawing order. The convention pairs these with COLORS by position, so
-# only the first 18 limbs are drawn (the 19th, left shoulder → left ear, never is).
-LIMBS = (
-    (2, 3), (2, 6), (3, 4), (4, 5), (6, 7), (7, 8), (2, 9), (9, 10), (10, 11), (2, 12), (12, 13),
-    (13, 14), (2, 1), (1, 15), (15, 17), (1, 16), (16, 18), (3, 17), (6, 18),
-)
-
-COLORS = (
-    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0), (0, 255, 0),
-    (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255), (85, 0, 255),
-    (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
-)
+from ..openpose import COLORS, DRAWN_LIMBS, KEYPOINTS as KEYPOINT_NAMES  # noqa: F401 (re-exported)
 
 LIMB_BRIGHTNESS = 0.6
 STICK_WIDTH = 4  # at 512 px
@@ -115,8 +97,7 @@ def render_openpose(data: Any, canvas_w: int | None = None, canvas_h: int | None
     for person in people:
         present = person[:, 2] > 0
         xs, ys = person[:, 0] * sx, person[:, 1] * sy
-        for (a, b), color in zip(LIMBS, COLORS):
-            a, b = a - 1, b - 1
+        for (a, b), color in DRAWN_LIMBS:
             if not (present[a] and present[b]):
                 continue
             dim = tuple(int(float(c) * LIMB_BRIGHTNESS) for c in color)
