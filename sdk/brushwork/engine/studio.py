@@ -42,6 +42,7 @@ from .result import Result
 from .run import Job, run_one
 from .samplers import recommend
 from .seamless import seamless
+from .tiled import native_size, run_tiled, wants_tiled
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,13 @@ class Studio:
                   controls=list(recipe.controls),
                   preview_decoder=self._preview_decoder(base.family) if on_progress else None,
                   strength=strength)
+        if task == "txt2img" and not controls and wants_tiled(recipe.width, recipe.height, native_size(pipe)):
+            # Far above the model's native size: base pass, upscale, tiled refine and decode
+            # (engine/tiled.py); memory stays bounded by a tile, seamless axes keep wrapping.
+            for index, seed in enumerate(seeds):
+                _check_cancel(cancel)
+                images.append(run_tiled(job, seed=seed, index=index, on_progress=on_progress, cancel=cancel))
+            return self._result(images, seeds, recipe, hashes, sources, started, loaded)
         set_vae_tiling(pipe, width=recipe.width, height=recipe.height, fast=self.fast,
                        seamless=bool(recipe.tiling))
         with seamless(pipe, recipe.tiling):
@@ -164,6 +172,10 @@ class Studio:
                 if recipe.task == "inpaint":
                     image = paste_back(inputs.init, image, inputs.mask, recipe.mask_feather)
                 images.append(image)
+        return self._result(images, seeds, recipe, hashes, sources, started, loaded)
+
+    @staticmethod
+    def _result(images, seeds, recipe, hashes, sources, started, loaded) -> Result:
         done = time.perf_counter()
         return Result(images=images, seeds=seeds, recipe=recipe, hashes=hashes, sources=sources,
                       timings={"load": loaded - started, "generate": done - loaded})
