@@ -58,6 +58,7 @@ def test_depth_scenes_follow_the_controlnet_convention():
     for e in dataset.make_set("depth", 12, 64, 2):
         assert e.depth.shape == (64, 64) and e.depth.max() == pytest.approx(1.0)  # normalised per image
         assert e.depth.min() == 0.0  # nothing there = far = black
+        assert e.shape in dataset.SHAPES
         covered = e.depth > 0
         assert 0.03 < covered.mean() < 0.8
         # the backdrop is one flat dark grey; shapes stand out from it (black ones barely do)

@@ -68,6 +68,7 @@ class Example:
     pattern: str
     depth: np.ndarray | None = None  # (H, W) float32, 1 = near, 0 = far / nothing
     mask: np.ndarray | None = None  # (H, W) float32, 1 = repaint
+    shape: str = ""  # depth scenes: the (first) shape's name
 
 
 def caption_for(colour: str, pattern: str, rng: np.random.Generator) -> str:
@@ -261,7 +262,7 @@ def depth_scene(size: int, rng: np.random.Generator) -> Example:
     if rng.uniform() < 0.5:
         caption = f"{caption}, {kinds[0]}"
     return Example(image=np.clip(image, 0, 1), caption=caption, colour=colour, pattern=pattern,
-                   depth=depth)
+                   depth=depth, shape=kinds[0])
 
 
 # ---------------------------------------------------------------------------------------------
