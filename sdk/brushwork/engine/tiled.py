@@ -21,8 +21,8 @@ indices, so the edges are interior like any other place and the big texture stil
 networks run with their ordinary padding here (the seamless patch would make each tile a torus of
 itself); blending overlapping tiles hides each tile's border.
 
-Progress counts over the whole job: base steps, then refine steps, then one step each for the
-encode and the decode. Cancel is checked every tile. Everything runs from seeded CPU generators in
+Progress counts over the whole job: the base steps, one step for the encode, the refine steps,
+one step for the decode. Cancel is checked every tile. Everything runs from seeded CPU generators in
 a fixed order: a rerun is pixel-identical.
 """
 
