@@ -26,6 +26,7 @@ SUITES = [
     ("benchmarks.worker_bench", "run"),
     ("benchmarks.engine_bench", "run"),
     ("benchmarks.gpu_bench", "run"),
+    ("benchmarks.large_texture_bench", "run"),
 ]
 
 
