@@ -143,3 +143,40 @@ def test_cancel_works_in_every_phase(studio, tiny_models, stop_at):
     assert seen[-1] == stop_at  # stopped at the next check, before any further step
     # the Studio is not left broken: the next job runs
     assert studio.generate(recipe(tiny_models.sd15)).images[0].size == (64, 64)
+
+
+# ---- the tiled decode wraps like the seamless full decode ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_pipe(tiny_models):
+    import test_prompts_tinykit as kit
+
+    return kit.load("sd15", tiny_models)
+
+
+@pytest.mark.parametrize("axes", ["x", "y", "xy"])
+def test_tiled_decode_matches_the_seamless_whole_decode_at_the_wrapped_edges(tiny_pipe, axes):
+    """The reference is the whole latent decoded at once by the seamless (circular) VAE. A tiled
+    decode that did not wrap would differ most at the edges of the wrapped axes; one that wraps is
+    as close there as in the interior (tiles differ from the whole decode only by their blend)."""
+    from brushwork.engine.seamless import seamless
+    from brushwork.engine.tiled import decode_tiled
+
+    vae, f = tiny_pipe.vae, tiny_pipe.vae_scale_factor
+    z = torch.randn(1, 4, 48, 56, generator=torch.Generator().manual_seed(3)) * vae.config.scaling_factor
+    with seamless(tiny_pipe, axes), torch.inference_mode():
+        whole = vae.decode(z / vae.config.scaling_factor).sample[0].clamp(-1, 1)
+    whole = ((whole + 1) * 127.5).round()
+    tiled_img = chw(decode_tiled(vae, z, f, 32, axes))
+    diff = (tiled_img - whole).abs().mean(0)  # (H, W)
+    interior = diff[16:-16, 16:-16].mean()
+    band = 4
+    if "x" in axes:
+        assert torch.cat([diff[:, :band], diff[:, -band:]], 1).mean() < 2 * interior + 1
+    if "y" in axes:
+        assert torch.cat([diff[:band], diff[-band:]], 0).mean() < 2 * interior + 1
+    # the same decode without wrapping is visibly off at those edges (the test can fail)
+    unwrapped = (chw(decode_tiled(vae, z, f, 32, "")) - whole).abs().mean(0)
+    edge = unwrapped[:, :band] if "x" in axes else unwrapped[:band]
+    assert edge.mean() > 2 * interior + 1

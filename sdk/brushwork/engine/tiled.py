@@ -272,29 +272,37 @@ class TiledRun:
             self._advance(preview)
         return latents
 
-    @torch.inference_mode()
     def _decode(self, latents: torch.Tensor) -> Image.Image:
-        vae, f = self.pipe.vae, self.scale
-        shift = getattr(vae.config, "shift_factor", None) or 0.0
-        latents = latents / float(vae.config.scaling_factor) + shift
-        tiling = Tiling(latents.shape[-2], latents.shape[-1], self.tile, self.axes)
-        height, width = tiling.height * f, tiling.width * f
-        acc = torch.zeros(3, height, width, dtype=torch.float32)  # on the CPU, whatever the device
-        weights = torch.zeros(1, height, width, dtype=torch.float32)
-        pixel_weight = torch.kron(tiling.weight, torch.ones(f, f))
-        for rows, cols in tiling:
-            self._check()
-            z = _cut(latents, rows, cols).to(vae.dtype)
-            x = vae.decode(z, return_dict=False)[0][0].float().clamp(-1, 1).cpu()
-            prows = (rows[:, None] * f + torch.arange(f)[None, :]).reshape(-1)
-            pcols = (cols[:, None] * f + torch.arange(f)[None, :]).reshape(-1)
-            _add(acc, x * pixel_weight, prows, pcols)
-            _add(weights, pixel_weight[None], prows, pcols)
-        acc /= weights
-        del weights
-        rgb = ((acc + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        image = decode_tiled(self.pipe.vae, latents, self.scale, self.tile, self.axes, self._check)
         self._advance()
-        return Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+        return image
+
+
+@torch.inference_mode()
+def decode_tiled(vae, latents: torch.Tensor, scale: int, tile: int, axes: str,
+                 check: Callable[[], None] = lambda: None) -> Image.Image:
+    """Scaled latents (1, C, h, w) -> RGB picture, decoded in overlapping tiles of ``tile`` latent
+    pixels that wrap on ``axes``; the blend is accumulated on the CPU."""
+    f = scale
+    shift = getattr(vae.config, "shift_factor", None) or 0.0
+    latents = latents / float(vae.config.scaling_factor) + shift
+    tiling = Tiling(latents.shape[-2], latents.shape[-1], tile, axes)
+    height, width = tiling.height * f, tiling.width * f
+    acc = torch.zeros(3, height, width, dtype=torch.float32)  # on the CPU, whatever the device
+    weights = torch.zeros(1, height, width, dtype=torch.float32)
+    pixel_weight = torch.kron(tiling.weight, torch.ones(f, f))
+    for rows, cols in tiling:
+        check()
+        z = _cut(latents, rows, cols).to(vae.device, vae.dtype)
+        x = vae.decode(z, return_dict=False)[0][0].float().clamp(-1, 1).cpu()
+        prows = (rows[:, None] * f + torch.arange(f)[None, :]).reshape(-1)
+        pcols = (cols[:, None] * f + torch.arange(f)[None, :]).reshape(-1)
+        _add(acc, x * pixel_weight, prows, pcols)
+        _add(weights, pixel_weight[None], prows, pcols)
+    acc /= weights
+    del weights
+    rgb = ((acc + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(np.ascontiguousarray(rgb), "RGB")
 
 
 def upscale(image: Image.Image, width: int, height: int, axes: str) -> Image.Image:
