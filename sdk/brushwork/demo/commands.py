@@ -161,6 +161,7 @@ def _generation(device: str | None) -> Check:
         from ..engine.studio import Studio
         from ..recipe import Recipe
 
+        _quiet_libraries()
         size = native_size()
         with _temporary_home() as home:
             started = time.perf_counter()
@@ -179,6 +180,20 @@ def _generation(device: str | None) -> Check:
         return Check("generation", FAIL, f"{type(exc).__name__}: {_line(exc)}")
     return Check("generation", OK, f"1 step at {shape[0]}x{shape[1]} on {studio.device} in {seconds:.1f} s "
                                    "(loaded, generated, saved with metadata; temp files removed)")
+
+
+def _quiet_libraries() -> None:
+    """The report is the output: no loading bars or deprecation chatter from the libraries."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
 
 
 def _line(exc: BaseException) -> str:
