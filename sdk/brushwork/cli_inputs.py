@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from pathlib import Path
 
 from .errors import InputImageError
@@ -162,9 +163,21 @@ def check_models(recipe: Recipe) -> None:
     except ImportError:
         return  # no models layer: the engine reports it
     config = model_settings.Settings.load()
-    sources.resolve(recipe.model or None, "pipeline", config, allow_paths=True)
+    ref = sources.resolve(recipe.model or None, "pipeline", config, allow_paths=True)
+    if not recipe.model and _is_demo(ref):
+        print("brushwork: no model set, so this runs on the bundled demo model: a 64x64 toy that knows "
+              "a few patterns and colours (docs/demo.md). For real work pass --model or set "
+              "BRUSHWORK_DEFAULT_MODEL (docs/models.md).", file=sys.stderr)
     if recipe.vae:
         sources.resolve(recipe.vae, "vae", config, allow_paths=True)
+
+
+def _is_demo(ref) -> bool:
+    try:
+        from .demo import is_demo
+    except ImportError:
+        return False
+    return is_demo(getattr(ref, "location", None))
 
 
 def input_sources(recipe: Recipe) -> dict[str, str]:

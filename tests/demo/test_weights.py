@@ -67,3 +67,16 @@ def test_manifest_read_tolerates_missing_or_broken_files(tmp_path):
     assert manifest.read(tmp_path) is None
     (tmp_path / manifest.MANIFEST_NAME).write_text("[1, 2]")
     assert manifest.read(tmp_path) is None
+
+
+def test_the_cli_says_when_it_falls_back_to_the_demo_model(capsys, tmp_path, monkeypatch):
+    """No model configured: the CLI names the demo model on stderr before anything loads."""
+    from brushwork import Recipe
+    from brushwork.cli_inputs import check_models
+
+    monkeypatch.delenv("BRUSHWORK_DEFAULT_MODEL", raising=False)
+    monkeypatch.setenv("BRUSHWORK_MODEL_DIRS", str(tmp_path))
+    check_models(Recipe(prompt="red bricks"))
+    assert "bundled demo model" in capsys.readouterr().err
+    check_models(Recipe(prompt="red bricks", model="demo"))  # asked for by name: no notice
+    assert "demo model" not in capsys.readouterr().err

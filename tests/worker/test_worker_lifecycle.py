@@ -221,6 +221,8 @@ def test_a_real_out_of_memory_fails_the_job_and_the_worker_stays_up(tiny_models,
     """The worker's address space is capped (prlimit), then a job far too big for it runs."""
     import resource
 
+    from PIL import Image
+
     from brushwork.errors import OutOfMemoryError
     from brushwork.worker.testing import WorkerProcess
 
@@ -232,8 +234,12 @@ def test_a_real_out_of_memory_fails_the_job_and_the_worker_stays_up(tiny_models,
         vm_kib = int(next(line for line in status.splitlines() if line.startswith("VmSize:")).split()[1])
         cap = vm_kib * 1024 + 768 * 2**20  # room for small jobs, not for a 2048x2048 decode
         resource.prlimit(worker.proc.pid, resource.RLIMIT_AS, (cap, resource.RLIM_INFINITY))
+        # img2img is never tiled (txt2img this large would take the bounded-memory tiled path)
+        init = tmp_path / "init.png"
+        Image.new("RGB", (64, 64), (90, 60, 30)).save(init)
         with pytest.raises(OutOfMemoryError) as info:
-            client.generate(tiny_recipe(steps=1, width=2048, height=2048, cfg=1.0), timeout=300)
+            client.generate(tiny_recipe(steps=1, width=2048, height=2048, cfg=1.0, init_image=str(init),
+                                        strength=1.0), timeout=300)
         assert "out of memory" in str(info.value)
         assert client.health()["ok"]
         assert client.generate(tiny_recipe(steps=1, seed=2), timeout=120).seeds == [2]
