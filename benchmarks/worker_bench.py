@@ -81,7 +81,7 @@ def run(quick: bool = False, only=None) -> list[Figure]:
     m = measure(quick)
     detail = {k: m[k] for k in ("worker_s", "in_process_s", "size", "steps", "repeats", "threads")}
     return [
-        Figure("worker_overhead_ratio", m["worker_overhead_ratio"], "x", "<= 1.25", detail,
+        Figure("worker_overhead_ratio", m["worker_overhead_ratio"], "x", "<= 1.05", detail,
                note=f"{m['size']}px {m['steps']}-step tiny job: worker {m['worker_s'] * 1000:.0f} ms vs "
                     f"in-process {m['in_process_s'] * 1000:.0f} ms (medians, interleaved)"),
         Figure("health_rtt_ms", m["health_rtt_ms"], "ms", "<= 5", {}, note="GET /v1/health, kept-alive connection"),

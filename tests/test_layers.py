@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 SDK = REPO / "sdk" / "brushwork"
 
 STDLIB_ONLY = ["recipe.py", "errors.py", "assets.py", "paths.py", "presets.py", "protocol.py", "client.py",
-               "openpose.py"]
+               "openpose.py", "launch.py"]
 HEAVY = {"torch", "diffusers", "transformers", "PIL", "numpy", "safetensors", "huggingface_hub",
          "controlnet_aux", "accelerate", "peft"}
 UI = {"PySide6", "PyQt5", "PyQt6", "bpy", "mathutils"}

@@ -21,7 +21,7 @@ from pathlib import Path
 from .errors import BrushworkError
 
 # The modules Blender's Python carries. Order does not matter; every one must exist.
-VENDORED_MODULES = ("recipe", "errors", "assets", "paths", "protocol", "client", "presets", "openpose")
+VENDORED_MODULES = ("recipe", "errors", "assets", "paths", "protocol", "client", "launch", "presets", "openpose")
 EXTENSION_ID = "brushwork_blender"
 _SDK_DIR = Path(__file__).resolve().parent
 _REPO_DIR = _SDK_DIR.parents[1]

@@ -14,12 +14,12 @@ assets, paths and protocol) into Blender's Python, which has neither torch nor P
 from __future__ import annotations
 
 import hashlib
+import importlib
+import io
 import http.client
 import json
 import os
 import secrets
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlsplit
 
-from . import paths, protocol
+from . import launch, paths, protocol
 from .assets import atomic_write_bytes, content_ref
 from .errors import AuthError, BrushworkError, InputImageError, WorkerError, error_from_dict
 from .protocol import Event, JobInfo
@@ -40,13 +40,13 @@ _IDLE_RECONNECT_S = 20.0  # the worker drops idle connections after 60 s; never 
 
 def _decode_png(data: bytes):
     """A PIL image when Pillow is importable (not in Blender), else None."""
+    # By name, not an import statement: Pillow is an optional extra here (Blender has none), and
+    # the client must stay importable with the standard library alone.
     try:
-        import io
-
-        from PIL import Image  # noqa: PLC0415 - optional on purpose
+        image_module = importlib.import_module("PIL.Image")
     except ImportError:
         return None
-    img = Image.open(io.BytesIO(data))
+    img = image_module.open(io.BytesIO(data))
     img.load()
     return img
 
@@ -410,20 +410,9 @@ def _error_from_response(status: int, body: bytes) -> BrushworkError:
 # finding or starting the worker
 
 
-def read_worker_info() -> dict | None:
-    """worker.json of the worker that last started under this state dir (it may be gone)."""
-    try:
-        data = json.loads((paths.state_dir() / protocol.INFO_FILE).read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) and isinstance(data.get("url"), str) else None
-    except (OSError, ValueError):
-        return None
-
-
-def read_token() -> str | None:
-    try:
-        return (paths.state_dir() / protocol.TOKEN_FILE).read_text(encoding="ascii").strip() or None
-    except (OSError, UnicodeDecodeError):
-        return None
+# re-exported for callers that used them from here
+read_worker_info = launch.read_worker_info
+read_token = launch.read_token
 
 
 def connect(url: str | None = None, *, token: str | None = None, start: bool = True, timeout: float = 60.0,
@@ -438,7 +427,7 @@ def connect(url: str | None = None, *, token: str | None = None, start: bool = T
     """
     url = url or os.environ.get(protocol.ENV_URL) or None
     if url:
-        client = Client(url, token or read_token(), client_key=client_key, timeout=request_timeout)
+        client = Client(url, token or launch.read_token(), client_key=client_key, timeout=request_timeout)
         client.health()
         return client
     found = _answering(token, client_key, request_timeout)
@@ -448,18 +437,30 @@ def connect(url: str | None = None, *, token: str | None = None, start: bool = T
         raise WorkerError("no worker is running: start one with `brushwork worker` (or connect(start=True))")
     state = paths.state_dir()
     state.mkdir(parents=True, exist_ok=True)
-    with _FileLock(state / protocol.LOCK_FILE, timeout):
+    with launch.FileLock(state / protocol.LOCK_FILE, timeout):
         found = _answering(token, client_key, request_timeout)  # another client may have started it
         if found is not None:
             return found
-        return _start_worker(python, token, client_key, request_timeout, timeout)
+
+        def probe(info: dict) -> Client | None:
+            client = Client(info["url"], token or launch.read_token(), client_key=client_key,
+                            timeout=request_timeout)
+            try:
+                client.health()
+                return client
+            except AuthError:
+                raise
+            except WorkerError:
+                return None
+
+        return launch.start_worker(python, timeout, probe)
 
 
 def _answering(token, client_key, request_timeout) -> Client | None:
-    info = read_worker_info()
+    info = launch.read_worker_info()
     if info is None:
         return None
-    client = Client(info["url"], token or read_token(), client_key=client_key, timeout=min(request_timeout, 5.0))
+    client = Client(info["url"], token or launch.read_token(), client_key=client_key, timeout=min(request_timeout, 5.0))
     try:
         client.health()
     except AuthError:
@@ -468,103 +469,3 @@ def _answering(token, client_key, request_timeout) -> Client | None:
         return None
     client.timeout = request_timeout
     return client
-
-
-def _start_worker(python, token, client_key, request_timeout, timeout) -> Client:
-    info = read_worker_info() or {}
-    exe = python or os.environ.get(protocol.ENV_PYTHON) or info.get("python") or sys.executable
-    log_path = paths.state_dir() / protocol.LOG_FILE
-    deadline = time.monotonic() + timeout
-    port_args: list[str] = []
-    while True:
-        with open(log_path, "ab") as log:
-            log.write(f"\n--- started by a client (pid {os.getpid()}) at {time.ctime()} ---\n".encode())
-            log.flush()
-            start_at = log.tell()
-            kwargs: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": log, "close_fds": True}
-            if os.name == "nt":
-                kwargs["creationflags"] = 0x00000008 | 0x00000200  # DETACHED_PROCESS | NEW_PROCESS_GROUP
-            else:
-                kwargs["start_new_session"] = True  # Ctrl-C in the client's terminal leaves the worker be
-            try:
-                proc = subprocess.Popen([exe, "-m", "brushwork.worker", *port_args], **kwargs)
-            except OSError as exc:
-                raise WorkerError(f"cannot start the worker with {exe}: {exc.strerror or exc} "
-                                  f"(set {protocol.ENV_PYTHON} to a Python that has Brushwork installed)") from None
-        while time.monotonic() < deadline:
-            code = proc.poll()
-            if code is not None:
-                tail = _log_tail(log_path, start_at)
-                if "already in use" in tail and not port_args:
-                    port_args = ["--port", "0"]  # the default port is taken by something else: any free one
-                    break
-                raise WorkerError(f"the worker exited at start (code {code}) using {exe}: {tail or 'no output'} "
-                                  f"(log: {log_path})")
-            info = read_worker_info()
-            if info and info.get("pid") == proc.pid:
-                client = Client(info["url"], token or read_token(), client_key=client_key, timeout=request_timeout)
-                try:
-                    client.health()
-                    return client
-                except AuthError:
-                    raise
-                except WorkerError:
-                    pass
-            time.sleep(0.05)
-        else:
-            raise WorkerError(f"the worker started with {exe} did not answer within {timeout:g} s (log: {log_path})")
-
-
-def _log_tail(path: Path, start: int, limit: int = 400) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(start)
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return " | ".join(lines[-3:])[-limit:]
-
-
-class _FileLock:
-    """An OS-level exclusive lock on a file (released by the OS if the holder dies)."""
-
-    def __init__(self, path: Path, timeout: float):
-        self.path, self.timeout = path, timeout
-        self._file = None
-
-    def __enter__(self) -> "_FileLock":
-        self._file = open(self.path, "a+b")
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                if os.name == "nt":
-                    import msvcrt
-
-                    self._file.seek(0)
-                    msvcrt.locking(self._file.fileno(), msvcrt.LK_NBLCK, 1)
-                else:
-                    import fcntl
-
-                    fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except OSError:
-                if time.monotonic() >= deadline:
-                    self._file.close()
-                    raise WorkerError(f"another process holds {self.path} (starting a worker?) for over "
-                                      f"{self.timeout:g} s") from None
-                time.sleep(0.05)
-
-    def __exit__(self, *exc) -> None:
-        try:
-            if os.name == "nt":
-                import msvcrt
-
-                self._file.seek(0)
-                msvcrt.locking(self._file.fileno(), msvcrt.LK_UNLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-        finally:
-            self._file.close()

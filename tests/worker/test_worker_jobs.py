@@ -260,7 +260,7 @@ def test_models_are_listed_by_name(jobs_worker):
     assert not any("/" in str(m.get("name", "")) and str(m["name"]).startswith("/") for m in models)
 
 
-STDLIB_MODULES = ["recipe.py", "errors.py", "assets.py", "paths.py", "protocol.py", "client.py"]
+STDLIB_MODULES = ["recipe.py", "errors.py", "assets.py", "paths.py", "protocol.py", "client.py", "launch.py"]
 
 TORCH_FREE_SCRIPT = r"""
 import sys, os
