@@ -82,11 +82,15 @@ def large_texture(quick: bool) -> Figure:
         what = "tiny SD 1.5 (native 64 px) at 8x/2x native, CPU peak RSS"
     a = _measure(model, big, steps, device)
     b = _measure(model, small, steps, device)
-    ratio = a["peak_bytes"] / max(1, b["peak_bytes"])
+    # ru_maxrss is a high-water mark: a job that stays under the warm-up's mark measures 0, and a
+    # ratio against 0 means nothing. Report no value rather than a false one.
+    measurable = a["peak_bytes"] > 0 and b["peak_bytes"] > 0
+    ratio = a["peak_bytes"] / b["peak_bytes"] if measurable else None
     return Figure(KEY, ratio, "x", "<= 1.5",
                   detail={"big": a, "small": b, "steps": steps, "device": device},
                   note=f"{big}² seamless (tiled) / {small}²: {a['peak_bytes'] / 2**20:.0f} / "
-                       f"{b['peak_bytes'] / 2**20:.0f} MiB above the loaded model; {what}; {steps} steps")
+                       f"{b['peak_bytes'] / 2**20:.0f} MiB above the loaded model; {what}; {steps} steps"
+                       + ("" if measurable else "; NOT MEASURABLE: a job stayed under the warm-up's RSS mark"))
 
 
 def run(quick: bool = False, only=None) -> list[Figure]:
