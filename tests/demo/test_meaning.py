@@ -10,6 +10,8 @@ Each generation is 64x64 with the demo's recommended sampler: well under a secon
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -127,6 +129,17 @@ def test_depth_silhouette_shows_in_the_image(studio, size, tmp_path, name, depth
         image = run(studio, size, "red bricks", seed, controls=[control])
         scores.append(iou(segment(image), depth > 0.05))
     assert min(scores) >= 0.6, f"{name}: IoU {scores}"
+
+
+def test_a_depth_control_without_a_model_uses_the_demo_controlnet(studio, size, tmp_path):
+    """Offline, on the demo, `--control depth=x.png` alone must work: the public SD 1.5 depth
+    ControlNet neither fits the demo nor is on disk."""
+    path = tmp_path / "depth.png"
+    dataset.depth_to_pil(sphere_depth(size, 0.35, 0.4, 0.25)).save(path)
+    recipe = Recipe(prompt="red bricks", steps=4, width=size, height=size, seed=1,
+                    controls=[Control(kind="depth", image=str(path))])
+    result = studio.generate(recipe)
+    assert Path(result.sources["controls[0].model"]).resolve() == demo.controlnet_dir("depth").resolve()
 
 
 def test_without_the_depth_control_the_silhouette_is_absent(studio, size):

@@ -210,7 +210,8 @@ class Studio:
         nets = []
         for i, control in enumerate(recipe.controls):
             where = f"controls[{i}]"
-            resolved = _resolve_controlnet(control, base.family, self.settings, where, self.allow_paths)
+            resolved = (_demo_controlnet(base, control.kind) if not control.model else None) or \
+                _resolve_controlnet(control, base.family, self.settings, where, self.allow_paths)
 
             def load(resolved=resolved):
                 net = bridge.load_controlnet(resolved, dtype=self.fast.dtype, device=self.device,
@@ -264,6 +265,20 @@ class Studio:
 def _check_cancel(cancel) -> None:
     if cancel is not None and cancel.is_set():
         raise _Cancelled()
+
+
+def _demo_controlnet(base: LoadedBase, kind: str) -> bridge.Resolved | None:
+    """On the bundled demo model, a control with no model uses the demo's own ControlNet for
+    that kind (the public ones neither fit it nor load offline). The path is ours, not a
+    client's, so it resolves even where client paths are refused."""
+    try:
+        from ..demo import controlnet_dir, is_demo
+    except ImportError:
+        return None
+    folder = controlnet_dir(kind) if is_demo(base.key) else None
+    if folder is None:
+        return None
+    return bridge.resolve(str(folder), "controlnet", None, allow_paths=True, family=base.family)
 
 
 def _resolve_controlnet(control: Control, family: str, settings, where: str,
