@@ -31,8 +31,8 @@ from ..paths import state_dir
 from ..recipe import Control, Recipe, extract_lora_tags
 from . import bridge
 from .adapters import apply_adapters
-from .fastpath import (FastPath, load_preview_decoder, pick_device, set_qkv_fused, set_vae_tiling, tune_module,
-                       tune_pipeline)
+from .fastpath import (FastPath, forget_compiled, load_preview_decoder, pick_device, set_qkv_fused, set_vae_tiling,
+                       tune_module, tune_pipeline)
 from .inputs import read_inputs, store_inputs
 from .memory import default_budget, oom_as_error
 from .pipelines import LoadedBase, PipelineCache
