@@ -228,3 +228,28 @@ def test_out_of_memory_while_loading_unloads_the_others_and_retries():
     cache.base("c", loader(10))  # fails once, frees a and b, then fits
     assert [m["key"] for m in cache.loaded()] == ["c"]
     assert cache.base_loads == 3
+
+
+def test_compiled_code_is_dropped_when_the_adapters_change(tmp_path_factory, tiny_models, monkeypatch):
+    """With torch.compile on, weights may be frozen into the compiled code: a LoRA change must
+    throw that code away. (Compiling itself takes minutes on a CPU, so the flag is switched on
+    after loading and only the bookkeeping runs.)"""
+    import dataclasses
+
+    import brushwork.engine.studio as studio_module
+
+    studio = module_studio(tmp_path_factory)
+    studio.generate(recipe(tiny_models.sd15))
+    studio.fast = dataclasses.replace(studio.fast, compile=True)
+    forgotten = []
+    monkeypatch.setattr(studio_module, "forget_compiled", lambda: forgotten.append(1))
+    pipe = last_base(studio).pipe
+    plain = recipe(tiny_models.sd15)
+    with_lora = recipe(tiny_models.sd15, loras=[Lora(str(tiny_models.lora), 0.8)])
+    studio._apply_adapters(pipe, "sd15", plain, {}, {})
+    studio._apply_adapters(pipe, "sd15", plain, {}, {})
+    assert forgotten == []  # same adapters: compiled code stays
+    studio._apply_adapters(pipe, "sd15", with_lora, {}, {})
+    assert forgotten == [1]
+    studio._apply_adapters(pipe, "sd15", plain, {}, {})
+    assert forgotten == [1, 1]
