@@ -201,3 +201,16 @@ def test_default_model_is_the_demo(studio, size):
     result = studio.generate(Recipe(prompt="red bricks", steps=4, width=size, height=size, seed=1))
     assert result.images[0].size == (size, size)
     assert demo.is_demo(result.sources["model"]) or "demo" in result.sources["model"]
+
+
+def test_step_previews_use_the_demo_vae_factors(studio, size):
+    """The demo's VAE is its own: with SD 1.5's latent→RGB factors a red picture previews in
+    other colours. The last step's preview must show the colour the final image has."""
+    previews = []
+    recipe = Recipe(prompt="red bricks", steps=8, width=size, height=size, seed=1)
+    image = studio.generate(recipe, on_progress=lambda p: previews.append(p.preview)).images[0]
+    final = np.asarray(image.convert("RGB"), np.float32).reshape(-1, 3).mean(0)
+    last = np.asarray(previews[-1].convert("RGB"), np.float32).reshape(-1, 3).mean(0)
+    assert final[0] - final[1:].mean() > 60, final  # the image is clearly red
+    # and so is its preview (SD 1.5's factors turn it grey: red only ~4 above the others)
+    assert last[0] - last[1:].mean() > 20, last

@@ -37,11 +37,14 @@ class _Cancelled(Exception):
     """Raised inside the pipeline's step callback: unwinds before the VAE decode runs."""
 
 
-def latent_to_rgb(latent: torch.Tensor, family: str) -> Image.Image:
-    """A latent-sized RGB picture of one latent (C,H,W) or (1,C,H,W)."""
+def latent_to_rgb(latent: torch.Tensor, family: str, *, factors=None, bias=None) -> Image.Image:
+    """A latent-sized RGB picture of one latent (C,H,W) or (1,C,H,W). ``factors``/``bias``
+    override the family's (a model with its own VAE, like the bundled demo, ships its own)."""
     if latent.dim() == 4:
         latent = latent[0]
-    factors, bias = (SDXL_FACTORS, SDXL_BIAS) if family == "sdxl" else (SD15_FACTORS, SD15_BIAS)
+    if factors is None:
+        factors, bias = (SDXL_FACTORS, SDXL_BIAS) if family == "sdxl" else (SD15_FACTORS, SD15_BIAS)
+    bias = bias if bias is not None else [0.0, 0.0, 0.0]
     lat = latent.detach().to("cpu", torch.float32)[: len(factors)]
     matrix = torch.tensor(factors[: lat.shape[0]], dtype=torch.float32)
     rgb = torch.einsum("chw,cr->hwr", lat, matrix) + torch.tensor(bias)

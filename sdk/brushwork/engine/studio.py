@@ -15,6 +15,7 @@ One Studio runs one generation at a time (its pipelines share modules); the work
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import secrets
 import threading
@@ -36,7 +37,7 @@ from .fastpath import (FastPath, forget_compiled, load_preview_decoder, pick_dev
 from .inputs import read_inputs, store_inputs
 from .memory import default_budget, oom_as_error
 from .pipelines import LoadedBase, PipelineCache
-from .progress import Progress, _Cancelled
+from .progress import Progress, _Cancelled, latent_to_rgb
 from .prompts import encode_prompts
 from .result import Result
 from .run import Job, run_one
@@ -154,7 +155,8 @@ class Studio:
         job = Job(pipe=pipe, family=base.family, task=task, recipe=recipe, inputs=inputs,
                   prompt_kwargs=prompt_kwargs, scheduler_config=base.scheduler_config,
                   controls=list(recipe.controls),
-                  preview_decoder=self._preview_decoder(base.family) if on_progress else None,
+                  preview_decoder=(_demo_preview(base) or self._preview_decoder(base.family))
+                  if on_progress else None,
                   strength=strength)
         if task == "txt2img" and not controls and wants_tiled(recipe.width, recipe.height, native_size(pipe)):
             # Far above the model's native size: base pass, upscale, tiled refine and decode
@@ -265,6 +267,19 @@ class Studio:
 def _check_cancel(cancel) -> None:
     if cancel is not None and cancel.is_set():
         raise _Cancelled()
+
+
+def _demo_preview(base: LoadedBase):
+    """The bundled demo's VAE is its own: its previews need its own latent→RGB factors."""
+    try:
+        from ..demo import info, is_demo
+    except ImportError:
+        return None
+    preview = (info() or {}).get("preview") if is_demo(base.key) else None
+    if not preview:
+        return None
+    return functools.partial(latent_to_rgb, family=base.family, factors=preview["factors"],
+                             bias=preview.get("bias"))
 
 
 def _demo_controlnet(base: LoadedBase, kind: str) -> bridge.Resolved | None:
