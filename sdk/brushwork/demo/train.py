@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +37,9 @@ import torch.nn.functional as F
 
 from . import dataset
 from . import manifest as demo_manifest
-
-TOKENIZER_DIR = Path(__file__).resolve().parents[1] / "models" / "configs" / "clip-tokenizer"
+from .architecture import build_scheduler, build_unet, build_vae, inpaint_unet_from, text_encoder_config
+from .export import TOKENIZER_DIR, latent_rgb_factors, save_pipelines
+from .loop import Log, min_snr_weights, to_tensor, train_loop
 
 # Where the training runs. Random numbers are always drawn on the CPU (seeded generators) and then
 # moved, so a run on a GPU sees the very same batches, noise and timesteps as one on the CPU.
@@ -75,110 +75,7 @@ class Plan:
 
 
 # ---------------------------------------------------------------------------------------------
-# model shapes
-
-
-def text_encoder_config():
-    from transformers import CLIPTextConfig
-
-    return CLIPTextConfig(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                          num_attention_heads=4, max_position_embeddings=77, bos_token_id=49406,
-                          eos_token_id=49407, pad_token_id=49407, projection_dim=32)
-
-
-def build_vae():
-    from diffusers import AutoencoderKL
-
-    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-                         up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(16, 32, 32, 32),
-                         layers_per_block=1, latent_channels=4, norm_num_groups=8, sample_size=64)
-
-
-def build_unet(size: int):
-    from diffusers import UNet2DConditionModel
-
-    return UNet2DConditionModel(
-        sample_size=size // 8, in_channels=4, out_channels=4, block_out_channels=(32, 64, 64),
-        layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=16,
-        # A pooled-text embedding added to the timestep embedding reaches every ResNet block: global
-        # attributes (the colour) are learned in hundreds of steps instead of the many thousands
-        # cross-attention alone needed on a frozen random encoder (measured: 1000 steps of
-        # cross-attention only left the UNet ignoring the prompt).
-        addition_embed_type="text", addition_embed_type_num_heads=4)
-
-
-def build_scheduler():
-    from diffusers import PNDMScheduler
-
-    # SD 1.5's own schedule, so every sampler Brushwork offers converts from it.
-    return PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                         num_train_timesteps=1000, skip_prk_steps=True, set_alpha_to_one=False,
-                         steps_offset=1)
-
-
-def inpaint_unet_from(unet):
-    """A 9-channel copy of ``unet``: the extra inputs (mask, masked-image latents) start at zero."""
-    from diffusers import UNet2DConditionModel
-
-    config = dict(unet.config)
-    config["in_channels"] = 9
-    inpaint = UNet2DConditionModel.from_config(config)
-    state = unet.state_dict()
-    weight = state["conv_in.weight"]
-    state["conv_in.weight"] = torch.cat([weight, torch.zeros(weight.shape[0], 5, *weight.shape[2:])], dim=1)
-    inpaint.load_state_dict(state)
-    return inpaint
-
-
-# ---------------------------------------------------------------------------------------------
 # helpers
-
-
-class Log:
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
-        self.start = time.time()
-
-    def __call__(self, msg: str) -> None:
-        if not self.quiet:
-            print(f"[{time.time() - self.start:7.1f}s] {msg}", file=sys.stderr, flush=True)
-
-
-def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
-    """HWC [0, 1] arrays -> NCHW [-1, 1] (what the VAE sees in SD pipelines)."""
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() * 2 - 1
-
-
-def lr_at(step: int, total: int, peak: float) -> float:
-    """Short warm-up, then cosine down to 5%: a cheap stand-in for an EMA of the weights."""
-    warm = max(1, total // 20)
-    if step < warm:
-        return peak * (step + 1) / warm
-    progress = (step - warm) / max(1, total - warm)
-    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def train_loop(name: str, params, steps: int, lr: float, loss_fn, log: Log) -> float:
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    smooth = None
-    started = time.time()
-    for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, lr)
-        loss = loss_fn(step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise RuntimeError(f"{name}: loss became {value} at step {step}")
-        smooth = value if smooth is None else 0.98 * smooth + 0.02 * value
-        if step % 50 == 0 or step == steps - 1:
-            log(f"{name} {step + 1}/{steps} loss {smooth:.4f} ({time.time() - started:.0f}s)")
-    return float(smooth if smooth is not None else float("nan"))
 
 
 class TextEncoder:
@@ -198,17 +95,6 @@ class TextEncoder:
             hidden = self.model(on_device(ids))[0]
             self._cache.update(zip(missing, hidden))
         return torch.stack([self._cache[c] for c in captions])
-
-
-def min_snr_weights(scheduler, timesteps: torch.Tensor, top: float = 20.0) -> torch.Tensor:
-    """Loss weights that stress the noisiest steps: 1/SNR (an x0-space loss) clamped to [1, top].
-
-    With plain epsilon loss the prompt barely matters (at high noise, knowing the colour changes
-    the predicted noise by ~7%), and 1000 steps left the UNet ignoring the text; weighting the
-    noisy end up makes "what colour is it" the main thing left to learn there."""
-    alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
-    snr = alphas / (1 - alphas)
-    return torch.clamp(1.0 / snr, min=1.0, max=top)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,51 +243,6 @@ def train_inpaint(plan, unet, latents, masked_latents, masks, captions, text, sc
 
     loss = train_loop("inpaint", list(inpaint.parameters()), plan.inpaint_steps, plan.lr, loss_fn, log)
     return inpaint.eval().requires_grad_(False), loss
-
-
-# ---------------------------------------------------------------------------------------------
-# saving
-
-
-def latent_rgb_factors(vae, latents: torch.Tensor, images: torch.Tensor) -> dict:
-    """Least-squares latent -> RGB map (for step previews without a VAE decode), like the
-    published SD 1.5 factors: rows = latent channels, columns = R, G, B, plus a bias."""
-    latents, images = latents.cpu(), images.cpu()
-    small = F.avg_pool2d(images, 8)  # one RGB value per latent cell, in [-1, 1]
-    x = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1]) * vae.config.scaling_factor
-    y = small.permute(0, 2, 3, 1).reshape(-1, 3)
-    design = torch.cat([x, torch.ones(x.shape[0], 1)], dim=1)
-    solution = torch.linalg.lstsq(design, y).solution
-    return {"factors": [[round(float(v), 4) for v in row] for row in solution[:-1]],
-            "bias": [round(float(v), 4) for v in solution[-1]]}
-
-
-def save_pipelines(out: Path, parts: dict, info: dict, plan: Plan) -> None:
-    """Write every part as fp16 safetensors in diffusers layout, then the manifest and card."""
-    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
-
-    def half(module):
-        return module.to("cpu", torch.float16)
-
-    common = dict(vae=half(parts["vae"]), text_encoder=half(parts["text_encoder"]),
-                  tokenizer=parts["tokenizer"], scheduler=parts["scheduler"], safety_checker=None,
-                  feature_extractor=None, requires_safety_checker=False)
-    StableDiffusionPipeline(unet=half(parts["unet"]), **common).save_pretrained(out, safe_serialization=True)
-    StableDiffusionInpaintPipeline(unet=half(parts["inpaint"]), **common).save_pretrained(
-        out / demo_manifest.INPAINT_SUBDIR, safe_serialization=True)
-    half(parts["controlnet"]).save_pretrained(out / demo_manifest.CONTROLNET_SUBDIRS["depth"],
-                                              safe_serialization=True)
-    for module in parts.values():
-        if isinstance(module, torch.nn.Module):
-            module.float()
-    # transformers writes a 3.6 MB tokenizer.json; the BPE vocab/merges it came from are 1.4 MB
-    # and load the very same tokenizer (the weights budget is 20 MB for everything).
-    for folder in (out / "tokenizer", out / demo_manifest.INPAINT_SUBDIR / "tokenizer"):
-        shutil.rmtree(folder)
-        shutil.copytree(TOKENIZER_DIR, folder)
-    manifest = demo_manifest.build(native_size=plan.size, training=info, plan=asdict(plan))
-    (out / demo_manifest.MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
-    (out / "README.md").write_text(demo_manifest.model_card(manifest))
 
 
 # ---------------------------------------------------------------------------------------------
