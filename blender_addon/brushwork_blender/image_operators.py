@@ -85,11 +85,5 @@ class BRUSHWORK_OT_inpaint_texture(JobOperator, bpy.types.Operator):
 CLASSES = (BRUSHWORK_OT_add_inpaint_mask, BRUSHWORK_OT_inpaint_texture)
 
 
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+# Blender's own helper: registers in order, unregisters in reverse.
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -182,6 +182,11 @@ class BRUSHWORK_OT_project_from_camera(JobOperator, bpy.types.Operator):
         return self.submit(context, "camera projection", recipe, uploads, apply)
 
 
+def _no_camera(operator) -> set:
+    operator.report({"ERROR"}, "Brushwork: the scene has no active camera")
+    return {"CANCELLED"}
+
+
 class BRUSHWORK_OT_capture_depth(bpy.types.Operator):
     """Capture the exact depth seen by the active camera into the 'Brushwork Depth' image"""
 
@@ -192,8 +197,7 @@ class BRUSHWORK_OT_capture_depth(bpy.types.Operator):
     def execute(self, context):
         scene, settings = context.scene, context.scene.brushwork
         if scene.camera is None:
-            self.report({"ERROR"}, "Brushwork: the scene has no active camera")
-            return {"CANCELLED"}
+            return _no_camera(self)
         size = capture.fit_size(scene, max(settings.width, settings.height))
         try:
             depth = capture.camera_depth(scene, scene.camera, size)
@@ -226,8 +230,7 @@ class BRUSHWORK_OT_capture_pose(bpy.types.Operator):
     def execute(self, context):
         scene, settings = context.scene, context.scene.brushwork
         if scene.camera is None:
-            self.report({"ERROR"}, "Brushwork: the scene has no active camera")
-            return {"CANCELLED"}
+            return _no_camera(self)
         armatures = _armatures(context)
         if not armatures:
             self.report({"ERROR"}, "Brushwork: no armature to capture")
@@ -267,11 +270,5 @@ CLASSES = (
 )
 
 
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+# Blender's own helper: registers in order, unregisters in reverse.
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -144,11 +144,5 @@ class BRUSHWORK_OT_load_recipe(bpy.types.Operator):
 CLASSES = (BRUSHWORK_OT_apply_preset, BRUSHWORK_OT_recover_results, BRUSHWORK_OT_load_recipe, BRUSHWORK_OT_cancel)
 
 
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+# Blender's own helper: registers in order, unregisters in reverse.
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -100,11 +100,5 @@ class BRUSHWORK_PT_image(bpy.types.Panel):
 CLASSES = (BRUSHWORK_PT_view3d, BRUSHWORK_PT_image)
 
 
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+# Blender's own helper: registers in order, unregisters in reverse.
+register, unregister = bpy.utils.register_classes_factory(CLASSES)
