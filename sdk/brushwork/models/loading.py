@@ -136,30 +136,37 @@ def _load_single_file(ref: ModelRef, torch_dtype):
                                 torch_dtype=torch_dtype, **_no_safety(info.family))
 
 
-def load_controlnet(model_ref, *, torch_dtype=None, device: str | None = None, family: str | None = None):
-    ref = _as_ref(model_ref, "controlnet")
-    from diffusers import ControlNetModel
-
+def _load_component(ref: ModelRef, cls, single_file_config, *, torch_dtype, device):
+    """One model class from a folder, a single file (config derived from its tensor shapes by
+    ``single_file_config(shapes) -> folder``, so no network) or the hub; errors made plain."""
     try:
         if ref.source == "folder":
-            net = ControlNetModel.from_pretrained(str(ref.path), torch_dtype=torch_dtype, local_files_only=True)
+            model = cls.from_pretrained(str(ref.path), torch_dtype=torch_dtype, local_files_only=True)
         elif ref.source == "single_file":
-            shapes = _checkpoint_shapes(ref)
-            if not any(k.startswith("control_model.") or k.startswith("input_hint_block.") for k in shapes):
-                raise fam.UnsupportedModelError(
-                    f"{ref.path.name}: not an original-layout ControlNet file; use its diffusers folder")
-            net_family = family or _controlnet_family(shapes)
-            config = derive.component_config_folder(
-                f"controlnet-{net_family}", derive.controlnet_config(shapes, net_family))
-            net = ControlNetModel.from_single_file(str(ref.path), config=str(config), local_files_only=True,
-                                                   torch_dtype=torch_dtype)
+            config = single_file_config(_checkpoint_shapes(ref))
+            model = cls.from_single_file(str(ref.path), config=str(config), local_files_only=True,
+                                         torch_dtype=torch_dtype)
         else:
-            net = _from_hub(lambda **kw: ControlNetModel.from_pretrained(ref.id, torch_dtype=torch_dtype, **kw), ref)
+            model = _from_hub(lambda **kw: cls.from_pretrained(ref.id, torch_dtype=torch_dtype, **kw), ref)
     except BrushworkError:
         raise
     except Exception as exc:
         raise _fail(ref, exc) from exc
-    return net.to(device) if device else net
+    return model.to(device) if device else model
+
+
+def load_controlnet(model_ref, *, torch_dtype=None, device: str | None = None, family: str | None = None):
+    ref = _as_ref(model_ref, "controlnet")
+    from diffusers import ControlNetModel
+
+    def config(shapes: dict) -> Path:
+        if not any(k.startswith("control_model.") or k.startswith("input_hint_block.") for k in shapes):
+            raise fam.UnsupportedModelError(
+                f"{ref.path.name}: not an original-layout ControlNet file; use its diffusers folder")
+        net_family = family or _controlnet_family(shapes)
+        return derive.component_config_folder(f"controlnet-{net_family}", derive.controlnet_config(shapes, net_family))
+
+    return _load_component(ref, ControlNetModel, config, torch_dtype=torch_dtype, device=device)
 
 
 def _controlnet_family(shapes: dict) -> str:
@@ -170,23 +177,11 @@ def load_vae(model_ref, *, torch_dtype=None, device: str | None = None, family: 
     ref = _as_ref(model_ref, "vae")
     from diffusers import AutoencoderKL
 
-    try:
-        if ref.source == "folder":
-            vae = AutoencoderKL.from_pretrained(str(ref.path), torch_dtype=torch_dtype, local_files_only=True)
-        elif ref.source == "single_file":
-            shapes = _checkpoint_shapes(ref)
-            prefix = "first_stage_model." if any(k.startswith("first_stage_model.") for k in shapes) else ""
-            cfg = derive.vae_config(shapes, family or "sd15", prefix=prefix)
-            config = derive.component_config_folder("vae", cfg)
-            vae = AutoencoderKL.from_single_file(str(ref.path), config=str(config), local_files_only=True,
-                                                 torch_dtype=torch_dtype)
-        else:
-            vae = _from_hub(lambda **kw: AutoencoderKL.from_pretrained(ref.id, torch_dtype=torch_dtype, **kw), ref)
-    except BrushworkError:
-        raise
-    except Exception as exc:
-        raise _fail(ref, exc) from exc
-    return vae.to(device) if device else vae
+    def config(shapes: dict) -> Path:
+        prefix = "first_stage_model." if any(k.startswith("first_stage_model.") for k in shapes) else ""
+        return derive.component_config_folder("vae", derive.vae_config(shapes, family or "sd15", prefix=prefix))
+
+    return _load_component(ref, AutoencoderKL, config, torch_dtype=torch_dtype, device=device)
 
 
 # ---- hashes ----------------------------------------------------------------------------------
