@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import quote, urlsplit
 
 from . import launch, paths, protocol
@@ -207,9 +207,13 @@ class Client:
     def cancel(self, job_id: str) -> JobInfo:
         return JobInfo.from_dict(self._json("POST", f"/jobs/{quote(job_id)}/cancel")["job"])
 
-    def events(self, since: int = 0, *, job: str | None = None, timeout: float = 0.0) -> dict:
-        """``{"instance", "events": [Event], "last_seq", "truncated"}``; waits up to ``timeout``."""
+    def events(self, since: int = 0, *, job: str | None = None, timeout: float = 0.0,
+               kinds: Iterable[str] | None = None) -> dict:
+        """``{"instance", "events": [Event], "last_seq", "truncated"}``; waits up to ``timeout``.
+        ``kinds``: only events of these kinds (e.g. ``protocol.FINAL_EVENTS``)."""
         query = f"/events?since={int(since)}&timeout={float(timeout):g}" + (f"&job={quote(job)}" if job else "")
+        if kinds is not None:
+            query += "&kinds=" + quote(",".join(kinds), safe=",")
         data = self._json("GET", query, timeout=self.timeout + timeout)
         data["events"] = [Event.from_dict(e) for e in data.get("events", [])]
         return data
@@ -315,10 +319,11 @@ class RemoteJob:
         self._info = self.client.cancel(self.id)
         return self._info
 
-    def poll(self, timeout: float = 0.0) -> list[Event]:
-        """New events of this job (waiting up to ``timeout`` s for the first). Raises WorkerError
-        when the worker restarted: its events are gone and the job ended with it."""
-        data = self.client.events(self._cursor, job=self.id, timeout=timeout)
+    def poll(self, timeout: float = 0.0, *, kinds: Iterable[str] | None = None) -> list[Event]:
+        """New events of this job (waiting up to ``timeout`` s for the first; ``kinds``: only
+        those, the others are skipped for good). Raises WorkerError when the worker restarted:
+        its events are gone and the job ended with it."""
+        data = self.client.events(self._cursor, job=self.id, timeout=timeout, kinds=kinds)
         with self._lock:
             if self._instance is None:
                 self._instance = data["instance"]
@@ -342,13 +347,14 @@ class RemoteJob:
             yield from box
             box.clear()
 
-    def _until_final(self, timeout: float | None, poll_s: float, on_event, tick=None) -> Iterator[None]:
+    def _until_final(self, timeout: float | None, poll_s: float, on_event, tick=None,
+                     kinds: Iterable[str] | None = None) -> Iterator[None]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if tick is not None:
                 tick()
             wait = poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic()))
-            fresh = self.poll(wait)
+            fresh = self.poll(wait, kinds=kinds)
             for event in fresh:
                 on_event(event)
             yield None
@@ -379,7 +385,9 @@ class RemoteJob:
                                            preview=_decode_png(png) if png else None,
                                            image_index=event.data.get("image_index", 0), preview_png=png, job=self.id))
 
-        for _ in self._until_final(timeout, 0.25 if cancel is not None else 10.0, on_event, tick):
+        # Nobody watches progress: sleep until the end instead of waking on every step.
+        kinds = None if on_progress is not None else protocol.FINAL_EVENTS
+        for _ in self._until_final(timeout, 0.25 if cancel is not None else 10.0, on_event, tick, kinds):
             pass
         info = self._info
         if info.state != protocol.DONE:

@@ -78,6 +78,20 @@ def test_progress_events_are_numbered_with_small_png_previews(jobs_worker):
     assert events[-1].data["results"][0]["sha256"] == result.hashes[0]
 
 
+def test_a_client_that_shows_no_progress_waits_for_the_end_only(jobs_worker):
+    client = jobs_worker.client()
+    job = client.submit(tiny_recipe(steps=3, seed=12))
+    result = job.result()  # no on_progress: asks the worker for final events only
+    assert [e.kind for e in job.events] == ["result"]
+    assert result.seeds == [12]
+    only_ends = client.events(0, job=job.id, kinds=protocol.FINAL_EVENTS)["events"]
+    assert [e.kind for e in only_ends] == ["result"]
+    everything = client.events(0, job=job.id)["events"]
+    assert [e.kind for e in everything].count("progress") == 3  # still there for anyone who asks
+    status, _, reply = raw_request(jobs_worker, "GET", f"/v1/events?since=0&kinds=result,finished&job={job.id}")
+    assert status == 400 and "finished" in reply["error"]["message"]
+
+
 def test_batch_results_save_like_the_engine(jobs_worker, tmp_path):
     result = jobs_worker.client().generate(tiny_recipe(batch=2, seed=3, steps=2))
     assert result.seeds == [3, 4] and len(result.png_bytes) == 2

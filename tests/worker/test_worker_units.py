@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
 
 import pytest
 
@@ -122,3 +124,23 @@ def test_queue_positions_cancel_and_stop(tmp_path):
     assert dropped == [jobs[2]] and jobs[0].cancel.is_set()
     with pytest.raises(Exception, match="shutting down"):
         hub.submit("c1", Recipe(), "default", False)
+
+
+def test_a_reader_of_some_kinds_sleeps_through_the_others(tmp_path):
+    log = EventLog()
+    got = {}
+
+    def reader():
+        got["events"], _ = log.read("c1", 0, timeout=10, kinds=frozenset(protocol.FINAL_EVENTS))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    for step in range(3):
+        log.emit("c1", protocol.EV_PROGRESS, "j", {"step": step})
+    time.sleep(0.1)
+    assert thread.is_alive(), "progress events woke a reader that asked only for the end"
+    log.emit("c1", protocol.EV_RESULT, "j", {"results": []})
+    thread.join(5)
+    assert [e.kind for e in got["events"]] == [protocol.EV_RESULT]
+    # Without kinds, everything after `since` as before.
+    assert [e.kind for e in log.read("c1", 0)[0]] == [protocol.EV_PROGRESS] * 3 + [protocol.EV_RESULT]

@@ -89,14 +89,18 @@ class EventLog:
             return event
 
     def read(self, client: str, since: int, *, job: str | None = None, timeout: float = 0.0,
-             limit: int = 200) -> tuple[list[Event], bool]:
-        """Events of ``client`` after ``since`` (optionally of one job), waiting up to ``timeout``
-        seconds for the first one. Returns (events, truncated)."""
+             limit: int = 200, kinds: frozenset[str] | None = None) -> tuple[list[Event], bool]:
+        """Events of ``client`` after ``since`` (optionally of one job, optionally of some kinds
+        only), waiting up to ``timeout`` seconds for the first one. Returns (events, truncated).
+
+        ``kinds`` lets a waiter that wants only the end (no progress) sleep through every step
+        instead of waking once per step: on a busy machine each wake-up costs the running job."""
         deadline = time.monotonic() + max(0.0, timeout)
         with self._cond:
             while True:
                 ring = self._rings.get(client, ())
-                events = [e for e in ring if e.seq > since and (job is None or e.job == job)][:limit]
+                events = [e for e in ring if e.seq > since and (job is None or e.job == job)
+                          and (kinds is None or e.kind in kinds)][:limit]
                 if events or self._closed:
                     break
                 remaining = deadline - time.monotonic()

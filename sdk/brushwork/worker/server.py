@@ -272,8 +272,9 @@ class Handler(BaseHTTPRequestHandler):
         job = query.get("job", [None])[0]
         if job is not None:
             job = _job_id(job)
+        kinds = _kinds_param(query)
         w = self.server.worker
-        events, truncated = w.events.read(self.client_id, since, job=job, timeout=timeout)
+        events, truncated = w.events.read(self.client_id, since, job=job, timeout=timeout, kinds=kinds)
         self._send_json(200, {"instance": w.instance, "events": [e.to_dict() for e in events],
                               "last_seq": w.events.last_seq, "truncated": truncated})
 
@@ -342,6 +343,20 @@ def _int_param(query: dict, name: str, default: int, lo: int, hi: int) -> int:
     if not (text.isascii() and text.lstrip("-").isdigit() and len(text) < 20):
         raise Problem(400, "bad_request", f"'{name}' must be a whole number, got {text[:30]!r}")
     return max(lo, min(hi, int(text)))
+
+
+def _kinds_param(query: dict) -> frozenset[str] | None:
+    """``kinds=result,failed,cancelled``: only these event kinds (absent = all)."""
+    raw = query.get("kinds", [None])[0]
+    if raw is None:
+        return None
+    kinds = frozenset(k for k in raw.split(",") if k)
+    unknown = sorted(kinds - set(protocol.EVENT_KINDS))
+    if unknown or not kinds:
+        shown = ", ".join(repr(k[:20]) for k in unknown[:5]) or "(none given)"
+        raise Problem(400, "bad_request", f"kinds: unknown event kind(s) {shown} "
+                                          f"(known: {', '.join(protocol.EVENT_KINDS)})")
+    return kinds
 
 
 def _float_param(query: dict, name: str, default: float, lo: float, hi: float) -> float:
