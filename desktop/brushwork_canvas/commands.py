@@ -158,3 +158,32 @@ class SetLayerProps(QUndoCommand):
 
     def undo(self) -> None:
         self.doc._set_props(self.layer_id, self.before)
+
+
+class SetOpacity(QUndoCommand):
+    """A layer's opacity. Every value a slider passes through while one drag lasts (same ``gesture``)
+    merges into one undo step; separate edits (each drag, each spin-box change) stay separate."""
+
+    MERGE_ID = 0x0B0C
+
+    def __init__(self, doc: Document, layer_id: str, opacity: float, gesture: int | None = None):
+        super().__init__("Layer opacity")
+        self.doc, self.layer_id, self.gesture = doc, layer_id, gesture
+        self.before = doc.layer(layer_id).opacity
+        self.after = opacity
+
+    def id(self) -> int:
+        return self.MERGE_ID
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not (isinstance(other, SetOpacity) and other.layer_id == self.layer_id
+                and self.gesture is not None and other.gesture == self.gesture):
+            return False
+        self.after = other.after
+        return True
+
+    def redo(self) -> None:
+        self.doc._set_props(self.layer_id, {"opacity": self.after})
+
+    def undo(self) -> None:
+        self.doc._set_props(self.layer_id, {"opacity": self.before})

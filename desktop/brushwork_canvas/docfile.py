@@ -8,6 +8,7 @@ disk never leaves half a document where a whole one was. Reading checks everythi
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -18,7 +19,8 @@ from brushwork.errors import BrushworkError
 from brushwork.recipe import Recipe
 
 from . import imaging
-from .document import CanvasError, ControlSettings, Document, GenSettings, HistoryEntry, LAYER_KINDS, Layer, check_size
+from .document import (CanvasError, ControlSettings, Document, GenSettings, HistoryEntry, LAYER_KINDS, Layer,
+                       check_opacity, check_size)
 from .pose import PoseFormatError, from_openpose, to_openpose
 
 FORMAT = "brushwork-canvas"
@@ -30,7 +32,8 @@ def save_document(doc: Document, path: str | os.PathLike) -> Path:
     path = Path(path)
     manifest: dict[str, Any] = {
         "format": FORMAT, "version": VERSION, "width": doc.width, "height": doc.height,
-        "active": doc.active_id, "settings": doc.settings_dict(), "layers": [], "history": [],
+        "active": doc.active_id, "settings": doc.settings_dict(), "results_since": doc.results_since,
+        "layers": [], "history": [],
     }
     files: dict[str, bytes] = {}
     for layer in doc.layers:  # bottom first
@@ -66,6 +69,7 @@ def load_document(path: str | os.PathLike, doc: Document | None = None) -> Docum
             layers = [_layer(zf, entry, width, height, i) for i, entry in enumerate(_list(manifest, "layers"))]
             history = [_history(zf, entry, i) for i, entry in enumerate(_list(manifest, "history"))]
             settings = GenSettings.from_dict(manifest.get("settings") or {})
+            results_since = _results_since(manifest, history)
     except FileNotFoundError:
         raise CanvasError(f"{path}: no such file") from None
     except (zipfile.BadZipFile, OSError) as exc:
@@ -78,6 +82,7 @@ def load_document(path: str | os.PathLike, doc: Document | None = None) -> Docum
     doc.undo_stack.clear()
     doc.width, doc.height = width, height
     doc.layers, doc.history, doc.settings = layers, history, settings
+    doc.results_since = results_since
     ids = {layer.id for layer in layers}
     doc.active_id = manifest.get("active") if manifest.get("active") in ids else (layers[-1].id if layers else None)
     doc.dirty = False
@@ -127,8 +132,9 @@ def _layer(zf: zipfile.ZipFile, entry: dict, width: int, height: int, i: int) ->
     except TypeError as exc:
         raise CanvasError(f"{where}.control: {exc}") from None
     control.validate() if control.enabled else None
+    opacity = check_opacity(entry.get("opacity", 1.0), f"{where}.opacity")
     layer = Layer(kind=kind, name=str(entry.get("name") or kind), visible=bool(entry.get("visible", True)),
-                  opacity=float(entry.get("opacity", 1.0)), control=control, id=str(entry.get("id") or f"layer{i}"))
+                  opacity=opacity, control=control, id=str(entry.get("id") or f"layer{i}"))
     if kind == "pose":
         try:
             layer.people = from_openpose(entry.get("pose") or {"people": []}, width, height)
@@ -147,4 +153,13 @@ def _history(zf: zipfile.ZipFile, entry: dict, i: int) -> HistoryEntry:
     recipe = Recipe.from_dict(entry.get("recipe"), where=f"{where}.recipe").validate()
     png = _read(zf, entry.get("file"), where)
     return HistoryEntry(png=png, recipe=recipe, task=str(entry.get("task", recipe.task)),
-                        created=float(entry.get("created", 0.0)), id=str(entry.get("id") or f"result{i}"))
+                        created=float(entry.get("created", 0.0)), id=str(entry.get("id") or f"result{i}"),
+                        job=str(entry.get("job") or ""))
+
+
+def _results_since(manifest: dict, history: list[HistoryEntry]) -> float:
+    """Files written before the key existed: results newer than the newest one in the file."""
+    value = manifest.get("results_since", max((h.created for h in history), default=0.0))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise CanvasError(f"manifest.json: results_since must be a time in seconds, got {value!r}")
+    return float(value)

@@ -7,9 +7,12 @@ mutators below and lets the document announce the change.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -97,8 +100,26 @@ class HistoryEntry:
     created: float = field(default_factory=time.time)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
+    job: str = ""  # the worker's job id, when known
+
+    @cached_property
+    def sha256(self) -> str:
+        """Hex digest of the PNG: the worker names results by it, so it tells whether a result is here."""
+        return hashlib.sha256(self.png).hexdigest()
+
     def to_manifest(self) -> dict[str, Any]:
-        return {"id": self.id, "task": self.task, "created": self.created, "recipe": self.recipe.to_dict()}
+        entry = {"id": self.id, "task": self.task, "created": self.created, "recipe": self.recipe.to_dict()}
+        if self.job:
+            entry["job"] = self.job
+        return entry
+
+
+def check_opacity(value: Any, where: str = "opacity") -> float:
+    """A layer opacity is a number from 0 (transparent) to 1 (opaque)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0.0 <= value <= 1.0:
+        raise CanvasError(f"{where} must be a number from 0 to 1, got {value!r}")
+    return float(value)
 
 
 def check_size(width: int, height: int) -> tuple[int, int]:
@@ -125,6 +146,11 @@ class Document(QObject):
         self.active_id: str | None = None
         self.undo_stack = QUndoStack(self)
         self.dirty = False
+        # Results of this canvas's client that the worker finished at or after this time (worker
+        # clock, seconds since the epoch) and that are not in ``history`` belong here: they finished
+        # while the canvas was closed or disconnected (session.sync_history). A new document starts
+        # at 0 (it adopts what was lost); File > New and Open move it to "now".
+        self.results_since = 0.0
         self.undo_stack.indexChanged.connect(self._on_undo_index)
 
     def reset(self, width: int, height: int) -> None:
@@ -132,6 +158,7 @@ class Document(QObject):
         self.width, self.height = check_size(width, height)
         self.undo_stack.clear()
         self.layers, self.history, self.active_id, self.dirty = [], [], None, False
+        self.results_since = time.time()  # a clean slate: earlier results belong to the previous document
         self.layers_changed.emit()
         self.history_changed.emit()
         self.settings_changed.emit()
@@ -211,7 +238,9 @@ class Document(QObject):
             if key == "control":
                 value = ControlSettings(**value) if isinstance(value, dict) else value
                 value.validate()
-            elif key not in ("name", "visible", "opacity"):
+            elif key == "opacity":
+                value = check_opacity(value, f"{layer.name}: opacity")
+            elif key not in ("name", "visible"):
                 raise CanvasError(f"layer property {key!r} cannot be set")
             setattr(layer, key, value)
         self.layers_changed.emit()
@@ -231,6 +260,9 @@ class Document(QObject):
         self.history.insert(0, entry)  # newest first, as the panel lists them
         self.dirty = True
         self.history_changed.emit()
+
+    def has_result(self, sha256: str) -> bool:
+        return any(entry.sha256 == sha256 for entry in self.history)
 
     def history_entry(self, entry_id: str) -> HistoryEntry:
         for entry in self.history:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
-                               QListWidget, QListWidgetItem, QMenu, QPushButton, QToolButton, QVBoxLayout,
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QMenu, QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout,
                                QWidget)
 
 from brushwork.recipe import CONTROL_KINDS
 
-from .commands import MoveLayer, RemoveLayer, SetLayerProps
+from .commands import MoveLayer, RemoveLayer, SetLayerProps, SetOpacity
 from .document import ControlSettings, Document
 
 # A coloured tag per layer kind, drawn here so that no icon font is needed.
@@ -72,6 +72,23 @@ class LayersPanel(QWidget):
         row.addWidget(self.delete_button)
         self.person_button = QPushButton("Add person", clicked=lambda *_: self.add_person_requested.emit())
 
+        # Opacity of the active layer, in percent: the slider for dragging (one undo step per
+        # drag), the spin box for an exact number. Both edit the same stored value.
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100)
+        self.opacity_slider.setObjectName("opacitySlider")
+        self.opacity_spin = QSpinBox(minimum=0, maximum=100, suffix=" %")
+        self.opacity_spin.setKeyboardTracking(False)  # typing "50" is one edit, not "5" then "50"
+        self._drag_gesture: int | None = None
+        self._drags = 0
+        self.opacity_slider.sliderPressed.connect(self._drag_started)
+        self.opacity_slider.sliderReleased.connect(self._drag_ended)
+        self.opacity_slider.valueChanged.connect(self._opacity_edited)
+        self.opacity_spin.valueChanged.connect(self._opacity_edited)
+        opacity_row = QHBoxLayout()
+        opacity_row.addWidget(QLabel("Opacity"))
+        opacity_row.addWidget(self.opacity_slider, 1)
+        opacity_row.addWidget(self.opacity_spin)
+
         self.control_box = QGroupBox("Use as control")
         self.control_box.setCheckable(True)
         self.control_box.toggled.connect(self._control_edited)
@@ -100,6 +117,7 @@ class LayersPanel(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(row)
         layout.addWidget(self.list, 1)
+        layout.addLayout(opacity_row)
         layout.addWidget(self.person_button)
         layout.addWidget(self.control_box)
         doc.layers_changed.connect(self.sync)
@@ -112,7 +130,8 @@ class LayersPanel(QWidget):
             active = self.doc.active
             for layer in reversed(self.doc.layers):
                 control = f"   · {layer.control.kind} control" if layer.can_control and layer.control.enabled else ""
-                item = QListWidgetItem(kind_icon(layer.kind), layer.name + control)
+                faded = f"   · {round(layer.opacity * 100)} %" if layer.opacity < 1.0 else ""
+                item = QListWidgetItem(kind_icon(layer.kind), layer.name + faded + control)
                 item.setData(Qt.ItemDataRole.UserRole, layer.id)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(Qt.CheckState.Checked if layer.visible else Qt.CheckState.Unchecked)
@@ -121,6 +140,9 @@ class LayersPanel(QWidget):
                     self.list.setCurrentItem(item)
             has = active is not None
             self.delete_button.setEnabled(has)
+            for widget in (self.opacity_slider, self.opacity_spin):
+                widget.setEnabled(has)
+                widget.setValue(round(active.opacity * 100) if has else 100)
             self.person_button.setVisible(has and active.kind == "pose")
             self.control_box.setVisible(has and active.can_control)
             if has and active.can_control:
@@ -171,6 +193,23 @@ class LayersPanel(QWidget):
             index = self.doc.index_of(layer.id) + delta
             if 0 <= index < len(self.doc.layers):
                 self.doc.undo_stack.push(MoveLayer(self.doc, layer.id, index))
+
+    def _drag_started(self) -> None:
+        self._drags += 1
+        self._drag_gesture = self._drags
+
+    def _drag_ended(self) -> None:
+        self._drag_gesture = None
+
+    def _opacity_edited(self, percent: int) -> None:
+        layer = self.doc.active
+        if self._syncing or layer is None:
+            return
+        opacity = percent / 100.0
+        if abs(opacity - layer.opacity) < 1e-9:
+            return
+        gesture = self._drag_gesture if self.opacity_slider.isSliderDown() else None
+        self.doc.undo_stack.push(SetOpacity(self.doc, layer.id, opacity, gesture))
 
     def _control_edited(self, *_args) -> None:
         layer = self.doc.active

@@ -107,6 +107,11 @@ def test_saving_over_a_file_replaces_it_whole(full_doc, tmp_path):
     (lambda p: _rewrite(p, drop_layer_files=True), "is missing from the document"),
     (lambda p: _rewrite(p, manifest=lambda m: {**m, "layers": [{"kind": "sculpture"}]}), "kind must be one of"),
     (lambda p: _rewrite(p, manifest=lambda m: {**m, "history": [{"recipe": {"steps": "many"}, "file": "x"}]}), "steps"),
+    (lambda p: _rewrite(p, manifest=lambda m: {**m, "layers": [{**m["layers"][0], "opacity": 1.5}]}),
+     r"layers\[0\]\.opacity must be a number from 0 to 1, got 1\.5"),
+    (lambda p: _rewrite(p, manifest=lambda m: {**m, "layers": [{**m["layers"][0], "opacity": "half"}]}),
+     r"layers\[0\]\.opacity must be a number from 0 to 1, got 'half'"),
+    (lambda p: _rewrite(p, manifest=lambda m: {**m, "results_since": "yesterday"}), "results_since must be a time"),
 ])
 def test_a_damaged_document_is_one_clear_error(full_doc, tmp_path, damage, message):
     path = save_document(full_doc, tmp_path / "art.bwcanvas")
