@@ -43,7 +43,7 @@ from .result import Result
 from .run import Job, run_one
 from .samplers import recommend
 from .seamless import seamless
-from .tiled import native_size, run_tiled, wants_tiled
+from .tiled import run_tiled, takes_tiled_path
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +158,9 @@ class Studio:
                   preview_decoder=(_demo_preview(base) or self._preview_decoder(base.family))
                   if on_progress else None,
                   strength=strength)
-        if task == "txt2img" and not controls and wants_tiled(recipe.width, recipe.height, native_size(pipe)):
-            # Far above the model's native size: base pass, upscale, tiled refine and decode
-            # (engine/tiled.py); memory stays bounded by a tile, seamless axes keep wrapping.
+        if takes_tiled_path(job):
+            # Far above the model's native size (engine/tiled.py): txt2img and img2img refine and
+            # decode in tiles, inpaint repaints a crop around the mask; memory stays bounded.
             for index, seed in enumerate(seeds):
                 _check_cancel(cancel)
                 images.append(run_tiled(job, seed=seed, index=index, on_progress=on_progress, cancel=cancel))

@@ -1,0 +1,133 @@
+"""Inpainting a large picture: repaint a crop around the mask, paste it back exactly.
+
+An inpaint job far above the model's native size would run the UNet and the VAE on the whole
+picture (memory that grows with the area; a 4096² SD 1.5 decode alone needs tens of GB) to change
+what is usually a small part of it. Instead:
+
+1. *crop*: the (grown) mask's bounding box, plus ``context`` pixels of surroundings on each side,
+   at least native size on each side where the picture has room, in multiples of 8. On a seamless
+   axis the box may run across the edge and continue on the other side (the picture is a torus);
+   a crop that spans a whole seamless axis runs seamless on that axis.
+2. *run*: the ordinary inpaint pipeline on the crop (its controls cropped with it), at the crop's
+   own size, or scaled down to fit ``TILED_FACTOR`` x native when the crop is larger than that
+   (a mask covering most of a huge picture is repainted at that size and Lanczos-upscaled back).
+3. *paste*: the repainted crop is blended into the original crop through the mask
+   (``paste_back``: pixels outside the grown mask are the init image's, bit for bit) and written
+   back in place. Everything outside the crop is never touched.
+
+Memory: the full-size uint8 picture (and its copy for the result), the mask and the control
+pictures; the networks see the crop only. Progress and cancel are the inpaint pipeline's own.
+A job whose mask is empty returns the init picture unchanged without running a step (nothing to
+repaint; the plain path would paste every step's work away).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..conditioning.masks import paste_back
+from .inputs import Inputs
+from .run import Job, run_one
+from .seamless import seamless
+
+MULTIPLE = 8  # diffusers pipelines want sides in multiples of 8
+
+
+def span(used: np.ndarray, wrap: bool) -> tuple[int, int] | None:
+    """(start, length) of the shortest run of indices holding every True in ``used``; on a wrap
+    axis the run may cross the end (start + length > len). None when nothing is used."""
+    where = np.flatnonzero(used)
+    if where.size == 0:
+        return None
+    n = used.size
+    if not wrap:
+        return int(where[0]), int(where[-1] - where[0] + 1)
+    # On a circle the shortest covering run is the complement of the longest empty gap.
+    gaps = np.diff(np.append(where, where[0] + n))  # gap after each used index, to the next one
+    widest = int(np.argmax(gaps))
+    start = int(where[(widest + 1) % where.size])
+    return start, int(n - gaps[widest] + 1)
+
+
+def crop_window(start: int, length: int, full: int, context: int, least: int, wrap: bool) -> tuple[int, int]:
+    """(start, size) of the crop on one axis: ``length`` from ``start`` grown by ``context`` on
+    each side, at least ``least``, a multiple of MULTIPLE, kept inside [0, full) unless ``wrap``."""
+    size = max(length + 2 * context, least)
+    size = min(full, -(-size // MULTIPLE) * MULTIPLE)  # full itself is a multiple of 8
+    begin = start + length // 2 - size // 2  # centred on the masked run
+    if size == full:
+        return 0, full
+    if wrap:
+        return begin % full, size
+    return min(max(0, begin), full - size), size
+
+
+def run_size(width: int, height: int, limit: int) -> tuple[int, int]:
+    """The crop's own size, or scaled to fit ``limit`` on its long side (multiples of 8)."""
+    if max(width, height) <= limit:
+        return width, height
+    scale = limit / max(width, height)
+    return tuple(max(MULTIPLE, int(side * scale) // MULTIPLE * MULTIPLE) for side in (width, height))
+
+
+def _take(array: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array[rows][:, cols])
+
+
+def _crop_control(picture, rows, cols, size):
+    """A control picture's crop at the run size: PIL pictures by Lanczos, the inpaint control's
+    float tensor (masked pixels -1) by nearest neighbour, so no masked value blends into others."""
+    if isinstance(picture, Image.Image):
+        part = Image.fromarray(_take(np.asarray(picture.convert("RGB")), rows, cols), "RGB")
+        return part if part.size == size else part.resize(size, Image.Resampling.LANCZOS)
+    tensor = torch.as_tensor(picture)
+    part = tensor.index_select(-2, torch.from_numpy(rows)).index_select(-1, torch.from_numpy(cols))
+    if (part.shape[-1], part.shape[-2]) != size:
+        part = F.interpolate(part.float(), size=(size[1], size[0]), mode="nearest")
+    return part.contiguous()
+
+
+def inpaint_cropped(job: Job, *, seed: int, index: int, native: int, limit: int, on_progress=None,
+                    cancel=None) -> Image.Image:
+    """Image ``index`` of a large inpaint job (see the module doc); raises progress._Cancelled."""
+    recipe, inputs = job.recipe, job.inputs
+    init = inputs.init.convert("RGB")
+    mask = np.asarray(inputs.mask.convert("L")) >= 128
+    axes = recipe.tiling or ""
+    rows_used, cols_used = span(mask.any(axis=1), "y" in axes), span(mask.any(axis=0), "x" in axes)
+    if rows_used is None:
+        return init.copy()
+    # context: room for the model to see the surroundings; more than the feather, so the paste's
+    # inward feather never reaches the crop's border (it would see the crop's edge as the mask's).
+    context = max(native // 4, int(recipe.mask_feather) + 2)
+    y0, h = crop_window(*rows_used, init.height, context, native, "y" in axes)
+    x0, w = crop_window(*cols_used, init.width, context, native, "x" in axes)
+    rows = np.arange(y0, y0 + h) % init.height
+    cols = np.arange(x0, x0 + w) % init.width
+
+    full = np.asarray(init)
+    init_crop = Image.fromarray(_take(full, rows, cols), "RGB")
+    mask_crop = Image.fromarray(_take(np.asarray(inputs.mask.convert("L")), rows, cols), "L")
+    size = run_size(w, h, limit)
+    small = Inputs(
+        init=init_crop if size == (w, h) else init_crop.resize(size, Image.Resampling.LANCZOS),
+        mask=mask_crop if size == (w, h) else mask_crop.resize(size, Image.Resampling.NEAREST),
+        controls=[_crop_control(p, rows, cols, size) for p in (inputs.controls or [])])
+    small_job = replace(job, recipe=recipe.replace(width=size[0], height=size[1]), inputs=small)
+    # A crop that spans a whole seamless axis is still a torus on that axis; a partial one is not.
+    crop_axes = ("x" if "x" in axes and w == init.width else "") + ("y" if "y" in axes and h == init.height else "")
+    with seamless(job.pipe, crop_axes):
+        image = run_one(small_job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)
+    image = image.convert("RGB")
+    if image.size != (w, h):
+        image = image.resize((w, h), Image.Resampling.LANCZOS)
+    if recipe.task == "inpaint":  # a 9-channel checkpoint's whole-picture "inpaint" has no paste
+        image = paste_back(init_crop, image, mask_crop, recipe.mask_feather)
+    out = full.copy()
+    out[np.ix_(rows, cols)] = np.asarray(image)
+    return Image.fromarray(out, "RGB")
