@@ -68,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.document:
         from pathlib import Path
 
-        window._load(Path(args.document))
-        window.path = Path(args.document)
-    window.session.load_models()  # in the background: the window shows at once
+        window.open_path(Path(args.document))
+    # In the background (the window shows at once): the worker's models, and the results that
+    # finished while the canvas was closed.
+    window.session.start()
     window.show()
     code = app.exec()
     return code

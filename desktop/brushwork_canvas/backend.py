@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 from brushwork.errors import BrushworkError, WorkerError
 from brushwork.recipe import Recipe
@@ -30,6 +30,19 @@ class JobUpdate:
     images: list[bytes] = field(default_factory=list)  # result PNGs as written by the worker
     recipe: Recipe | None = None  # the recipe as run (seed filled in)
     message: str = ""  # why it failed / was cancelled
+    job: str = ""  # the worker's job id, when known
+    lost: bool = False  # failed because we lost track of the job, which may still finish on the worker
+
+
+@dataclass
+class FinishedResult:
+    """One picture of a finished job, fetched from the worker's history (see ``finished_results``)."""
+
+    job: str
+    sha256: str
+    png: bytes
+    recipe: Recipe  # the recipe that reproduces this picture alone (its seed, batch 1)
+    finished: float  # when the worker finished the job (worker clock)
 
 
 class BackendJob(Protocol):
@@ -48,6 +61,10 @@ class Backend(Protocol):
 
     def models(self) -> list[dict]:
         """``[{"name", "kind"}]``; kind "pipeline" for base models, "controlnet" for ControlNets."""
+
+    def finished_results(self, since: float, known: set[str]) -> tuple[list[FinishedResult], float]:
+        """Our finished (not live) jobs' pictures from ``since`` on, except those whose sha256 is in
+        ``known``, oldest first; and the latest finish time seen (``since`` when none)."""
 
 
 def canvas_client_key() -> str:
@@ -76,18 +93,28 @@ class ClientBackend:
     """The real backend: ``brushwork.connect()`` (which finds or starts the worker) on first use,
     in the calling job thread."""
 
+    HISTORY_LIMIT = 50  # jobs looked at per sync: more than a session's worth of lost results
+
     def __init__(self, url: str | None = None, *, token: str | None = None, client_key: str | None = None):
         self.url, self.token, self.client_key = url, token, client_key
         self._client = None
         self._lock = threading.Lock()
+        # Called (in the job thread) after each new connection; ``again`` is True for a reconnect,
+        # after which the canvas looks for results it missed while the worker was away.
+        self.on_connect: Callable[[bool], None] | None = None
 
     def client(self, *, fresh: bool = False):
+        again = None
         with self._lock:
             if self._client is None or fresh:
                 from brushwork.client import connect
 
+                again = self._client is not None
                 self._client = connect(self.url, token=self.token, client_key=self.client_key or canvas_client_key())
-            return self._client
+            client = self._client
+        if again is not None and self.on_connect is not None:
+            self.on_connect(again)
+        return client
 
     def _retry(self, call):
         """Run ``call(client)``; when the worker is gone, reconnect (restarting it) once."""
@@ -106,6 +133,31 @@ class ClientBackend:
 
     def submit(self, recipe: Recipe, *, live: bool = False) -> "ClientJob":
         return ClientJob(self._retry(lambda c: c.submit(recipe, live=live)))
+
+    def finished_results(self, since: float, known: set[str]) -> tuple[list[FinishedResult], float]:
+        jobs = self._retry(lambda c: c.history(self.HISTORY_LIMIT))
+        client = self.client()
+        out: list[FinishedResult] = []
+        latest = since
+        for info in sorted(jobs, key=lambda j: j.finished or j.created):  # oldest first
+            finished = float(info.finished or info.created)
+            if info.state != "done" or info.live or finished < since or not info.recipe:
+                continue
+            latest = max(latest, finished)
+            try:
+                recipe = Recipe.from_dict(info.recipe)
+            except BrushworkError:
+                continue  # a record this canvas cannot read is not worth failing the others for
+            results = sorted((r for r in info.results if isinstance(r, dict) and r.get("sha256")),
+                             key=lambda r: r.get("index", 0))
+            for res in results:
+                if res["sha256"] in known:
+                    continue
+                seed = res.get("seed", recipe.seed)
+                one = recipe.replace(seed=seed, batch=1) if recipe.batch > 1 else recipe
+                out.append(FinishedResult(job=str(info.id), sha256=res["sha256"], png=client.fetch_result(res["sha256"]),
+                                          recipe=one, finished=finished))
+        return out, latest
 
 
 class ClientJob:
@@ -129,8 +181,8 @@ class ClientJob:
             # The stream ended on the job's final state without its event (it fell out of the
             # worker's ring buffer): the job record still says how it ended.
             yield self._outcome()
-        except BrushworkError as exc:
-            yield JobUpdate(FAILED, message=str(exc))
+        except BrushworkError as exc:  # the stream broke: the job may still finish on the worker
+            yield JobUpdate(FAILED, message=str(exc), job=self.id, lost=True)
 
     def _translate(self, event) -> JobUpdate | None:
         kind, data = event.kind, event.data or {}
@@ -152,7 +204,7 @@ class ClientJob:
             results = sorted(info.results, key=lambda r: r.get("index", 0))
             pngs = [self.remote.client.fetch_result(r["sha256"]) for r in results]
             recipe = Recipe.from_dict(info.recipe) if info.recipe else None
-            return JobUpdate(RESULT, images=pngs, recipe=recipe)
+            return JobUpdate(RESULT, images=pngs, recipe=recipe, job=self.id)
         error = info.error or {}
         message = str(error.get("message") or f"the job ended {info.state}")
         if info.state == "cancelled":

@@ -261,6 +261,13 @@ class Document(QObject):
         self.dirty = True
         self.history_changed.emit()
 
+    def add_history_entries(self, entries: list[HistoryEntry]) -> None:
+        """Several results at once, oldest first (one change: one autosave)."""
+        for entry in entries:
+            self.history.insert(0, entry)
+        self.dirty = True
+        self.history_changed.emit()
+
     def has_result(self, sha256: str) -> bool:
         return any(entry.sha256 == sha256 for entry in self.history)
 

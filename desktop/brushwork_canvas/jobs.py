@@ -32,6 +32,7 @@ class JobRunner(QObject):
     update = Signal(int, object)  # (job key, JobUpdate) — ends with exactly one final update per job
     call_done = Signal(int, object)  # (call key, value)
     call_failed = Signal(int, str)  # (call key, one-line message)
+    connected = Signal(bool)  # the backend made a new connection; True when it was a reconnect
 
     def __init__(self, backend: Backend, parent: QObject | None = None):
         super().__init__(parent)
@@ -42,6 +43,8 @@ class JobRunner(QObject):
         self._jobs: dict[int, Any] = {}  # key -> BackendJob once submitted
         self._cancelled: set[int] = set()
         self._lock = threading.Lock()
+        if hasattr(backend, "on_connect"):
+            backend.on_connect = lambda again: self._emit(self.connected, again)
 
     # ---- generation jobs --------------------------------------------------------------------
 

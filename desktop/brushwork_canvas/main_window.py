@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -244,16 +245,29 @@ class MainWindow(QMainWindow):
     def open_document(self) -> None:
         path = QFileDialog.getOpenFileName(self, "Open document", "", DOC_FILTER)[0]
         if path:
-            self._load(Path(path))
-            self.path = Path(path)
+            self.open_path(Path(path))
 
-    def _load(self, path: Path) -> None:
+    def open_path(self, path: Path) -> bool:
+        """Open a document by name (File > Open, or the command line)."""
+        if not self._load(path):
+            return False
+        self.path = path
+        # Results the worker finishes from now on belong here; earlier ones were the open
+        # document's when they arrived (they are in its file or the autosave).
+        self.doc.results_since = max(self.doc.results_since, time.time())
+        self._update_title()
+        return True
+
+    def _load(self, path: Path) -> bool:
         try:
             load_document(path, self.doc)
+            return True
         except BrushworkError as exc:
             self._error(str(exc))
-        self._update_title()
-        self.canvas.update()
+            return False
+        finally:
+            self._update_title()
+            self.canvas.update()
 
     def save_document(self, ask: bool = False) -> None:
         if ask or self.path is None:

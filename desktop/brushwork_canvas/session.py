@@ -14,13 +14,15 @@ from PySide6.QtGui import QImage
 from brushwork.errors import BrushworkError
 
 from . import imaging
-from .backend import CANCELLED, FAILED, FINAL, PROGRESS, QUEUED, RESULT, JobUpdate
+from .backend import CANCELLED, FAILED, FINAL, PROGRESS, QUEUED, RESULT, FinishedResult, JobUpdate
 from .commands import AddLayer
 from .document import Document, HistoryEntry
 from .jobs import JobRunner
 from .recipes import JobSpec, build_job, random_seed
 
 LIVE_DELAY_MS = 300
+# What the history panel calls a result of each Recipe task (the canvas's own action names).
+ACTION_FOR_TASK = {"txt2img": "generate", "img2img": "refine", "inpaint": "inpaint"}
 
 
 class Session(QObject):
@@ -33,6 +35,7 @@ class Session(QObject):
     live_result = Signal(QImage)  # the latest live result
     models_loaded = Signal(list)  # base model names
     controlnets_loaded = Signal(list)  # ControlNet names
+    history_synced = Signal(int)  # results recovered from the worker's history by one sync
 
     def __init__(self, doc: Document, runner: JobRunner, parent: QObject | None = None):
         super().__init__(parent)
@@ -48,7 +51,11 @@ class Session(QObject):
         self._live_timer.setInterval(LIVE_DELAY_MS)
         self._live_timer.timeout.connect(self._fire_live)
         self._model_call: int | None = None
+        self._sync_call: int | None = None
+        self._sync_again = False  # another sync was asked for while one ran
+        self._lost_jobs = False  # a job's stream broke: it may have finished without us
         runner.update.connect(self._on_update)
+        runner.connected.connect(self._on_connected)
         runner.call_done.connect(self._on_call_done)
         runner.call_failed.connect(self._on_call_failed)
         doc.edited.connect(self._on_edit)
@@ -60,8 +67,16 @@ class Session(QObject):
 
     # ---- actions ----------------------------------------------------------------------------
 
+    def start(self) -> None:
+        """What the app does once its window shows: list the worker's models and bring in results
+        that finished while the canvas was closed. Both run in the background."""
+        self.load_models()
+        self.sync_history()
+
     def run(self, action: str) -> int | None:
         """Generate / Refine / Inpaint. Returns the job key, or None (the reason goes to ``message``)."""
+        if self._lost_jobs:  # the artist is back at work: look for what the broken stream missed
+            self.sync_history()
         try:
             spec = build_job(self.doc, action)
         except BrushworkError as exc:
@@ -95,6 +110,45 @@ class Session(QObject):
 
     def load_models(self) -> None:
         self._model_call = self.runner.call(self.runner.backend.models)
+
+    # ---- results that finished while we were away ----------------------------------------
+
+    def sync_history(self) -> None:
+        """Ask the worker (in a job thread) for this client's finished results that the document
+        lacks, and add them to the history when they arrive. Never blocks; never duplicates."""
+        if self._sync_call is not None:
+            self._sync_again = True
+            return
+        self._lost_jobs = False
+        known = {entry.sha256 for entry in self.doc.history}
+        since = self.doc.results_since
+        self._sync_call = self.runner.call(lambda: self.runner.backend.finished_results(since, known))
+
+    def _on_connected(self, again: bool) -> None:
+        if again:  # the worker was away (restarted, or the connection dropped): jobs may have ended
+            self.sync_history()
+
+    def _synced(self, value: object) -> None:
+        found, latest = value
+        # Re-checked here, on the UI thread: a result may have arrived by its own job's stream
+        # meanwhile, or the document may have been replaced (New/Open move results_since on).
+        fresh = [r for r in found if isinstance(r, FinishedResult)
+                 and r.finished >= self.doc.results_since and not self.doc.has_result(r.sha256)]
+        entries = []
+        for result in fresh:
+            try:
+                imaging.image_from_bytes(result.png, "result")
+            except BrushworkError:
+                continue
+            entries.append(HistoryEntry(png=result.png, recipe=result.recipe, created=result.finished, job=result.job,
+                                        task=ACTION_FOR_TASK.get(result.recipe.task, result.recipe.task)))
+        self.doc.results_since = max(self.doc.results_since, float(latest))
+        if entries:
+            self.doc.add_history_entries(entries)
+            n = len(entries)
+            self.message.emit(f"{n} result{'s' if n > 1 else ''} that finished while the canvas was away "
+                              f"{'were' if n > 1 else 'was'} added to the history")
+        self.history_synced.emit(len(entries))
 
     # ---- live mode --------------------------------------------------------------------------
 
@@ -143,6 +197,7 @@ class Session(QObject):
         elif update.kind == RESULT:
             self._store_result(spec, update)
         elif update.kind == FAILED:
+            self._lost_jobs = self._lost_jobs or update.lost
             self.message.emit(f"{spec.action.capitalize()} failed: {update.message}")
         elif update.kind == CANCELLED:
             self.message.emit(f"{spec.action.capitalize()} cancelled")
@@ -163,7 +218,9 @@ class Session(QObject):
             if spec.live:
                 self.live_result.emit(image)
                 continue
-            entry = HistoryEntry(png=png, recipe=recipe, task=spec.action)
+            entry = HistoryEntry(png=png, recipe=recipe, task=spec.action, job=update.job)
+            if self.doc.has_result(entry.sha256):
+                continue  # a history sync brought it in already
             self.doc.add_history(entry)
             layer = self.doc.new_layer("image", f"Result {len(self.doc.history)}", image)
             self.doc.undo_stack.push(AddLayer(self.doc, layer, text=f"Add {layer.name}"))
@@ -185,11 +242,24 @@ class Session(QObject):
                 self._fire_live()
 
     def _on_call_done(self, key: int, value: object) -> None:
-        if key == self._model_call:
+        if key == self._sync_call:
+            self._sync_finished()
+            self._synced(value)
+        elif key == self._model_call:
             items = [m for m in (value or []) if isinstance(m, dict)]
             self.models_loaded.emit(sorted({m["name"] for m in items if m.get("kind") == "pipeline"}))
             self.controlnets_loaded.emit(sorted({m["name"] for m in items if m.get("kind") == "controlnet"}))
 
+    def _sync_finished(self) -> None:
+        self._sync_call = None
+        if self._sync_again:
+            self._sync_again = False
+            QTimer.singleShot(0, self.sync_history)
+
     def _on_call_failed(self, key: int, message: str) -> None:
-        if key == self._model_call:
+        if key == self._sync_call:
+            self._sync_finished()
+            self._lost_jobs = True  # try again at the next action
+            self.message.emit(f"Could not look for results in the worker's history: {message}")
+        elif key == self._model_call:
             self.message.emit(f"Could not list the worker's models: {message}")
