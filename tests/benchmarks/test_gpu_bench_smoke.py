@@ -1,0 +1,82 @@
+"""The GPU benchmarks' code, run on the CPU with tiny models: the GPU run differs only by its Plan.
+
+benchmarks/gpu_bench.py has never had a GPU to itself; this proves every figure's code path
+(the Studio side, the plain diffusers twin, peak memory, the SD-Turbo "sd2" folder) works, so the
+one GPU call that measures it cannot die on a typo.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+
+if str(REPO) not in sys.path:  # `benchmarks` is a top-level package of the repository, not installed
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import gpu_bench, realsize  # noqa: E402
+
+
+def test_sd_turbo_configs_are_the_published_sd21_architecture():
+    """Parameter counts of SD 2.1 (and so SD-Turbo): UNet 865.9 M, VAE 83.7 M, OpenCLIP-H text 340.4 M."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from brushwork.models.family import detect_folder
+
+    folder = realsize.config_dir("sd-turbo")
+    cfg = {part: json.loads((folder / part / "config.json").read_text()) for part in ("unet", "vae", "text_encoder")}
+    with torch.device("meta"):  # shapes only: no memory, no time
+        models = {"unet": UNet2DConditionModel.from_config(cfg["unet"]), "vae": AutoencoderKL.from_config(cfg["vae"]),
+                  "text_encoder": CLIPTextModel(CLIPTextConfig(**cfg["text_encoder"]))}
+    counts = {part: sum(p.numel() for p in m.parameters()) for part, m in models.items()}
+    assert counts == {"unet": 865_910_724, "vae": 83_653_863, "text_encoder": 340_387_840}
+    assert detect_folder(folder).family == "sd2"
+    scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    assert (scheduler["_class_name"], scheduler["timestep_spacing"]) == ("EulerDiscreteScheduler", "trailing")
+
+
+def test_unknown_architecture_is_refused_by_name():
+    with pytest.raises(ValueError, match="unknown architecture 'sd3'"):
+        realsize.config_dir("sd3")
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """Scratch shared by this module's tests: the tiny SD-Turbo is built once."""
+    return tmp_path_factory.mktemp("gpu-bench")
+
+
+@pytest.mark.slow
+def test_every_gpu_figure_runs_on_the_cpu_with_tiny_models(tiny_models, work):
+    figures = gpu_bench.smoke(tiny_models.root, work)
+    by_key = {f.key: f for f in figures}
+    assert sorted(by_key) == sorted(gpu_bench.KEYS)
+    for fig in figures:
+        assert fig.value is not None and math.isfinite(fig.value) and fig.value > 0, fig
+    for key in ("sd15", "controlnet", "live_frame", "sdxl"):
+        detail = by_key[f"{key}_peak_vram_gib"].detail
+        assert detail["plain_gib"] > 0 and math.isfinite(detail["ratio"])
+    assert by_key["sd15_unet_its"].detail["plain_its"] > 0
+    assert by_key["controlnet_overhead_ratio"].detail["plain_ratio"] > 0
+    # the tiny SD-Turbo is a 1024-wide-cross-attention ("sd2") folder, loaded by the real Studio
+    assert by_key["live_frame_ms"].detail["studio_family"]
+    # same seed, same CPU noise, fp32 on both sides: our image is the plain pipeline's
+    assert by_key["sd15_e2e_s"].detail["mean_abs_pixel_diff"] < 1.0
+
+
+def test_only_runs_the_groups_asked_for(tiny_models, work):
+    figures = gpu_bench.smoke(tiny_models.root, work, only=["live_frame_ms"])
+    assert [f.key for f in figures] == ["live_frame_ms"]
+
+
+def test_the_suite_entry_needs_cuda_only_when_asked_for_gpu_figures():
+    assert gpu_bench.run(only=["worker_overhead_ratio"]) == []
+    if not torch.cuda.is_available():
+        with pytest.raises(ModuleNotFoundError, match="no CUDA device"):
+            gpu_bench.run(quick=True)
