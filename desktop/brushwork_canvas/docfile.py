@@ -68,7 +68,7 @@ def load_document(path: str | os.PathLike, doc: Document | None = None) -> Docum
             width, height = check_size(manifest.get("width"), manifest.get("height"))
             layers = [_layer(zf, entry, width, height, i) for i, entry in enumerate(_list(manifest, "layers"))]
             history = [_history(zf, entry, i) for i, entry in enumerate(_list(manifest, "history"))]
-            settings = GenSettings.from_dict(manifest.get("settings") or {})
+            settings = _settings(manifest.get("settings") or {})
             results_since = _results_since(manifest, history)
     except FileNotFoundError:
         raise CanvasError(f"{path}: no such file") from None
@@ -155,6 +155,23 @@ def _history(zf: zipfile.ZipFile, entry: dict, i: int) -> HistoryEntry:
     return HistoryEntry(png=png, recipe=recipe, task=str(entry.get("task", recipe.task)),
                         created=float(entry.get("created", 0.0)), id=str(entry.get("id") or f"result{i}"),
                         job=str(entry.get("job") or ""))
+
+
+def _settings(data: Any) -> GenSettings:
+    if not isinstance(data, dict):
+        raise CanvasError("manifest.json: settings must be an object")
+    settings = GenSettings.from_dict(data)
+    if settings.tiling not in ("", "x", "y", "xy"):
+        raise CanvasError(f"manifest.json: settings.tiling must be one of '', 'x', 'y', 'xy'; got {settings.tiling!r}")
+    if "tiling" not in data and settings.preset:
+        # Written before the canvas had its own Seamless setting: the preset's tiling applied then.
+        from .recipes import base_recipe
+
+        try:
+            settings.tiling = base_recipe(settings.preset).tiling
+        except BrushworkError:
+            pass  # an unknown preset says so when the artist generates
+    return settings
 
 
 def _results_since(manifest: dict, history: list[HistoryEntry]) -> float:

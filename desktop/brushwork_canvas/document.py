@@ -83,6 +83,7 @@ class GenSettings:
     seed: int = 0
     seed_locked: bool = False
     strength: float = 0.6  # refine / inpaint / live denoising strength
+    tiling: str = ""  # seamless axes: "", "x", "y" or "xy" (textures that repeat without a seam)
 
     @classmethod
     def from_dict(cls, data: dict) -> "GenSettings":

@@ -14,6 +14,10 @@ from .recipes import base_recipe, preset_names
 from .session import Session
 
 
+# Seamless tiling as the panel offers it: (label, Recipe.tiling).
+TILING_CHOICES = (("Off", ""), ("Left–right (x)", "x"), ("Top–bottom (y)", "y"), ("Both ways (xy)", "xy"))
+
+
 class GeneratePanel(QWidget):
     def __init__(self, doc: Document, session: Session, parent: QWidget | None = None):
         super().__init__(parent)
@@ -38,6 +42,9 @@ class GeneratePanel(QWidget):
         self.seed_lock = QCheckBox("Lock")
         self.strength = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, decimals=2)
         self.size_label = QLabel()
+        self.tiling = QComboBox()
+        for label, axes in TILING_CHOICES:
+            self.tiling.addItem(label, axes)
 
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
@@ -55,6 +62,7 @@ class GeneratePanel(QWidget):
         form.addRow("Seed", seed_row)
         form.addRow("Strength", self.strength)
         form.addRow("Size", self.size_label)
+        form.addRow("Seamless", self.tiling)
 
         self.generate_button = QPushButton("Generate", objectName="primary", clicked=lambda: session.run("generate"))
         self.refine_button = QPushButton("Refine", clicked=lambda: session.run("refine"))
@@ -95,6 +103,7 @@ class GeneratePanel(QWidget):
         self.seed.valueChanged.connect(lambda v: self._set(seed=v))
         self.seed_lock.toggled.connect(lambda v: self._set(seed_locked=v))
         self.strength.valueChanged.connect(lambda v: self._set(strength=v))
+        self.tiling.currentIndexChanged.connect(lambda _i: self._set(tiling=self.tiling.currentData()))
         doc.settings_changed.connect(self.sync)
         doc.layers_changed.connect(self.sync)
         session.progress.connect(self._on_progress)
@@ -120,6 +129,7 @@ class GeneratePanel(QWidget):
             self.seed_lock.setChecked(s.seed_locked)
             self.strength.setValue(s.strength)
             self.size_label.setText(f"{self.doc.width} × {self.doc.height}")
+            self.tiling.setCurrentIndex(max(0, self.tiling.findData(s.tiling)))
         finally:
             self._syncing = False
 
@@ -132,9 +142,9 @@ class GeneratePanel(QWidget):
             return
         name = "" if name == "(none)" else name
         changes = {"preset": name}
-        try:  # show the preset's own steps/sampler/CFG so what runs is what the panel says
+        try:  # show the preset's own steps/sampler/CFG/tiling so what runs is what the panel says
             r = base_recipe(name)
-            changes.update(steps=r.steps, cfg=r.cfg, sampler=r.sampler)
+            changes.update(steps=r.steps, cfg=r.cfg, sampler=r.sampler, tiling=r.tiling)
         except BrushworkError as exc:
             self.queue_label.setText(str(exc))
         self.doc.update_settings(**changes)

@@ -9,6 +9,7 @@ from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 from brushwork.assets import atomic_write_bytes
+from brushwork.errors import BrushworkError
 
 from . import imaging
 from .commands import AddLayer
@@ -24,10 +25,10 @@ def apply_as_layer(doc: Document, entry_id: str) -> str:
 
 
 def reuse_settings(doc: Document, entry_id: str) -> None:
-    """Prompt, model, sampler, steps, CFG, strength and the seed (locked) of a result."""
+    """Prompt, model, sampler, steps, CFG, strength, seamless axes and the seed (locked) of a result."""
     r = doc.history_entry(entry_id).recipe
     changes = dict(prompt=r.prompt, negative_prompt=r.negative_prompt, model=r.model, sampler=r.sampler,
-                   steps=int(r.steps), cfg=float(r.cfg), preset=r.preset, strength=float(r.strength))
+                   steps=int(r.steps), cfg=float(r.cfg), preset=r.preset, strength=float(r.strength), tiling=r.tiling)
     if r.seed is not None:
         changes.update(seed=int(r.seed), seed_locked=True)
     doc.update_settings(**changes)
@@ -40,6 +41,7 @@ def export_png(doc: Document, entry_id: str, path: str | Path) -> Path:
 
 class HistoryPanel(QWidget):
     export_requested = Signal(str)  # entry id: the window asks where to save
+    message = Signal(str)  # one line for the status bar
 
     def __init__(self, doc: Document, parent: QWidget | None = None):
         super().__init__(parent)
@@ -68,8 +70,11 @@ class HistoryPanel(QWidget):
     def sync(self) -> None:
         self.list.clear()
         for entry in self.doc.history:
-            pixmap = QPixmap.fromImage(imaging.image_from_bytes(entry.png, "result"))
-            item = QListWidgetItem(QIcon(pixmap), f"{entry.task} · {entry.recipe.seed}")
+            try:
+                icon = QIcon(QPixmap.fromImage(imaging.image_from_bytes(entry.png, "result")))
+            except BrushworkError:  # a damaged picture in a document: list it, still exportable
+                icon = QIcon()
+            item = QListWidgetItem(icon, f"{entry.task} · {entry.recipe.seed}")
             item.setData(Qt.ItemDataRole.UserRole, entry.id)
             item.setToolTip(_describe(entry))
             self.list.addItem(item)
@@ -88,7 +93,10 @@ class HistoryPanel(QWidget):
 
     def _apply(self) -> None:
         if entry_id := self.selected_id():
-            apply_as_layer(self.doc, entry_id)
+            try:
+                apply_as_layer(self.doc, entry_id)
+            except BrushworkError as exc:
+                self.message.emit(f"Apply as layer: {exc}")
 
     def _reuse(self) -> None:
         if entry_id := self.selected_id():

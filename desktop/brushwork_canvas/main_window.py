@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
         self.layers_panel.add_requested.connect(self.add_layer)
         self.layers_panel.add_person_requested.connect(self.add_person)
         self.history_panel.export_requested.connect(self.export_result)
+        self.history_panel.message.connect(self._error)
         self.canvas.files_dropped.connect(self.import_images)
         self.canvas.status.connect(self.statusBar().showMessage)
         session.message.connect(lambda text: self.statusBar().showMessage(text, 8000))

@@ -119,7 +119,7 @@ def build_job(doc: Document, action: str, *, seed: int | None = None) -> JobSpec
     live = action == "live"
     preset = (live_preset() or s.preset) if live else s.preset
     changes = dict(prompt=s.prompt, negative_prompt=s.negative_prompt, width=doc.width, height=doc.height,
-                   seed=seed if seed is not None else (int(s.seed) if s.seed_locked else None))
+                   seed=seed if seed is not None else (int(s.seed) if s.seed_locked else None), tiling=s.tiling)
     if s.model:
         changes["model"] = s.model
     if not live:  # the live preset decides its own (few) steps and sampler

@@ -1,0 +1,81 @@
+"""The Seamless setting (Recipe.tiling) in the generate panel: what the artist picks is what runs,
+presets load theirs into the panel, Reuse settings brings it back, and documents keep it."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+
+from brushwork.recipe import Recipe
+from brushwork_canvas.docfile import load_document, save_document
+from brushwork_canvas.document import CanvasError, HistoryEntry
+from brushwork_canvas.history_panel import reuse_settings
+from brushwork_canvas.recipes import build_job
+
+
+def pick(combo, text):
+    index = combo.findText(text)
+    assert index >= 0, f"{text!r} is not offered"
+    combo.setCurrentIndex(index)
+
+
+def test_the_seamless_choice_is_what_the_recipe_asks_for(window):
+    panel, doc = window.generate_panel, window.doc
+    assert panel.tiling.currentText() == "Off" and build_job(doc, "generate").recipe.tiling == ""
+    pick(panel.tiling, "Both ways (xy)")
+    assert doc.settings.tiling == "xy"
+    assert build_job(doc, "generate").recipe.tiling == "xy"
+    assert build_job(doc, "refine").recipe.tiling == "xy"
+    pick(panel.tiling, "Left–right (x)")
+    assert build_job(doc, "live").recipe.tiling == "x", "live mode paints seamless textures too"
+
+
+def test_a_preset_loads_its_tiling_into_the_panel_and_the_artist_can_turn_it_off(window):
+    panel, doc = window.generate_panel, window.doc
+    pick(panel.preset, "texture-seamless")
+    assert panel.tiling.currentText() == "Both ways (xy)" and doc.settings.tiling == "xy"
+    pick(panel.tiling, "Off")
+    assert build_job(doc, "generate").recipe.tiling == "", "the panel, not the preset, has the last word"
+    pick(panel.preset, "(none)")
+    assert panel.tiling.currentText() == "Off"
+
+
+def test_reuse_settings_brings_back_the_tiling(window):
+    doc = window.doc
+    doc.add_history(HistoryEntry(png=b"a damaged picture: listed all the same", recipe=Recipe(prompt="bricks", tiling="y", seed=4)))
+    reuse_settings(doc, doc.history[0].id)
+    assert window.history_panel.list.count() == 1
+    layers = len(doc.layers)
+    window.history_panel.apply_button.click()  # the damaged picture: one line, no layer, no traceback
+    assert len(doc.layers) == layers and window.statusBar().currentMessage().startswith("Apply as layer: result:")
+    assert window.generate_panel.tiling.currentText() == "Top–bottom (y)"
+
+
+def _manifest_edit(path, change):
+    with zipfile.ZipFile(path) as zf:
+        items = {n: zf.read(n) for n in zf.namelist()}
+    manifest = json.loads(items["manifest.json"])
+    change(manifest)
+    items["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in items.items():
+            zf.writestr(name, data)
+
+
+def test_documents_keep_the_tiling_and_older_ones_take_their_presets(doc, tmp_path):
+    doc.update_settings(tiling="x")
+    path = save_document(doc, tmp_path / "a.bwcanvas")
+    assert load_document(path).settings.tiling == "x"
+
+    def older(manifest):  # written before the Seamless setting existed, with the seamless preset
+        del manifest["settings"]["tiling"]
+        manifest["settings"]["preset"] = "texture-seamless"
+
+    _manifest_edit(path, older)
+    assert load_document(path).settings.tiling == "xy"
+
+    _manifest_edit(path, lambda m: m["settings"].update(tiling="z"))
+    with pytest.raises(CanvasError, match="settings.tiling must be one of"):
+        load_document(path)
