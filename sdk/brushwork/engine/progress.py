@@ -4,6 +4,12 @@ A preview is the *predicted clean latent* (x0) mapped to RGB with a fixed linear
 decode, so it costs microseconds and works while the UNet owns the GPU. The noisy latent the
 pipeline hands to its callback is mostly noise early on, so we capture x0 where the scheduler
 computes it, by wrapping that one scheduler instance's ``step``.
+
+On CUDA the preview never stalls the GPU queue: the small RGB picture is computed on the device,
+copied into pinned memory without blocking, and handed to ``on_progress`` once a CUDA event says
+the copy has landed: at the next step's callback at the latest, the last step's at once. A
+synchronous ``.to("cpu")`` every step would make the CPU wait for the GPU to drain its queue, so
+the next step's kernels would be launched onto an idle GPU.
 """
 
 from __future__ import annotations
@@ -40,16 +46,48 @@ class _Cancelled(Exception):
 def latent_to_rgb(latent: torch.Tensor, family: str, *, factors=None, bias=None) -> Image.Image:
     """A latent-sized RGB picture of one latent (C,H,W) or (1,C,H,W). ``factors``/``bias``
     override the family's (a model with its own VAE, like the bundled demo, ships its own)."""
+    latent = latent[0] if latent.dim() == 4 else latent
+    rgb = _rgb_tensor(latent.detach().to("cpu"), family, factors=factors, bias=bias).numpy()
+    return Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+
+
+def _rgb_tensor(latent: torch.Tensor, family: str, *, factors=None, bias=None) -> torch.Tensor:
+    """(H, W, 3) uint8 on the latent's own device."""
     if latent.dim() == 4:
         latent = latent[0]
     if factors is None:
         factors, bias = (SDXL_FACTORS, SDXL_BIAS) if family == "sdxl" else (SD15_FACTORS, SD15_BIAS)
     bias = bias if bias is not None else [0.0, 0.0, 0.0]
-    lat = latent.detach().to("cpu", torch.float32)[: len(factors)]
-    matrix = torch.tensor(factors[: lat.shape[0]], dtype=torch.float32)
-    rgb = torch.einsum("chw,cr->hwr", lat, matrix) + torch.tensor(bias)
-    rgb = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-    return Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    lat = latent.detach().to(torch.float32)[: len(factors)]
+    matrix, offset = _factor_tensors(lat.device, tuple(map(tuple, factors[: lat.shape[0]])), tuple(bias))
+    rgb = torch.einsum("chw,cr->hwr", lat, matrix) + offset
+    return ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+@functools.lru_cache(maxsize=32)
+def _factor_tensors(device: torch.device, factors: tuple, bias: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """The factors on ``device``, made once. A plain torch.tensor(..., device="cuda") copies from
+    pageable memory, which waits for the whole GPU queue: exactly the stall previews must avoid."""
+    matrix, offset = torch.tensor(factors, dtype=torch.float32), torch.tensor(bias, dtype=torch.float32)
+    if device.type != "cuda":
+        return matrix.to(device), offset.to(device)
+    return (matrix.pin_memory().to(device, non_blocking=True), offset.pin_memory().to(device, non_blocking=True))
+
+
+class _InFlight:
+    """One preview on its way from the GPU: a non-blocking copy into pinned memory, then an event."""
+
+    def __init__(self, step: int, total: int, rgb: torch.Tensor):
+        self.step, self.total = step, total
+        self._source = rgb  # kept alive until the copy has run
+        self.host = torch.empty(rgb.shape, dtype=torch.uint8, pin_memory=True)
+        self.host.copy_(rgb, non_blocking=True)
+        self.copied = torch.cuda.Event()
+        self.copied.record()  # on the current stream, after the copy
+
+    def image(self) -> Image.Image:
+        self.copied.synchronize()  # waits for this copy only, not for later queued work
+        return Image.fromarray(np.ascontiguousarray(self.host.numpy()), "RGB")
 
 
 class StepWatcher:
@@ -69,6 +107,7 @@ class StepWatcher:
         self.cancel = cancel
         self.steps_seen = 0
         self._x0: torch.Tensor | None = None
+        self._in_flight: _InFlight | None = None  # a CUDA preview not yet handed over
 
     def cancelled(self) -> bool:
         return self.cancel is not None and bool(self.cancel.is_set())
@@ -94,15 +133,27 @@ class StepWatcher:
         if self.cancelled():
             raise _Cancelled()
         if self.on_progress is not None:
+            self._hand_over()  # the previous step's CUDA preview, if any: in step order
             latent = self._x0 if self._x0 is not None else callback_kwargs.get("latents")
+            total = int(getattr(pipe, "num_timesteps", 0) or 0) or (i + 1)
+            if latent is not None and self.preview_decoder is None and latent.device.type == "cuda":
+                self._in_flight = _InFlight(i + 1, total, _rgb_tensor(latent, self.family))
+                if i + 1 >= total:  # no later step to deliver the last one
+                    self._hand_over()
+                return callback_kwargs
             preview = None
             if latent is not None:
                 decode = self.preview_decoder or (lambda x: latent_to_rgb(x, self.family))
                 preview = decode(latent)
-            total = int(getattr(pipe, "num_timesteps", 0) or 0) or (i + 1)
             self.on_progress(Progress(step=i + 1, total=total, preview=preview,
                                       image_index=self.image_index))
         return callback_kwargs
+
+    def _hand_over(self) -> None:
+        pending, self._in_flight = self._in_flight, None
+        if pending is not None:
+            self.on_progress(Progress(step=pending.step, total=pending.total, preview=pending.image(),
+                                      image_index=self.image_index))
 
 
 def _predicted_x0(scheduler, out) -> torch.Tensor | None:
