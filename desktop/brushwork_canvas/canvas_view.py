@@ -13,6 +13,7 @@ from .tools import PAINT_KINDS, JointDrag, Stroke
 
 MASK_TINT = QColor(255, 40, 60)
 MASK_OPACITY = 0.45
+MASK_HATCH = QColor(255, 255, 255, 200)
 
 
 class CanvasView(QWidget):
@@ -76,7 +77,7 @@ class CanvasView(QWidget):
                 draw_people(painter, layer.people, scale=1.0 / t.m11(), handles=layer is active)
             elif layer.kind == "mask":
                 painter.setOpacity(MASK_OPACITY * layer.opacity)
-                painter.drawImage(0, 0, tinted(layer.image, MASK_TINT))
+                painter.drawImage(0, 0, mask_overlay(layer.image))
             else:
                 painter.drawImage(0, 0, layer.image)
         painter.setOpacity(1.0)
@@ -137,6 +138,17 @@ class CanvasView(QWidget):
         if paths:
             self.files_dropped.emit(paths)
             event.acceptProposedAction()
+
+
+def mask_overlay(image: QImage) -> QImage:
+    """How a mask shows: red, hatched with light lines so that it stays visible over red pictures
+    (bricks, skin) where a flat red tint disappears."""
+    out = tinted(image, MASK_TINT)
+    painter = QPainter(out)
+    painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_SourceAtop)  # only where painted
+    painter.fillRect(out.rect(), QBrush(MASK_HATCH, Qt.BrushStyle.BDiagPattern))
+    painter.end()
+    return out
 
 
 def tinted(image: QImage, color: QColor) -> QImage:

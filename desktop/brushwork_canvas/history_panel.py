@@ -27,11 +27,36 @@ def apply_as_layer(doc: Document, entry_id: str) -> str:
 def reuse_settings(doc: Document, entry_id: str) -> None:
     """Prompt, model, sampler, steps, CFG, strength, seamless axes and the seed (locked) of a result."""
     r = doc.history_entry(entry_id).recipe
-    changes = dict(prompt=r.prompt, negative_prompt=r.negative_prompt, model=r.model, sampler=r.sampler,
-                   steps=int(r.steps), cfg=float(r.cfg), preset=r.preset, strength=float(r.strength), tiling=r.tiling)
+    prompt, negative = _as_typed(r)
+    changes = dict(prompt=prompt, negative_prompt=negative, model=r.model, sampler=r.sampler,
+                   steps=int(r.steps), cfg=float(r.cfg), preset=r.preset, tiling=r.tiling)
+    if r.init_image is not None:  # a txt2img recipe's strength is a default nobody chose
+        changes["strength"] = float(r.strength)
     if r.seed is not None:
         changes.update(seed=int(r.seed), seed_locked=True)
     doc.update_settings(**changes)
+
+
+def _as_typed(recipe) -> tuple[str, str]:
+    """The prompt and negative prompt as the artist typed them: a recipe as run carries its preset's
+    prompt suffix (and its negative prompt when none was typed), which the preset adds again."""
+    prompt, negative = recipe.prompt, recipe.negative_prompt
+    if not recipe.preset:
+        return prompt, negative
+    from brushwork import presets
+
+    try:
+        preset = presets.load_preset(recipe.preset)
+    except BrushworkError:
+        return prompt, negative
+    suffix = preset.prompt_suffix
+    if suffix and prompt == suffix:
+        prompt = ""
+    elif suffix and prompt.endswith(", " + suffix):
+        prompt = prompt[: -len(", " + suffix)]
+    if negative and negative == preset.fields.get("negative_prompt"):
+        negative = ""
+    return prompt, negative
 
 
 def export_png(doc: Document, entry_id: str, path: str | Path) -> Path:

@@ -1,10 +1,13 @@
 """Refresh docs/screenshots/canvas.png: the main window on a small scene (run it under Xvfb).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python -m brushwork_canvas.screenshot docs/screenshots/canvas.png \
-        [--tiny-models .cache/tiny-models/<digest>]
+        --demo --size 256
 
-With ``--tiny-models`` a real worker is started on those models and two results are generated
-into the history (tiny random models make noise, not pictures: the point is the real UI).
+With ``--demo`` a real worker is started on the bundled demo model (no model configured: the
+worker falls back to it) and three seamless textures are generated, the way an artist would: the
+first result stays on the canvas with a mask painted over it for the next Inpaint. With
+``--tiny-models DIR`` the worker runs the tiny random test models instead (their results are
+noise: that mode only shows the sketch/pose/mask UI).
 """
 
 from __future__ import annotations
@@ -58,10 +61,59 @@ def _scene(win) -> None:
                         seed=1234, seed_locked=True)
 
 
+# What the demo model knows (docs/demo.md): patterns and colours. (prompt, seed) per result.
+DEMO_TEXTURES = (("red brick wall", 7), ("blue tile floor", 3), ("yellow wood grain", 5))
+
+
+def _wait_for_result(app, win, timeout: float = 400.0) -> None:
+    from PySide6.QtCore import QEventLoop
+
+    done: list = []
+    win.session.result_added.connect(done.append)
+    deadline = time.monotonic() + timeout
+    win.session.run("generate")
+    while not done and win.session.busy and time.monotonic() < deadline:
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+    print(win.statusBar().currentMessage())
+
+
+def _demo_scene(app, win) -> None:
+    """Three textures from the demo model; the first on the canvas with a mask over a patch of it."""
+    from PySide6.QtCore import QPointF
+
+    from .commands import AddLayer, SetLayerProps
+    from .history_panel import reuse_settings
+    from .tools import Stroke
+
+    doc = win.doc
+    win.session.load_models()
+    doc.update_settings(model="brushwork-demo", sampler="Euler a", steps=25, cfg=7.0, tiling="xy", seed_locked=True)
+    for prompt, seed in DEMO_TEXTURES:
+        doc.update_settings(prompt=prompt, seed=seed)
+        _wait_for_result(app, win)
+    results = [layer for layer in doc.layers if layer.name.startswith("Result")]
+    for layer in results[1:]:  # the first texture stays in view; the others wait in the history
+        doc.undo_stack.push(SetLayerProps(doc, layer.id, visible=False))
+    if doc.history:
+        reuse_settings(doc, doc.history[-1].id)  # the bricks' settings back in the panel
+        win.history_panel.list.setCurrentRow(len(doc.history) - 1)
+    mask = doc.new_layer("mask")
+    doc.undo_stack.push(AddLayer(doc, mask))
+    w, h = doc.width, doc.height
+    stroke = Stroke(doc, mask.id, size=w * 0.16)
+    stroke.begin(QPointF(w * 0.58, h * 0.36))
+    for x, y in ((0.66, 0.42), (0.7, 0.52), (0.64, 0.6)):
+        stroke.move(QPointF(w * x, h * y))
+    stroke.end()
+    doc.set_active(mask.id)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m brushwork_canvas.screenshot")
     parser.add_argument("out", type=Path)
-    parser.add_argument("--tiny-models", type=Path, help="start a real worker on these models and generate")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--demo", action="store_true", help="start a real worker on the bundled demo model and generate")
+    source.add_argument("--tiny-models", type=Path, help="start a real worker on these models and generate")
     parser.add_argument("--size", type=int, default=512, help="document side (generation on a CPU is slow at 512)")
     args = parser.parse_args(argv)
     import signal
@@ -73,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     home = tempfile.mkdtemp(prefix="brushwork-shot-")
     os.environ["BRUSHWORK_HOME"] = home  # never the user's autosave or history
 
-    from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication
 
     from .app import build
@@ -83,19 +134,23 @@ def main(argv: list[str] | None = None) -> int:
     apply_dark_theme(app)
     worker = None
     backend = None
-    if args.tiny_models:
+    if args.tiny_models or args.demo:
         from brushwork.worker.testing import WorkerProcess
 
         from .backend import ClientBackend
 
-        worker = WorkerProcess(home=Path(home) / "worker", model_dirs=[args.tiny_models]).start()
+        model_dirs = [args.tiny_models] if args.tiny_models else []
+        worker = WorkerProcess(home=Path(home) / "worker", model_dirs=model_dirs).start()
         backend = ClientBackend(worker.url, token=worker.token)
     try:
         win = build(backend=backend, restore=False, width=args.size, height=args.size)
         win.resize(1440, 900)
         win.show()
-        _scene(win)
-        if worker is not None:
+        if args.demo:
+            _demo_scene(app, win)
+        else:
+            _scene(win)
+        if args.tiny_models:
             from .commands import SetLayerProps
             from .document import ControlSettings
 
@@ -106,13 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                     control = ControlSettings(**{**vars(layer.control), "model": f"controlnet-tiny-{layer.control.kind}"})
                     win.doc.undo_stack.push(SetLayerProps(win.doc, layer.id, control=control))
             for _ in range(2):
-                done = []
-                win.session.result_added.connect(done.append)
-                win.session.run("generate")
-                deadline = time.monotonic() + 400
-                while not done and win.session.busy and time.monotonic() < deadline:
-                    app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-                print(win.statusBar().currentMessage())
+                _wait_for_result(app, win)
                 win.doc.update_settings(seed=win.doc.settings.seed + 1)
             win.doc.update_settings(preset="sketch-to-image", steps=25, model="tiny-sd15")
             # the results landed as layers on top: hide them so the sketch shows

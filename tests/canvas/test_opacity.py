@@ -133,3 +133,24 @@ def test_the_model_refuses_an_opacity_outside_0_to_1(doc, bad):
     with pytest.raises(CanvasError, match="opacity must be a number from 0 to 1"):
         doc._set_props(layer.id, {"opacity": bad})
     assert layer.opacity == 1.0
+
+
+def test_a_mask_stays_visible_over_a_red_picture(window):
+    """A flat red tint vanishes over red bricks; the hatched overlay must not."""
+    doc, view = window.doc, window.canvas
+    red = np.zeros((doc.height, doc.width, 3), np.uint8)
+    red[:] = (200, 30, 30)
+    image = doc.new_layer("image", "Bricks", imaging.from_array(red))
+    doc.undo_stack.push(AddLayer(doc, image))
+    mask = doc.new_layer("mask")
+    doc.undo_stack.push(AddLayer(doc, mask))
+    black_square(doc, mask, (32, 32, 64, 64))
+    view.repaint()
+    shot = imaging.rgba_array(view.grab().toImage())[:, :, :3].astype(int)
+    top_left = view.to_widget(QPointF(36, 36)).toPoint()
+    bottom_right = view.to_widget(QPointF(92, 92)).toPoint()
+    masked = shot[top_left.y():bottom_right.y(), top_left.x():bottom_right.x()]
+    difference = np.abs(masked - np.array([200, 30, 30])).max(axis=2)
+    assert (difference > 40).mean() > 0.1, "the hatch lines stand out (a flat red tint: none do)"
+    outside = view.to_widget(QPointF(10, 10)).toPoint()
+    assert np.abs(shot[outside.y(), outside.x()] - np.array([200, 30, 30])).max() <= 3, "unmasked: the picture as is"

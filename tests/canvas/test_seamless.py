@@ -79,3 +79,20 @@ def test_documents_keep_the_tiling_and_older_ones_take_their_presets(doc, tmp_pa
     _manifest_edit(path, lambda m: m["settings"].update(tiling="z"))
     with pytest.raises(CanvasError, match="settings.tiling must be one of"):
         load_document(path)
+
+
+def test_reuse_settings_gives_back_the_prompt_as_typed_not_with_the_presets_suffix_twice(window):
+    from brushwork import presets
+
+    doc = window.doc
+    doc.update_settings(prompt="red brick wall", preset="texture-seamless", strength=0.4)
+    ran = build_job(doc, "generate").recipe  # what the worker runs and records
+    preset = presets.load_preset("texture-seamless")
+    assert ran.prompt.endswith(preset.prompt_suffix) and ran.negative_prompt
+    doc.add_history(HistoryEntry(png=b"-", recipe=ran))
+    doc.update_settings(prompt="something else", preset="")
+    reuse_settings(doc, doc.history[0].id)
+    assert (doc.settings.prompt, doc.settings.negative_prompt, doc.settings.preset) == \
+        ("red brick wall", "", "texture-seamless")
+    assert build_job(doc, "generate").recipe.prompt == ran.prompt, "reused twice, still one suffix"
+    assert doc.settings.strength == 0.4, "a txt2img result does not overwrite the Refine strength"
