@@ -310,12 +310,18 @@ def test_a_large_inpaint_with_an_empty_mask_returns_the_init_untouched(studio, t
     assert np.array_equal(pixels(image), pixels(Image.open(pictures["init"])))
 
 
-def test_large_txt2img_on_an_inpainting_checkpoint_is_bounded(studio, tiny_models):
-    """A 9-channel checkpoint runs txt2img as inpainting of the whole picture: on the crop path
-    that is the whole picture scaled to twice native, never the full size."""
-    job = large(tiny_models, tiny_models.sd15_inpaint)
-    image, (net,) = run_counting(studio, job, [unet(studio, tiny_models, tiny_models.sd15_inpaint)])
-    assert image.size == (W, H) and set(net.shapes) == {(9, 52, 64)}
+def test_large_txt2img_and_img2img_on_an_inpainting_checkpoint_refine_in_tiles(studio, tiny_models, pictures):
+    """A 9-channel checkpoint runs txt2img / img2img as inpainting of the whole picture: its tiles
+    get the mask and masked-picture channels (9 in all), never the full size."""
+    model = tiny_models.sd15_inpaint
+    net = unet(studio, tiny_models, model)
+    image, (calls,) = run_counting(studio, large(tiny_models, model), [net])
+    assert image.size == (W, H) and pixels(image).std() > 1
+    assert calls.shapes == [(9, 28, 32)] * 2 + [(9, TILE, TILE)] * TILES * denoise_steps(2, 0.35)
+    job = large(tiny_models, model, strength=0.5, init_image=pictures["init"])
+    image, (calls,) = run_counting(studio, job, [net])
+    assert calls.shapes == [(9, TILE, TILE)] * TILES * denoise_steps(2, 0.5)
+    assert np.array_equal(pixels(studio.generate(job).images[0]), pixels(image))
 
 
 # ---- the crop's geometry --------------------------------------------------------------------------

@@ -48,7 +48,8 @@ from .inputs import Inputs
 from .progress import Progress, _Cancelled
 from .run import Job, run_one
 from .seamless import seamless
-from .tiled_denoise import TileControls, decode_tiled, denoise_steps, denoise_tiled, encode_tiled
+from .tiled_denoise import (TileControls, decode_tiled, denoise_steps, denoise_tiled, encode_blank_tiled,
+                            encode_tiled)
 from .tiled_inpaint import inpaint_cropped
 from .tiles import OVERLAP_FRACTION, Tiling, feather, tile_starts  # noqa: F401 (re-exported)
 
@@ -69,7 +70,7 @@ def wants_tiled(width: int, height: int, native: int) -> bool:
 
 def takes_tiled_path(job: Job) -> bool:
     """Whether ``job`` is large enough for the large-image paths (any task, with or without
-    ControlNets; a 9-channel inpainting checkpoint's jobs are inpaint jobs and take the crop)."""
+    ControlNets, plain or 9-channel inpainting checkpoints)."""
     return wants_tiled(job.recipe.width, job.recipe.height, native_size(job.pipe))
 
 
@@ -107,7 +108,10 @@ class TiledRun:
         self.scale = int(getattr(self.pipe, "vae_scale_factor", 8))
         self.native = native_size(self.pipe)
         self.tile = self.native // self.scale  # latent pixels per tile side
-        self.img2img = job.task == "img2img"
+        self.img2img = self.recipe.task == "img2img"
+        # A 9-channel inpainting UNet runs txt2img / img2img as inpainting of the whole picture
+        # (the Studio made the mask white everywhere): its tiles get the mask and masked picture.
+        self.whole_inpaint = job.task == "inpaint"
         self.strength = float(self.recipe.strength if job.strength is None else job.strength)
         self.total = total_steps(self.recipe.steps, self.strength if self.img2img else None)
         self.done = 0
@@ -137,9 +141,12 @@ class TiledRun:
 
     def _base(self) -> Image.Image:
         width, height = base_size(self.recipe.width, self.recipe.height, self.native)
-        controls = [scale_control(p, (width, height)) for p in (self.job.inputs.controls or [])]
-        small = replace(self.job, recipe=self.recipe.replace(width=width, height=height),
-                        inputs=Inputs(controls=controls))
+        inputs = self.job.inputs
+        small_inputs = Inputs(
+            init=inputs.init.resize((width, height), Image.Resampling.LANCZOS) if inputs.init else None,
+            mask=inputs.mask.resize((width, height), Image.Resampling.NEAREST) if inputs.mask else None,
+            controls=[scale_control(p, (width, height)) for p in (inputs.controls or [])])
+        small = replace(self.job, recipe=self.recipe.replace(width=width, height=height), inputs=small_inputs)
 
         def relay(p: Progress) -> None:
             self.done = p.step
@@ -155,13 +162,18 @@ class TiledRun:
     def _tiled(self, picture: Image.Image, run_steps: int, seed: int) -> Image.Image:
         vae = self.pipe.vae
         latents = encode_tiled(vae, picture, self.scale, self.tile, self.axes, self._check)
+        extra = None
+        if self.whole_inpaint:  # mask 1 everywhere; the masked picture is then all zero
+            blank = encode_blank_tiled(vae, picture.height, picture.width, self.scale, self.tile, self.axes,
+                                       self._check)
+            extra = torch.cat([torch.ones_like(blank[:, :1]), blank], dim=1)
         del picture
         self._advance()
         controls = TileControls(self.pipe, self.job.controls, self.job.inputs.controls or [], self.scale) \
             if self.job.controls else None
         latents = denoise_tiled(self.job, latents, run_steps=run_steps, seed=seed, tile=self.tile, axes=self.axes,
                                 controls=controls, check=self._check, advance=self._advance,
-                                want_previews=self.on_progress is not None)
+                                want_previews=self.on_progress is not None, unet_extra=extra)
         image = decode_tiled(vae, latents, self.scale, self.tile, self.axes, self._check)
         self._advance()
         return image
@@ -192,7 +204,7 @@ def upscale(image: Image.Image, width: int, height: int, axes: str) -> Image.Ima
 def run_tiled(job: Job, *, seed: int, index: int, on_progress=None, cancel=None) -> Image.Image:
     """Image ``index`` of a large job (``takes_tiled_path``): txt2img and img2img in tiles, inpaint
     on a crop around the mask, pasted back. Raises progress._Cancelled."""
-    if job.task == "inpaint":
+    if job.recipe.task == "inpaint":
         native = native_size(job.pipe)
         return inpaint_cropped(job, seed=seed, index=index, native=native, limit=TILED_FACTOR * native,
                                on_progress=on_progress, cancel=cancel)

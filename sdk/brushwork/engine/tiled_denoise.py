@@ -27,23 +27,43 @@ from .samplers import make_scheduler
 from .tiles import Tiling, add_tile, cut_tile, pixel_index
 
 
-@torch.inference_mode()
 def encode_tiled(vae, image: Image.Image, scale: int, tile: int, axes: str,
                  check: Callable[[], None] = lambda: None) -> torch.Tensor:
     """RGB picture -> scaled latents (1, C, H/scale, W/scale), encoded in overlapping tiles of
     ``tile`` latent pixels that wrap on ``axes``; the encoder's mode, so no randomness."""
     f = scale
     pixels = np.asarray(image.convert("RGB"))  # uint8 (H, W, 3): the only full-size copy
-    tiling = Tiling(image.height // f, image.width // f, tile, axes)
+
+    def read(rows, cols):
+        part = pixels[pixel_index(rows, f).numpy()][:, pixel_index(cols, f).numpy()]
+        return torch.from_numpy(np.ascontiguousarray(part)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+    return _encode_tiles(vae, image.height // f, image.width // f, read, tile, axes, check)
+
+
+def encode_blank_tiled(vae, height: int, width: int, scale: int, tile: int, axes: str,
+                       check: Callable[[], None] = lambda: None) -> torch.Tensor:
+    """Scaled latents of an all-zero picture ([-1, 1] scale: mid grey) of ``width`` x ``height``:
+    the masked picture a 9-channel inpainting UNet sees where everything is masked."""
+    f = scale
+
+    def read(rows, cols):
+        return torch.zeros(1, 3, rows.numel() * f, cols.numel() * f)
+
+    return _encode_tiles(vae, height // f, width // f, read, tile, axes, check)
+
+
+@torch.inference_mode()
+def _encode_tiles(vae, height: int, width: int, read: Callable, tile: int, axes: str,
+                  check: Callable[[], None]) -> torch.Tensor:
+    tiling = Tiling(height, width, tile, axes)
     device = vae.device
     channels = int(vae.config.latent_channels)
-    acc = torch.zeros(1, channels, tiling.height, tiling.width, dtype=torch.float32)
-    weights = torch.zeros(1, 1, tiling.height, tiling.width, dtype=torch.float32)
+    acc = torch.zeros(1, channels, height, width, dtype=torch.float32)
+    weights = torch.zeros(1, 1, height, width, dtype=torch.float32)
     for rows, cols in tiling:
         check()
-        tile_pixels = pixels[pixel_index(rows, f).numpy()][:, pixel_index(cols, f).numpy()]
-        x = torch.from_numpy(np.ascontiguousarray(tile_pixels)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-        z = vae.encode(x.to(device, vae.dtype)).latent_dist.mode().float().cpu()
+        z = vae.encode(read(rows, cols).to(device, vae.dtype)).latent_dist.mode().float().cpu()
         add_tile(acc, z * tiling.weight, rows, cols)
         add_tile(weights, tiling.weight[None, None], rows, cols)
     latents = acc / weights
@@ -127,11 +147,13 @@ def conditioning(job, tile_side: int, device) -> tuple[torch.Tensor, dict | None
 def denoise_tiled(job, init: torch.Tensor, *, run_steps: int, seed: int, tile: int, axes: str,
                   controls: TileControls | None = None, check: Callable[[], None] = lambda: None,
                   advance: Callable[[Image.Image | None], None] = lambda preview: None,
-                  want_previews: bool = False) -> torch.Tensor:
+                  want_previews: bool = False, unet_extra: torch.Tensor | None = None) -> torch.Tensor:
     """img2img over the whole latent ``init`` for the last ``run_steps`` of ``job.recipe.steps``,
     MultiDiffusion style: every step runs the UNet (and the ControlNets) on overlapping tiles,
     blends their noise predictions with feathered weights and steps the scheduler once on the
-    whole latent. The noise comes from a CPU generator seeded ``seed``."""
+    whole latent. The noise comes from a CPU generator seeded ``seed``. ``unet_extra``: latent-size
+    channels appended to each tile's UNet input (a 9-channel inpainting UNet's mask and masked
+    picture), as diffusers' inpaint pipelines append them after the ControlNets ran."""
     pipe, recipe = job.pipe, job.recipe
     unet, steps, device = pipe.unet, recipe.steps, pipe.unet.device
     scheduler = make_scheduler(recipe.sampler, job.scheduler_config)
@@ -150,6 +172,8 @@ def denoise_tiled(job, init: torch.Tensor, *, run_steps: int, seed: int, tile: i
     step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
     tiling = Tiling(latents.shape[-2], latents.shape[-1], tile, axes)
     weight = tiling.weight.to(device)
+    if unet_extra is not None:
+        unet_extra = unet_extra.to(device, unet.dtype)
     weights = torch.zeros(1, 1, tiling.height, tiling.width, device=device)
     for rows, cols in tiling:
         add_tile(weights, weight[None, None], rows, cols)
@@ -166,6 +190,9 @@ def denoise_tiled(job, init: torch.Tensor, *, run_steps: int, seed: int, tile: i
                 down, mid = controls.residuals(x, t, i, len(timesteps), rows, cols, embeds, added)
                 if down is not None:
                     kwargs.update(down_block_additional_residuals=down, mid_block_additional_residual=mid)
+            if unet_extra is not None:
+                extra = cut_tile(unet_extra, rows, cols)
+                x = torch.cat([x, torch.cat([extra] * x.shape[0])], dim=1)
             out = unet(x, t, encoder_hidden_states=embeds, return_dict=False, **kwargs)[0].float()
             if guided:
                 uncond, cond = out.chunk(2)

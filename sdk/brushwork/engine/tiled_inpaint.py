@@ -126,8 +126,7 @@ def inpaint_cropped(job: Job, *, seed: int, index: int, native: int, limit: int,
     image = image.convert("RGB")
     if image.size != (w, h):
         image = image.resize((w, h), Image.Resampling.LANCZOS)
-    if recipe.task == "inpaint":  # a 9-channel checkpoint's whole-picture "inpaint" has no paste
-        image = paste_back(init_crop, image, mask_crop, recipe.mask_feather)
+    image = paste_back(init_crop, image, mask_crop, recipe.mask_feather)
     out = full.copy()
     out[np.ix_(rows, cols)] = np.asarray(image)
     return Image.fromarray(out, "RGB")
