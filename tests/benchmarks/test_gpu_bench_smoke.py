@@ -80,3 +80,24 @@ def test_the_suite_entry_needs_cuda_only_when_asked_for_gpu_figures():
     if not torch.cuda.is_available():
         with pytest.raises(ModuleNotFoundError, match="no CUDA device"):
             gpu_bench.run(quick=True)
+
+
+def test_gpu_session_script_off_the_gpu_records_what_it_could_not_run(tmp_path):
+    """The device call's script, minus the GPU: stages are checked first, a spent time budget is
+    recorded per group in $OUT/results.json and RESULTS.md, and the repository's RESULTS.md stays."""
+    import os
+    import subprocess
+
+    script = REPO / "benchmarks" / "gpu_session.sh"
+    env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable, ALLOW_NO_GPU="1", BUDGET_S="0")
+    bad = subprocess.run(["bash", str(script), "sd15", "bogus"], env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown stage bogus" in bad.stdout
+    results_md = (REPO / "benchmarks" / "RESULTS.md").read_bytes()
+    done = subprocess.run(["bash", str(script), "live", "sdxl"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["figures"] == {} and results["not_measured"] == [
+        "live: not run (session time budget spent)", "sdxl: not run (session time budget spent)"]
+    assert "sdxl: not run" in (tmp_path / "RESULTS.md").read_text()
+    assert (tmp_path / "session.log").stat().st_size > 0
+    assert (REPO / "benchmarks" / "RESULTS.md").read_bytes() == results_md
