@@ -269,8 +269,11 @@ class Document(QObject):
         self.dirty = True
         self.history_changed.emit()
 
+    def find_result(self, sha256: str) -> HistoryEntry | None:
+        return next((entry for entry in self.history if entry.sha256 == sha256), None)
+
     def has_result(self, sha256: str) -> bool:
-        return any(entry.sha256 == sha256 for entry in self.history)
+        return self.find_result(sha256) is not None
 
     def history_entry(self, entry_id: str) -> HistoryEntry:
         for entry in self.history:

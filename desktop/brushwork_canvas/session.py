@@ -54,6 +54,8 @@ class Session(QObject):
         self._sync_call: int | None = None
         self._sync_again = False  # another sync was asked for while one ran
         self._lost_jobs = False  # a job's stream broke: it may have finished without us
+        self._quiet = False  # a change the session makes itself (not the artist's edit)
+        self._announce_models = False  # say "connected" once the startup model list arrives
         runner.update.connect(self._on_update)
         runner.connected.connect(self._on_connected)
         runner.call_done.connect(self._on_call_done)
@@ -70,6 +72,8 @@ class Session(QObject):
     def start(self) -> None:
         """What the app does once its window shows: list the worker's models and bring in results
         that finished while the canvas was closed. Both run in the background."""
+        self.message.emit("Connecting to the worker (starting it if none is running)…")
+        self._announce_models = True
         self.load_models()
         self.sync_history()
 
@@ -153,7 +157,7 @@ class Session(QObject):
     # ---- live mode --------------------------------------------------------------------------
 
     def _on_edit(self) -> None:
-        if self.live:
+        if self.live and not self._quiet:
             self._live_timer.start()  # restart: the last edit of a burst wins
 
     def _fire_live(self) -> None:
@@ -219,12 +223,23 @@ class Session(QObject):
                 self.live_result.emit(image)
                 continue
             entry = HistoryEntry(png=png, recipe=recipe, task=spec.action, job=update.job)
-            if self.doc.has_result(entry.sha256):
-                continue  # a history sync brought it in already
-            self.doc.add_history(entry)
+            # The very same picture may be in the history already (a history sync brought it in,
+            # or the same seed and settings ran again): one entry, but the artist still gets a layer.
+            known = self.doc.find_result(entry.sha256)
+            if known is None:
+                self.doc.add_history(entry)
+            else:
+                entry = known
             layer = self.doc.new_layer("image", f"Result {len(self.doc.history)}", image)
             self.doc.undo_stack.push(AddLayer(self.doc, layer, text=f"Add {layer.name}"))
             self.result_added.emit(entry.id)
+        if not spec.live and recipe.seed is not None and not self.doc.settings.seed_locked:
+            # The seed box shows the seed the worker picked: ticking Lock keeps this picture's seed.
+            self._quiet = True
+            try:
+                self.doc.update_settings(seed=int(recipe.seed))
+            finally:
+                self._quiet = False
         seed = recipe.seed if recipe.seed is not None else "?"
         self.message.emit(f"{spec.action.capitalize()}: done (seed {seed})")
 
@@ -247,8 +262,14 @@ class Session(QObject):
             self._synced(value)
         elif key == self._model_call:
             items = [m for m in (value or []) if isinstance(m, dict)]
-            self.models_loaded.emit(sorted({m["name"] for m in items if m.get("kind") == "pipeline"}))
-            self.controlnets_loaded.emit(sorted({m["name"] for m in items if m.get("kind") == "controlnet"}))
+            pipelines = sorted({m["name"] for m in items if m.get("kind") == "pipeline"})
+            controlnets = sorted({m["name"] for m in items if m.get("kind") == "controlnet"})
+            self.models_loaded.emit(pipelines)
+            self.controlnets_loaded.emit(controlnets)
+            if self._announce_models:
+                self._announce_models = False
+                self.message.emit(f"Connected to the worker: {_count(len(pipelines), 'model')}, "
+                                  f"{_count(len(controlnets), 'ControlNet')}")
 
     def _sync_finished(self) -> None:
         self._sync_call = None
@@ -263,3 +284,7 @@ class Session(QObject):
             self.message.emit(f"Could not look for results in the worker's history: {message}")
         elif key == self._model_call:
             self.message.emit(f"Could not list the worker's models: {message}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -96,3 +96,14 @@ def test_reuse_settings_gives_back_the_prompt_as_typed_not_with_the_presets_suff
         ("red brick wall", "", "texture-seamless")
     assert build_job(doc, "generate").recipe.prompt == ran.prompt, "reused twice, still one suffix"
     assert doc.settings.strength == 0.4, "a txt2img result does not overwrite the Refine strength"
+
+
+def test_the_seed_box_holds_every_seed_the_worker_can_pick(window):
+    """Seeds go up to 2**32 - 1; a plain QSpinBox stops at 2**31 - 1 and showed a wrong number."""
+    panel, doc = window.generate_panel, window.doc
+    doc.update_settings(seed=2**32 - 1)
+    assert int(panel.seed.value()) == 2**32 - 1
+    panel.seed.setValue(3_000_000_001)
+    assert doc.settings.seed == 3_000_000_001 and isinstance(doc.settings.seed, int)
+    doc.update_settings(seed_locked=True)
+    assert build_job(doc, "generate").recipe.seed == 3_000_000_001

@@ -74,6 +74,9 @@ class ScriptedBackend:
         return [{"name": "tiny-sd15", "kind": "pipeline"}, {"name": "controlnet-tiny-pose", "kind": "controlnet"},
                 {"name": "other", "kind": "pipeline"}]
 
+    def finished_results(self, since, known):
+        return [], since
+
 
 @pytest.fixture
 def setup(doc, qtbot):
@@ -198,3 +201,36 @@ def test_models_are_listed_in_the_background(setup, qtbot):
         session.load_models()
     assert blocker.args[0] == ["other", "tiny-sd15"]
     assert nets == [["controlnet-tiny-pose"]]
+
+
+def test_an_unlocked_seed_box_takes_the_seed_the_worker_picked(setup, doc, qtbot):
+    backend, runner, session, _ = setup()
+    assert not doc.settings.seed_locked
+    with qtbot.waitSignal(session.result_added, timeout=5000):
+        session.run("generate")
+    assert backend.jobs[0].recipe.seed is None, "unlocked: the worker picks"
+    assert doc.settings.seed == 42 and not doc.settings.seed_locked
+    doc.update_settings(seed_locked=True)  # Lock now: the next job repeats that picture's seed
+    with qtbot.waitSignal(session.result_added, timeout=5000):
+        session.run("generate")
+    assert backend.jobs[1].recipe.seed == 42
+
+
+def test_the_same_picture_twice_is_one_history_entry_but_two_layers(setup, doc, qtbot):
+    backend, runner, session, _ = setup()
+    for _ in range(2):  # the scripted worker returns identical bytes each time (same seed, same settings)
+        with qtbot.waitSignal(session.result_added, timeout=5000):
+            session.run("generate")
+    assert len(doc.history) == 1
+    assert [layer.kind for layer in doc.layers].count("image") == 2
+
+
+def test_startup_says_it_is_connecting_then_what_the_worker_has(setup, qtbot):
+    backend, runner, session, _ = setup()
+    messages = []
+    session.message.connect(messages.append)
+    with qtbot.waitSignal(session.history_synced, timeout=5000):
+        session.start()
+    qtbot.waitUntil(lambda: any(m.startswith("Connected") for m in messages), timeout=5000)
+    assert messages[0].startswith("Connecting to the worker")
+    assert "Connected to the worker: 2 models, 1 ControlNet" in messages
