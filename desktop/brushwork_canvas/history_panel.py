@@ -96,7 +96,7 @@ class HistoryPanel(QWidget):
         self.list.clear()
         for entry in self.doc.history:
             try:
-                icon = QIcon(QPixmap.fromImage(imaging.image_from_bytes(entry.png, "result")))
+                icon = result_icon(QPixmap.fromImage(imaging.image_from_bytes(entry.png, "result")))
             except BrushworkError:  # a damaged picture in a document: list it, still exportable
                 icon = QIcon()
             item = QListWidgetItem(icon, f"{entry.task} · {entry.recipe.seed}")
@@ -130,6 +130,14 @@ class HistoryPanel(QWidget):
     def _export(self) -> None:
         if entry_id := self.selected_id():
             self.export_requested.emit(entry_id)
+
+
+def result_icon(pixmap: QPixmap) -> QIcon:
+    """A thumbnail that keeps its colours when selected (Qt tints a selected icon with the
+    highlight colour by default: a red result looked purple)."""
+    icon = QIcon(pixmap)
+    icon.addPixmap(pixmap, QIcon.Mode.Selected)
+    return icon
 
 
 def _describe(entry: HistoryEntry) -> str:

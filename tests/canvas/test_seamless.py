@@ -107,3 +107,18 @@ def test_the_seed_box_holds_every_seed_the_worker_can_pick(window):
     assert doc.settings.seed == 3_000_000_001 and isinstance(doc.settings.seed, int)
     doc.update_settings(seed_locked=True)
     assert build_job(doc, "generate").recipe.seed == 3_000_000_001
+
+
+def test_a_selected_history_thumbnail_keeps_its_colours(window):
+    import numpy as np
+    from PySide6.QtCore import QSize
+    from PySide6.QtGui import QIcon
+
+    from brushwork_canvas import imaging
+
+    red = np.zeros((64, 64, 3), np.uint8)
+    red[:] = (200, 30, 30)
+    window.doc.add_history(HistoryEntry(png=imaging.png_bytes(imaging.from_array(red)), recipe=Recipe(seed=1)))
+    icon = window.history_panel.list.item(0).icon()
+    selected = imaging.rgba_array(icon.pixmap(QSize(32, 32), QIcon.Mode.Selected).toImage())
+    assert selected[16, 16, :3].tolist() == [200, 30, 30]
