@@ -366,8 +366,11 @@ def _live_group(plan: Plan) -> list[Figure]:
                  lambda: _plain_call(plain, size, 1, 0.0), lambda: studio.generate(recipe).images[0],
                  repeats=plan.live_repeats, plain_weights=pipeline_bytes(plain),
                  ours_weights=lambda: _studio_weights(studio, controlnets=False))
-    families = {m["family"] for m in studio.loaded_models() if m["kind"] == "model"}
-    figs[0].detail["studio_family"] = sorted(families)
+    from brushwork.engine import bridge
+
+    # "sd2" as resolved from the folder; the engine then runs it with SD 1.5's pipeline classes
+    figs[0].detail["resolved_family"] = bridge.resolve(str(folder), "pipeline", studio.settings).family
+    figs[0].detail["studio_family"] = sorted({m["family"] for m in studio.loaded_models() if m["kind"] == "model"})
     studio.unload(None)
     return figs
 
