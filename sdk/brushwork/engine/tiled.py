@@ -51,7 +51,7 @@ from .seamless import seamless
 from .tiled_denoise import (TileControls, decode_tiled, denoise_steps, denoise_tiled, encode_blank_tiled,
                             encode_tiled)
 from .tiled_inpaint import inpaint_cropped
-from .tiles import OVERLAP_FRACTION, Tiling, feather, tile_starts  # noqa: F401 (re-exported)
+from .tiles import OVERLAP_FRACTION, Tiling, feather, tile_starts
 
 TILED_FACTOR = 2  # a side larger than this many times the native size takes the tiled path
 REFINE_STRENGTH = 0.35  # how much of the upscaled picture the refine pass may repaint
@@ -209,3 +209,10 @@ def run_tiled(job: Job, *, seed: int, index: int, on_progress=None, cancel=None)
         return inpaint_cropped(job, seed=seed, index=index, native=native, limit=TILED_FACTOR * native,
                                on_progress=on_progress, cancel=cancel)
     return TiledRun(job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)()
+
+
+# The tile geometry lives in tiles.py and the phases in tiled_denoise.py; these names stay
+# importable from here (tests, benchmarks and older imports use them).
+__all__ = ["OVERLAP_FRACTION", "REFINE_STRENGTH", "TILED_FACTOR", "TiledRun", "Tiling", "base_size",
+           "decode_tiled", "encode_tiled", "feather", "native_size", "refine_steps", "run_tiled",
+           "scale_control", "takes_tiled_path", "tile_starts", "total_steps", "upscale", "wants_tiled"]
