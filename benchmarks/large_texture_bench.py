@@ -57,7 +57,7 @@ def _job(model: str, size: int, steps: int, device: str) -> dict:
 
 
 def _measure(model: str, size: int, steps: int, device: str) -> dict:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])))
     proc = subprocess.run([sys.executable, "-m", "benchmarks.large_texture_bench", "--job", str(size),
                            "--model", model, "--steps", str(steps), "--device", device],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)

@@ -139,6 +139,7 @@ class PipelineCache:
                 pipe = base.pipe
             else:
                 pipe = cls.from_pipe(base.pipe, **kwargs)
+                pipe.set_progress_bar_config(disable=True)  # from_pipe does not carry it over
             # Derived pipelines of many ControlNet combinations are cheap (shared modules) but
             # unbounded: keep the most recent few.
             if len(base.derived) >= 16:
