@@ -94,13 +94,16 @@ def tune_pipeline(pipe, fast: FastPath) -> None:
                 model.set_attn_processor(AttnProcessor2_0())
     if fast.compile:
         compile_denoiser(pipe.unet, fast)
+        # The decoder is a fifth to a quarter of a short CPU job (256², 6 steps): compiled like
+        # the UNet, or the UNet's gain is diluted (benchmarks/RESULTS.md, sd15_cpu_speedup).
+        compile_denoiser(pipe.vae.decoder, fast)
     if fast.cpu_offload:
         pipe.enable_model_cpu_offload(device=fast.device)
 
 
 def compile_denoiser(module: torch.nn.Module, fast: FastPath) -> None:
-    """torch.compile a UNet in place (nn.Module.compile): it stays a UNet2DConditionModel, so
-    from_pipe, LoRA loading and the memory accounting keep working on it.
+    """torch.compile a UNet (or the VAE's decoder) in place (nn.Module.compile): it stays a
+    UNet2DConditionModel, so from_pipe, LoRA loading and the memory accounting keep working on it.
 
     On the CPU, inductor's *freezing* is what pays: weights become constants that oneDNN can
     pre-pack for its convolutions and matmuls (measured 1.5x on the SD 1.5 UNet at 256x256, see
