@@ -370,3 +370,26 @@ def test_sdxl_large_img2img_with_a_control_and_inpaint(studio, tiny_models, pict
     painted = studio.generate(inpaint).images[0]
     keep = outside(pictures["mask"])
     assert np.array_equal(pixels(painted)[keep], pixels(Image.open(pictures["init"]))[keep])
+
+
+# ---- cancel -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", ["img2img", "inpaint"])
+def test_cancel_stops_a_large_img2img_or_inpaint_at_the_next_check(studio, tiny_models, pictures, task):
+    import threading
+
+    from brushwork import CancelledError
+
+    cancel, seen = threading.Event(), []
+
+    def listen(p):
+        seen.append(p.step)
+        cancel.set()  # after the first step: img2img's encode, the crop's first denoising step
+
+    extra = {"mask": pictures["mask"]} if task == "inpaint" else {}
+    job = large(tiny_models, steps=4, strength=1.0, init_image=pictures["init"], **extra)
+    with pytest.raises(CancelledError):
+        studio.generate(job, on_progress=listen, cancel=cancel)
+    assert seen == [1]
+    assert studio.generate(recipe(tiny_models.sd15)).images[0].size == (64, 64)  # the Studio still works
