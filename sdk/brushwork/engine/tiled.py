@@ -120,11 +120,16 @@ class TiledRun:
         if self.img2img:
             # img2img: the init picture (already resized to the asked size) is the start; its own
             # seed's noise, as the plain path's img2img.
-            return self._tiled(self.job.inputs.init, denoise_steps(self.recipe.steps, self.strength), self.seed)
+            latents, extra = self._encode(self.job.inputs.init)
+            return self._denoise_and_decode(latents, extra, denoise_steps(self.recipe.steps, self.strength),
+                                            self.seed)
         base = self._base()
         big = upscale(base, self.recipe.width, self.recipe.height, self.axes)
         del base
-        return self._tiled(big, refine_steps(self.recipe.steps), self.seed + 1)  # not the base pass's noise
+        latents, extra = self._encode(big)
+        del big  # the full-size picture is not kept through the refine
+        return self._denoise_and_decode(latents, extra, refine_steps(self.recipe.steps),
+                                        self.seed + 1)  # not the base pass's noise
 
     # ---- progress and cancel -----------------------------------------------------------------
 
@@ -159,7 +164,8 @@ class TiledRun:
         self.done = self.recipe.steps
         return image
 
-    def _tiled(self, picture: Image.Image, run_steps: int, seed: int) -> Image.Image:
+    def _encode(self, picture: Image.Image) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(scaled latents, the 9-channel UNet's extra channels or None); one progress step."""
         vae = self.pipe.vae
         latents = encode_tiled(vae, picture, self.scale, self.tile, self.axes, self._check)
         extra = None
@@ -167,14 +173,17 @@ class TiledRun:
             blank = encode_blank_tiled(vae, picture.height, picture.width, self.scale, self.tile, self.axes,
                                        self._check)
             extra = torch.cat([torch.ones_like(blank[:, :1]), blank], dim=1)
-        del picture
         self._advance()
+        return latents, extra
+
+    def _denoise_and_decode(self, latents: torch.Tensor, extra: torch.Tensor | None, run_steps: int,
+                            seed: int) -> Image.Image:
         controls = TileControls(self.pipe, self.job.controls, self.job.inputs.controls or [], self.scale) \
             if self.job.controls else None
         latents = denoise_tiled(self.job, latents, run_steps=run_steps, seed=seed, tile=self.tile, axes=self.axes,
                                 controls=controls, check=self._check, advance=self._advance,
                                 want_previews=self.on_progress is not None, unet_extra=extra)
-        image = decode_tiled(vae, latents, self.scale, self.tile, self.axes, self._check)
+        image = decode_tiled(self.pipe.vae, latents, self.scale, self.tile, self.axes, self._check)
         self._advance()
         return image
 
