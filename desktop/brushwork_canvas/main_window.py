@@ -123,6 +123,17 @@ class MainWindow(QMainWindow):
         self.size_slider.setFixedWidth(160)
         self.size_slider.valueChanged.connect(lambda v: setattr(self.canvas, "brush_size", float(v)))
         tools.addWidget(self.size_slider)
+        # [ and ] change the brush size, as in most painting programs (a step of about a fifth).
+        for key, factor in (("[", 1 / 1.25), ("]", 1.25)):
+            action = QAction(self, shortcut=key)
+            action.triggered.connect(lambda _=False, f=factor: self._scale_brush(f))
+            self.addAction(action)
+        # Ctrl+Enter generates from anywhere, the prompt box included (as in other SD tools).
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            action = QAction(self, shortcut=keys)
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.triggered.connect(lambda: self.session.run("generate"))
+            self.addAction(action)
         self.color_button = QToolButton(text="  Colour  ")
         self.color_button.clicked.connect(self._pick_color)
         tools.addWidget(self.color_button)
@@ -144,6 +155,13 @@ class MainWindow(QMainWindow):
         self.canvas.erase = erase
         self.brush_action.setChecked(not erase)
         self.eraser_action.setChecked(erase)
+
+    def _scale_brush(self, factor: float) -> None:
+        value = self.size_slider.value()
+        scaled = round(value * factor)
+        if scaled == value:  # small brushes still move by one
+            scaled = value + (1 if factor > 1 else -1)
+        self.size_slider.setValue(scaled)  # the slider keeps it within 1..120
 
     def _pick_color(self) -> None:
         color = QColorDialog.getColor(self.canvas.color, self, "Brush colour")

@@ -29,6 +29,29 @@ def worker(tiny_models, tmp_path_factory):
         yield proc
     finally:
         proc.stop()
+        stray = _stray_worker(proc)
+        assert stray is None, f"a canvas started worker {stray} of its own in the test's home"
+
+
+def _stray_worker(proc) -> int | None:
+    """A worker named in the home's worker.json that is not the fixture's (stopped if found)."""
+    import json
+    import os
+    import signal
+
+    from brushwork import protocol
+
+    try:
+        pid = int(json.loads((proc.state_dir / protocol.INFO_FILE).read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pid == proc.proc.pid:
+        return None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return None
+    return pid
 
 
 def recipe(seed: int, **extra) -> Recipe:
@@ -143,6 +166,9 @@ def test_a_reconnect_brings_in_results_that_finished_while_the_worker_was_away(w
     win = open_canvas(qtbot, ClientBackend())
     try:
         start_and_wait(win, qtbot)
+        # Nothing of ours may be talking to the worker when it dies: a call failing in between
+        # would (rightly) start a worker of its own in this home.
+        assert win.session.runner.wait_idle(30000)
         before = len(win.doc.history)
         worker.kill()  # the worker goes away (kill -9) ...
         worker.start()  # ... and comes back on another port, where a job of ours finishes
