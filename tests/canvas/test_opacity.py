@@ -107,6 +107,12 @@ def test_opacity_is_honoured_on_screen_and_in_the_refine_picture(window):
 
     job = build_job(doc, "refine")
     assert job.assets[job.recipe.init_image] == init_png, "Refine starts from the faded picture"
+    mask = doc.new_layer("mask")
+    doc.undo_stack.push(AddLayer(doc, mask))
+    black_square(doc, mask, (40, 40, 20, 20))
+    job = build_job(doc, "inpaint")
+    assert job.assets[job.recipe.init_image] == init_png, "so does Inpaint (the mask is not part of the picture)"
+    doc.set_active(sketch.id)
 
     view = window.canvas
     window.canvas.repaint()
