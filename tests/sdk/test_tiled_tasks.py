@@ -8,6 +8,8 @@ spatial size of every real UNet / ControlNet call (no mock: the networks still r
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -393,3 +395,34 @@ def test_cancel_stops_a_large_img2img_or_inpaint_at_the_next_check(studio, tiny_
         studio.generate(job, on_progress=listen, cancel=cancel)
     assert seen == [1]
     assert studio.generate(recipe(tiny_models.sd15)).images[0].size == (64, 64)  # the Studio still works
+
+
+# ---- tile size --------------------------------------------------------------------------------
+
+
+def test_a_tile_is_the_native_size_but_never_under_32_latent_pixels():
+    from types import SimpleNamespace
+
+    from brushwork.engine.tiled import tile_size, wants_tiled
+
+    def pipe(sample_size, scale):
+        return SimpleNamespace(unet=SimpleNamespace(config={"sample_size": sample_size}), vae_scale_factor=scale)
+
+    assert tile_size(pipe(64, 8)) == 512  # SD 1.5
+    assert tile_size(pipe(128, 8)) == 1024  # SDXL
+    assert tile_size(pipe(32, 2)) == 64  # the tiny test models
+    assert tile_size(pipe(8, 8)) == 256  # the 64 px demo model: 8-latent tiles would be all border
+    assert not wants_tiled(512, 512, tile_size(pipe(8, 8))) and wants_tiled(520, 512, tile_size(pipe(8, 8)))
+
+
+def test_the_demo_model_runs_a_512_img2img_in_one_piece(studio, pictures):
+    """The bundled demo model is 64 px native (8 latent pixels): at 512² its tiles would be 1x1 at
+    the UNet's bottom and cost a call each; it runs the plain path up to 2 x 256 px."""
+    from brushwork import Recipe
+
+    init = Image.open(pictures["init"]).resize((512, 512))
+    path = write_png(Path(pictures["init"]).parent / "init512.png", init)
+    job = Recipe(prompt="red brick wall", steps=2, width=512, height=512, seed=1, init_image=path, strength=0.5)
+    studio.generate(job.replace(width=64, height=64, steps=1, init_image=None))  # the demo is loaded
+    image, (net,) = run_counting(studio, job, [last_base(studio).pipe.unet])
+    assert image.size == (512, 512) and net.shapes == [(4, 64, 64)]  # one step, the whole latent

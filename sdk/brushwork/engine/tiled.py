@@ -2,8 +2,9 @@
 
 A model makes good pictures near the size it was trained at (its *native* size: 512 for SD 1.5,
 1024 for SDXL; UNet ``sample_size`` x VAE scale factor). Asked for much more (either side over
-``TILED_FACTOR`` x native), running the UNet and the VAE on the whole picture repeats subjects and
-needs memory that grows with the area. ``takes_tiled_path(job)`` says when a job is that large and
+``TILED_FACTOR`` tiles; a tile is the native size, at least ``MIN_TILE_LATENT`` latent pixels),
+running the UNet and the VAE on the whole picture repeats subjects and needs memory that grows
+with the area. ``takes_tiled_path(job)`` says when a job is that large and
 ``run_tiled`` runs one image of it:
 
 txt2img (the *upscale* path)
@@ -15,9 +16,9 @@ txt2img (the *upscale* path)
   3. *encode*, 4. *refine* at ``REFINE_STRENGTH``, 5. *decode*: as img2img below.
 
 img2img (the init picture is already at the asked size)
-  *encode*: the VAE encoder on overlapping native-size tiles, feather-blended in latent space;
+  *encode*: the VAE encoder on overlapping tiles, feather-blended in latent space;
   *denoise* from the recipe's ``strength``, MultiDiffusion style: each step runs the UNet (and the
-  ControlNets, each on its control picture's crop under the tile) on overlapping native-size tiles
+  ControlNets, each on its control picture's crop under the tile) on overlapping tiles
   and blends their noise predictions with feathered weights, then steps the scheduler once on the
   whole latent; *decode*: the VAE decoder on overlapping tiles, blended into a picture on the CPU.
 
@@ -55,6 +56,10 @@ from .tiles import OVERLAP_FRACTION, Tiling, feather, tile_starts
 
 TILED_FACTOR = 2  # a side larger than this many times the native size takes the tiled path
 REFINE_STRENGTH = 0.35  # how much of the upscaled picture the refine pass may repaint
+# A tile is the model's native size, but never under this many latent pixels: SD's UNet halves a
+# tile three times, so an 8-pixel tile is 1x1 at the bottom (no context), and each tile call pays a
+# fixed overhead (the 64 px demo model took 25x longer at 512² in 121 tiles than in one piece).
+MIN_TILE_LATENT = 32
 
 
 def native_size(pipe) -> int:
@@ -64,14 +69,22 @@ def native_size(pipe) -> int:
     return int(sample) * int(getattr(pipe, "vae_scale_factor", 8))
 
 
-def wants_tiled(width: int, height: int, native: int) -> bool:
-    return max(width, height) > TILED_FACTOR * native
+def tile_size(pipe) -> int:
+    """Pixels per side of a tile: the native size, at least MIN_TILE_LATENT latent pixels."""
+    scale = int(getattr(pipe, "vae_scale_factor", 8))
+    return max(native_size(pipe), MIN_TILE_LATENT * scale)
+
+
+def wants_tiled(width: int, height: int, tile: int) -> bool:
+    """Larger than TILED_FACTOR tiles on a side (``tile``: ``tile_size``, the native size for
+    SD 1.5 / SDXL)."""
+    return max(width, height) > TILED_FACTOR * tile
 
 
 def takes_tiled_path(job: Job) -> bool:
     """Whether ``job`` is large enough for the large-image paths (any task, with or without
     ControlNets, plain or 9-channel inpainting checkpoints)."""
-    return wants_tiled(job.recipe.width, job.recipe.height, native_size(job.pipe))
+    return wants_tiled(job.recipe.width, job.recipe.height, tile_size(job.pipe))
 
 
 def base_size(width: int, height: int, native: int, multiple: int = 8) -> tuple[int, int]:
@@ -107,7 +120,7 @@ class TiledRun:
         self.axes = self.recipe.tiling or ""
         self.scale = int(getattr(self.pipe, "vae_scale_factor", 8))
         self.native = native_size(self.pipe)
-        self.tile = self.native // self.scale  # latent pixels per tile side
+        self.tile = tile_size(self.pipe) // self.scale  # latent pixels per tile side
         self.img2img = self.recipe.task == "img2img"
         # A 9-channel inpainting UNet runs txt2img / img2img as inpainting of the whole picture
         # (the Studio made the mask white everywhere): its tiles get the mask and masked picture.
@@ -214,8 +227,8 @@ def run_tiled(job: Job, *, seed: int, index: int, on_progress=None, cancel=None)
     """Image ``index`` of a large job (``takes_tiled_path``): txt2img and img2img in tiles, inpaint
     on a crop around the mask, pasted back. Raises progress._Cancelled."""
     if job.recipe.task == "inpaint":
-        native = native_size(job.pipe)
-        return inpaint_cropped(job, seed=seed, index=index, native=native, limit=TILED_FACTOR * native,
+        tile = tile_size(job.pipe)
+        return inpaint_cropped(job, seed=seed, index=index, tile=tile, limit=TILED_FACTOR * tile,
                                on_progress=on_progress, cancel=cancel)
     return TiledRun(job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)()
 
@@ -224,4 +237,4 @@ def run_tiled(job: Job, *, seed: int, index: int, on_progress=None, cancel=None)
 # importable from here (tests, benchmarks and older imports use them).
 __all__ = ["OVERLAP_FRACTION", "REFINE_STRENGTH", "TILED_FACTOR", "TiledRun", "Tiling", "base_size",
            "decode_tiled", "encode_tiled", "feather", "native_size", "refine_steps", "run_tiled",
-           "scale_control", "takes_tiled_path", "tile_starts", "total_steps", "upscale", "wants_tiled"]
+           "scale_control", "takes_tiled_path", "tile_size", "tile_starts", "total_steps", "upscale", "wants_tiled"]

@@ -5,7 +5,7 @@ picture (memory that grows with the area; a 4096² SD 1.5 decode alone needs ten
 what is usually a small part of it. Instead:
 
 1. *crop*: the (grown) mask's bounding box, plus ``context`` pixels of surroundings on each side,
-   at least native size on each side where the picture has room, in multiples of 8. On a seamless
+   at least a tile (native size) on each side where the picture has room, in multiples of 8. On a seamless
    axis the box may run across the edge and continue on the other side (the picture is a torus);
    a crop that spans a whole seamless axis runs seamless on that axis.
 2. *run*: the ordinary inpaint pipeline on the crop (its controls cropped with it), at the crop's
@@ -92,9 +92,11 @@ def _crop_control(picture, rows, cols, size):
     return part.contiguous()
 
 
-def inpaint_cropped(job: Job, *, seed: int, index: int, native: int, limit: int, on_progress=None,
+def inpaint_cropped(job: Job, *, seed: int, index: int, tile: int, limit: int, on_progress=None,
                     cancel=None) -> Image.Image:
-    """Image ``index`` of a large inpaint job (see the module doc); raises progress._Cancelled."""
+    """Image ``index`` of a large inpaint job (see the module doc); ``tile``: the model's tile side
+    (``tiled.tile_size``: its native size), ``limit``: the longest side the crop runs at.
+    Raises progress._Cancelled."""
     recipe, inputs = job.recipe, job.inputs
     init = inputs.init.convert("RGB")
     mask = np.asarray(inputs.mask.convert("L")) >= 128
@@ -104,9 +106,9 @@ def inpaint_cropped(job: Job, *, seed: int, index: int, native: int, limit: int,
         return init.copy()
     # context: room for the model to see the surroundings; more than the feather, so the paste's
     # inward feather never reaches the crop's border (it would see the crop's edge as the mask's).
-    context = max(native // 4, int(recipe.mask_feather) + 2)
-    y0, h = crop_window(*rows_used, init.height, context, native, "y" in axes)
-    x0, w = crop_window(*cols_used, init.width, context, native, "x" in axes)
+    context = max(tile // 4, int(recipe.mask_feather) + 2)
+    y0, h = crop_window(*rows_used, init.height, context, tile, "y" in axes)
+    x0, w = crop_window(*cols_used, init.width, context, tile, "x" in axes)
     rows = np.arange(y0, y0 + h) % init.height
     cols = np.arange(x0, x0 + w) % init.width
 
