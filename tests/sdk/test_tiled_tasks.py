@@ -296,13 +296,47 @@ def test_large_inpaint_with_the_inpaint_controlnet(studio, tiny_models, pictures
     assert np.array_equal(pixels(image)[keep], pixels(Image.open(pictures["init"]))[keep])
 
 
-def test_a_mask_over_most_of_a_large_picture_runs_scaled_to_twice_native(studio, tiny_models, pictures):
-    job = large(tiny_models, strength=1.0, init_image=pictures["init"], mask=pictures["big-mask"])
-    image, (net,) = run_counting(studio, job, [unet(studio, tiny_models)])
-    assert set(net.shapes) == {(4, 52, 64)}  # the whole 192x160 crop at 128x104
+@pytest.mark.parametrize("model, channels", [("sd15", 4), ("sd15_inpaint", 9)])
+def test_a_mask_over_most_of_a_large_picture_is_repainted_in_tiles_at_full_size(studio, tiny_models, pictures,
+                                                                                model, channels):
+    """The mask's crop (the whole 192x160 picture) is over 2 tiles: it runs the tiled phases at full
+    resolution, never scaled down and never in one piece; outside the mask stays exact."""
+    path = getattr(tiny_models, model)
+    seen = []
+    job = large(tiny_models, path, strength=1.0, init_image=pictures["init"], mask=pictures["big-mask"])
+    image, (net,) = run_counting(studio, job, [unet(studio, tiny_models, path)], on_progress=seen.append)
+    assert net.shapes == [(channels, TILE, TILE)] * TILES * 2
+    assert [p.step for p in seen] == [1, 2, 3, 4] and seen[-1].total == total_steps(2, 1.0)
     keep = outside(pictures["big-mask"])
+    init = pixels(Image.open(pictures["init"]))
     assert image.size == (W, H)
-    assert np.array_equal(pixels(image)[keep], pixels(Image.open(pictures["init"]))[keep])
+    assert np.array_equal(pixels(image)[keep], init[keep])
+    assert np.abs(pixels(image)[~keep] - init[~keep]).mean() > 1
+
+
+def test_a_plain_checkpoint_keeps_the_unmasked_latents_on_the_init_picture(tiny_models):
+    """The tiled denoise of a 4-channel inpaint resets the places outside the mask to the init
+    latents (noised to the next step's level) after every step, so after the last step they are
+    the init latents exactly, and inside the mask the picture changed."""
+    import test_prompts_tinykit as kit
+
+    from brushwork import Recipe
+    from brushwork.engine.prompts import encode_prompts
+    from brushwork.engine.run import Job
+    from brushwork.engine.tiled_denoise import denoise_tiled
+
+    pipe = kit.load("sd15", tiny_models)
+    job = Job(pipe=pipe, family="sd15", task="inpaint", inputs=None, controls=[],
+              recipe=Recipe(prompt="a wall", steps=3, cfg=1.0, sampler="Euler a", strength=1.0),
+              prompt_kwargs=encode_prompts(pipe, "a wall", "", family="sd15"),
+              scheduler_config=dict(pipe.scheduler.config))
+    init = torch.randn(1, 4, 40, 48, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(1, 1, 40, 48)
+    mask[..., 10:30, 12:40] = 1
+    out = denoise_tiled(job, init, run_steps=3, seed=5, tile=TILE, axes="", keep_outside=mask)
+    outside_mask = (mask == 0).expand_as(out)
+    assert torch.equal(out[outside_mask], init[outside_mask])
+    assert (out - init)[~outside_mask].abs().mean() > 0.1
 
 
 def test_a_large_inpaint_with_an_empty_mask_returns_the_init_untouched(studio, tiny_models, pictures):

@@ -49,8 +49,8 @@ from .inputs import Inputs
 from .progress import Progress, _Cancelled
 from .run import Job, run_one
 from .seamless import seamless
-from .tiled_denoise import (TileControls, decode_tiled, denoise_steps, denoise_tiled, encode_blank_tiled,
-                            encode_tiled)
+from .tiled_denoise import (TileControls, decode_tiled, denoise_steps, denoise_tiled, encode_masked_tiled,
+                            encode_tiled, latent_mask)
 from .tiled_inpaint import inpaint_cropped
 from .tiles import OVERLAP_FRACTION, Tiling, feather, tile_starts
 
@@ -121,10 +121,14 @@ class TiledRun:
         self.scale = int(getattr(self.pipe, "vae_scale_factor", 8))
         self.native = native_size(self.pipe)
         self.tile = tile_size(self.pipe) // self.scale  # latent pixels per tile side
-        self.img2img = self.recipe.task == "img2img"
-        # A 9-channel inpainting UNet runs txt2img / img2img as inpainting of the whole picture
-        # (the Studio made the mask white everywhere): its tiles get the mask and masked picture.
-        self.whole_inpaint = job.task == "inpaint"
+        # img2img, and inpaint of a crop too big to run in one piece (tiled_inpaint.py), start
+        # from the init picture; txt2img from its base pass.
+        self.img2img = self.recipe.task in ("img2img", "inpaint")
+        # A 9-channel inpainting UNet's tiles get the mask and the masked picture (for txt2img /
+        # img2img the Studio made the mask white everywhere: inpainting of the whole picture);
+        # a 4-channel UNet inpainting keeps the unmasked places on the init picture every step.
+        self.nine_channels = int(self.pipe.unet.config.get("in_channels", 4)) == 9
+        self.keeps_outside = self.recipe.task == "inpaint" and not self.nine_channels
         self.strength = float(self.recipe.strength if job.strength is None else job.strength)
         self.total = total_steps(self.recipe.steps, self.strength if self.img2img else None)
         self.done = 0
@@ -133,15 +137,15 @@ class TiledRun:
         if self.img2img:
             # img2img: the init picture (already resized to the asked size) is the start; its own
             # seed's noise, as the plain path's img2img.
-            latents, extra = self._encode(self.job.inputs.init)
-            return self._denoise_and_decode(latents, extra, denoise_steps(self.recipe.steps, self.strength),
+            latents, extra, keep = self._encode(self.job.inputs.init)
+            return self._denoise_and_decode(latents, extra, keep, denoise_steps(self.recipe.steps, self.strength),
                                             self.seed)
         base = self._base()
         big = upscale(base, self.recipe.width, self.recipe.height, self.axes)
         del base
-        latents, extra = self._encode(big)
+        latents, extra, keep = self._encode(big)
         del big  # the full-size picture is not kept through the refine
-        return self._denoise_and_decode(latents, extra, refine_steps(self.recipe.steps),
+        return self._denoise_and_decode(latents, extra, keep, refine_steps(self.recipe.steps),
                                         self.seed + 1)  # not the base pass's noise
 
     # ---- progress and cancel -----------------------------------------------------------------
@@ -177,25 +181,30 @@ class TiledRun:
         self.done = self.recipe.steps
         return image
 
-    def _encode(self, picture: Image.Image) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(scaled latents, the 9-channel UNet's extra channels or None); one progress step."""
+    def _encode(self, picture: Image.Image):
+        """(scaled latents, the 9-channel UNet's extra channels or None, the latent mask whose
+        outside a 4-channel inpaint keeps or None); one progress step."""
         vae = self.pipe.vae
         latents = encode_tiled(vae, picture, self.scale, self.tile, self.axes, self._check)
-        extra = None
-        if self.whole_inpaint:  # mask 1 everywhere; the masked picture is then all zero
-            blank = encode_blank_tiled(vae, picture.height, picture.width, self.scale, self.tile, self.axes,
-                                       self._check)
-            extra = torch.cat([torch.ones_like(blank[:, :1]), blank], dim=1)
+        extra = keep = None
+        if self.nine_channels or self.keeps_outside:
+            mask = np.asarray(self.job.inputs.mask.convert("L")) >= 128
+            keep = latent_mask(mask, self.scale)
+            if self.nine_channels:
+                masked = encode_masked_tiled(vae, self.job.inputs.init, mask, self.scale, self.tile, self.axes,
+                                             self._check)
+                extra, keep = torch.cat([keep, masked], dim=1), None
         self._advance()
-        return latents, extra
+        return latents, extra, keep
 
-    def _denoise_and_decode(self, latents: torch.Tensor, extra: torch.Tensor | None, run_steps: int,
-                            seed: int) -> Image.Image:
+    def _denoise_and_decode(self, latents: torch.Tensor, extra: torch.Tensor | None, keep: torch.Tensor | None,
+                            run_steps: int, seed: int) -> Image.Image:
         controls = TileControls(self.pipe, self.job.controls, self.job.inputs.controls or [], self.scale) \
             if self.job.controls else None
         latents = denoise_tiled(self.job, latents, run_steps=run_steps, seed=seed, tile=self.tile, axes=self.axes,
                                 controls=controls, check=self._check, advance=self._advance,
-                                want_previews=self.on_progress is not None, unet_extra=extra)
+                                want_previews=self.on_progress is not None, unet_extra=extra,
+                                keep_outside=keep)
         image = decode_tiled(self.pipe.vae, latents, self.scale, self.tile, self.axes, self._check)
         self._advance()
         return image
@@ -228,8 +237,12 @@ def run_tiled(job: Job, *, seed: int, index: int, on_progress=None, cancel=None)
     on a crop around the mask, pasted back. Raises progress._Cancelled."""
     if job.recipe.task == "inpaint":
         tile = tile_size(job.pipe)
+
+        def run_large(crop_job: Job) -> Image.Image:  # a crop over 2 tiles: refined in tiles
+            return TiledRun(crop_job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)()
+
         return inpaint_cropped(job, seed=seed, index=index, tile=tile, limit=TILED_FACTOR * tile,
-                               on_progress=on_progress, cancel=cancel)
+                               on_progress=on_progress, cancel=cancel, run_large=run_large)
     return TiledRun(job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)()
 
 

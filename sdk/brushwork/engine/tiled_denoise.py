@@ -41,16 +41,27 @@ def encode_tiled(vae, image: Image.Image, scale: int, tile: int, axes: str,
     return _encode_tiles(vae, image.height // f, image.width // f, read, tile, axes, check)
 
 
-def encode_blank_tiled(vae, height: int, width: int, scale: int, tile: int, axes: str,
-                       check: Callable[[], None] = lambda: None) -> torch.Tensor:
-    """Scaled latents of an all-zero picture ([-1, 1] scale: mid grey) of ``width`` x ``height``:
-    the masked picture a 9-channel inpainting UNet sees where everything is masked."""
+def encode_masked_tiled(vae, image: Image.Image, mask: np.ndarray, scale: int, tile: int, axes: str,
+                        check: Callable[[], None] = lambda: None) -> torch.Tensor:
+    """Scaled latents of the picture with its masked pixels (``mask``: bool, True = repaint) at 0
+    on the [-1, 1] scale: the masked picture a 9-channel inpainting UNet takes, as diffusers'
+    ``init_image * (mask < 0.5)``."""
     f = scale
+    pixels = np.asarray(image.convert("RGB"))
 
     def read(rows, cols):
-        return torch.zeros(1, 3, rows.numel() * f, cols.numel() * f)
+        prow, pcol = pixel_index(rows, f).numpy(), pixel_index(cols, f).numpy()
+        part = torch.from_numpy(np.ascontiguousarray(pixels[prow][:, pcol])).permute(2, 0, 1)[None].float()
+        keep = torch.from_numpy(~np.ascontiguousarray(mask[prow][:, pcol]))
+        return (part / 127.5 - 1.0) * keep
 
-    return _encode_tiles(vae, height // f, width // f, read, tile, axes, check)
+    return _encode_tiles(vae, image.height // f, image.width // f, read, tile, axes, check)
+
+
+def latent_mask(mask: np.ndarray, scale: int) -> torch.Tensor:
+    """(1, 1, H/scale, W/scale) float mask, 1 = repaint: diffusers' nearest-neighbour resize of the
+    binary mask to latent size (for an integer factor: every ``scale``-th pixel)."""
+    return torch.from_numpy(np.ascontiguousarray(mask[::scale, ::scale])).float()[None, None]
 
 
 @torch.inference_mode()
@@ -147,13 +158,17 @@ def conditioning(job, tile_side: int, device) -> tuple[torch.Tensor, dict | None
 def denoise_tiled(job, init: torch.Tensor, *, run_steps: int, seed: int, tile: int, axes: str,
                   controls: TileControls | None = None, check: Callable[[], None] = lambda: None,
                   advance: Callable[[Image.Image | None], None] = lambda preview: None,
-                  want_previews: bool = False, unet_extra: torch.Tensor | None = None) -> torch.Tensor:
+                  want_previews: bool = False, unet_extra: torch.Tensor | None = None,
+                  keep_outside: torch.Tensor | None = None) -> torch.Tensor:
     """img2img over the whole latent ``init`` for the last ``run_steps`` of ``job.recipe.steps``,
     MultiDiffusion style: every step runs the UNet (and the ControlNets) on overlapping tiles,
     blends their noise predictions with feathered weights and steps the scheduler once on the
     whole latent. The noise comes from a CPU generator seeded ``seed``. ``unet_extra``: latent-size
     channels appended to each tile's UNet input (a 9-channel inpainting UNet's mask and masked
-    picture), as diffusers' inpaint pipelines append them after the ControlNets ran."""
+    picture), as diffusers' inpaint pipelines append them after the ControlNets ran.
+    ``keep_outside``: a latent mask (1 = repaint) for a 4-channel UNet inpainting: after every step
+    the places outside it are reset to ``init`` noised to the next step's level, as diffusers'
+    inpaint pipeline does for such UNets."""
     pipe, recipe = job.pipe, job.recipe
     unet, steps, device = pipe.unet, recipe.steps, pipe.unet.device
     scheduler = make_scheduler(recipe.sampler, job.scheduler_config)
@@ -166,7 +181,10 @@ def denoise_tiled(job, init: torch.Tensor, *, run_steps: int, seed: int, tile: i
     generator = torch.Generator("cpu").manual_seed(int(seed))
     noise = randn_tensor(init.shape, generator=generator, dtype=torch.float32)
     latents = scheduler.add_noise(init, noise, timesteps[:1]).to(device, torch.float32)
-    del noise
+    if keep_outside is None:
+        del noise
+    else:
+        keep_outside = keep_outside.to(device, torch.float32)
     scale = int(getattr(pipe, "vae_scale_factor", 8))
     embeds, added, guided = conditioning(job, tile * scale, device)
     step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
@@ -202,6 +220,9 @@ def denoise_tiled(job, init: torch.Tensor, *, run_steps: int, seed: int, tile: i
         prediction /= weights
         result = scheduler.step(prediction, t, latents, return_dict=True, **step_kwargs)
         latents = result.prev_sample
+        if keep_outside is not None:
+            proper = init if i == len(timesteps) - 1 else scheduler.add_noise(init, noise, timesteps[i + 1:i + 2])
+            latents = (1 - keep_outside) * proper.to(device) + keep_outside * latents
         preview = None
         if want_previews:
             x0 = getattr(result, "pred_original_sample", None)

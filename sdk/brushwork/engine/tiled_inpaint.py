@@ -9,14 +9,17 @@ what is usually a small part of it. Instead:
    axis the box may run across the edge and continue on the other side (the picture is a torus);
    a crop that spans a whole seamless axis runs seamless on that axis.
 2. *run*: the ordinary inpaint pipeline on the crop (its controls cropped with it), at the crop's
-   own size, or scaled down to fit ``TILED_FACTOR`` x native when the crop is larger than that
-   (a mask covering most of a huge picture is repainted at that size and Lanczos-upscaled back).
+   own size when it is at most ``limit`` (2 tiles) on its long side; a bigger crop (a mask over
+   much of a huge picture) goes through the tiled img2img phases of ``tiled.py`` at full
+   resolution instead, the unmasked places held on the init picture at every step (4-channel
+   UNets) or given as the masked picture (9-channel UNets), as diffusers' inpaint pipelines do.
 3. *paste*: the repainted crop is blended into the original crop through the mask
    (``paste_back``: pixels outside the grown mask are the init image's, bit for bit) and written
    back in place. Everything outside the crop is never touched.
 
 Memory: the full-size uint8 picture (and its copy for the result), the mask and the control
-pictures; the networks see the crop only. Progress and cancel are the inpaint pipeline's own.
+pictures; the networks see the crop only, or its tiles. Progress and cancel are the inpaint
+pipeline's own (the tiled phases': encode, steps, decode).
 A job whose mask is empty returns the init picture unchanged without running a step (nothing to
 repaint; the plain path would paste every step's work away).
 """
@@ -24,6 +27,7 @@ repaint; the plain path would paste every step's work away).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -93,9 +97,10 @@ def _crop_control(picture, rows, cols, size):
 
 
 def inpaint_cropped(job: Job, *, seed: int, index: int, tile: int, limit: int, on_progress=None,
-                    cancel=None) -> Image.Image:
+                    cancel=None, run_large: Callable[[Job], Image.Image] | None = None) -> Image.Image:
     """Image ``index`` of a large inpaint job (see the module doc); ``tile``: the model's tile side
-    (``tiled.tile_size``: its native size), ``limit``: the longest side the crop runs at.
+    (``tiled.tile_size``: its native size), ``limit``: the longest side a crop runs at in one
+    piece; ``run_large`` runs a crop job over ``limit`` in tiles (None: scale it down to ``limit``).
     Raises progress._Cancelled."""
     recipe, inputs = job.recipe, job.inputs
     init = inputs.init.convert("RGB")
@@ -115,16 +120,19 @@ def inpaint_cropped(job: Job, *, seed: int, index: int, tile: int, limit: int, o
     full = np.asarray(init)
     init_crop = Image.fromarray(_take(full, rows, cols), "RGB")
     mask_crop = Image.fromarray(_take(np.asarray(inputs.mask.convert("L")), rows, cols), "L")
-    size = run_size(w, h, limit)
+    # A crop that spans a whole seamless axis is still a torus on that axis; a partial one is not.
+    crop_axes = ("x" if "x" in axes and w == init.width else "") + ("y" if "y" in axes and h == init.height else "")
+    size = run_size(w, h, limit) if run_large is None else (w, h)
     small = Inputs(
         init=init_crop if size == (w, h) else init_crop.resize(size, Image.Resampling.LANCZOS),
         mask=mask_crop if size == (w, h) else mask_crop.resize(size, Image.Resampling.NEAREST),
         controls=[_crop_control(p, rows, cols, size) for p in (inputs.controls or [])])
-    small_job = replace(job, recipe=recipe.replace(width=size[0], height=size[1]), inputs=small)
-    # A crop that spans a whole seamless axis is still a torus on that axis; a partial one is not.
-    crop_axes = ("x" if "x" in axes and w == init.width else "") + ("y" if "y" in axes and h == init.height else "")
-    with seamless(job.pipe, crop_axes):
-        image = run_one(small_job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)
+    small_job = replace(job, recipe=recipe.replace(width=size[0], height=size[1], tiling=crop_axes), inputs=small)
+    if max(size) > limit:  # too big for one piece: the tiled img2img phases, keeping the outside
+        image = run_large(small_job)
+    else:
+        with seamless(job.pipe, crop_axes):
+            image = run_one(small_job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)
     image = image.convert("RGB")
     if image.size != (w, h):
         image = image.resize((w, h), Image.Resampling.LANCZOS)
