@@ -378,7 +378,7 @@ def test_span_is_the_shortest_run_holding_every_used_index():
 
 
 def test_crop_window_grows_centres_and_stays_inside():
-    from brushwork.engine.tiled_inpaint import crop_window, run_size
+    from brushwork.engine.tiled_inpaint import crop_window
 
     assert crop_window(100, 30, 192, 16, 64, wrap=False) == (83, 64)  # 62 -> at least 64, centred
     assert crop_window(0, 10, 192, 16, 64, wrap=False) == (0, 64)  # pushed inside at the start
@@ -387,7 +387,6 @@ def test_crop_window_grows_centres_and_stays_inside():
     assert crop_window(10, 150, 160, 16, 64, wrap=True) == (0, 160)  # the whole axis
     start, size = crop_window(50, 45, 4096, 128, 512, wrap=False)
     assert size % 8 == 0 and size >= 512 and start <= 50 and start + size >= 95
-    assert run_size(64, 64, 128) == (64, 64) and run_size(192, 160, 128) == (128, 104)
 
 
 # ---- SDXL ---------------------------------------------------------------------------------------

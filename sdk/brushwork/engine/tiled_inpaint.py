@@ -5,9 +5,9 @@ picture (memory that grows with the area; a 4096² SD 1.5 decode alone needs ten
 what is usually a small part of it. Instead:
 
 1. *crop*: the (grown) mask's bounding box, plus ``context`` pixels of surroundings on each side,
-   at least a tile (native size) on each side where the picture has room, in multiples of 8. On a seamless
-   axis the box may run across the edge and continue on the other side (the picture is a torus);
-   a crop that spans a whole seamless axis runs seamless on that axis.
+   at least a tile (the native size) on each side where the picture has room, in multiples of 8.
+   On a seamless axis the box may run across the edge and continue on the other side (the picture
+   is a torus); a crop that spans a whole seamless axis runs seamless on that axis.
 2. *run*: the ordinary inpaint pipeline on the crop (its controls cropped with it), at the crop's
    own size when it is at most ``limit`` (2 tiles) on its long side; a bigger crop (a mask over
    much of a huge picture) goes through the tiled img2img phases of ``tiled.py`` at full
@@ -31,7 +31,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from ..conditioning.masks import paste_back
@@ -71,36 +70,23 @@ def crop_window(start: int, length: int, full: int, context: int, least: int, wr
     return min(max(0, begin), full - size), size
 
 
-def run_size(width: int, height: int, limit: int) -> tuple[int, int]:
-    """The crop's own size, or scaled to fit ``limit`` on its long side (multiples of 8)."""
-    if max(width, height) <= limit:
-        return width, height
-    scale = limit / max(width, height)
-    return tuple(max(MULTIPLE, int(side * scale) // MULTIPLE * MULTIPLE) for side in (width, height))
-
-
 def _take(array: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array[rows][:, cols])
 
 
-def _crop_control(picture, rows, cols, size):
-    """A control picture's crop at the run size: PIL pictures by Lanczos, the inpaint control's
-    float tensor (masked pixels -1) by nearest neighbour, so no masked value blends into others."""
+def _crop_control(picture, rows, cols):
+    """A control picture's crop: a PIL picture, or the inpaint control's float tensor."""
     if isinstance(picture, Image.Image):
-        part = Image.fromarray(_take(np.asarray(picture.convert("RGB")), rows, cols), "RGB")
-        return part if part.size == size else part.resize(size, Image.Resampling.LANCZOS)
+        return Image.fromarray(_take(np.asarray(picture.convert("RGB")), rows, cols), "RGB")
     tensor = torch.as_tensor(picture)
-    part = tensor.index_select(-2, torch.from_numpy(rows)).index_select(-1, torch.from_numpy(cols))
-    if (part.shape[-1], part.shape[-2]) != size:
-        part = F.interpolate(part.float(), size=(size[1], size[0]), mode="nearest")
-    return part.contiguous()
+    return tensor.index_select(-2, torch.from_numpy(rows)).index_select(-1, torch.from_numpy(cols)).contiguous()
 
 
 def inpaint_cropped(job: Job, *, seed: int, index: int, tile: int, limit: int, on_progress=None,
-                    cancel=None, run_large: Callable[[Job], Image.Image] | None = None) -> Image.Image:
+                    cancel=None, run_large: Callable[[Job], Image.Image]) -> Image.Image:
     """Image ``index`` of a large inpaint job (see the module doc); ``tile``: the model's tile side
     (``tiled.tile_size``: its native size), ``limit``: the longest side a crop runs at in one
-    piece; ``run_large`` runs a crop job over ``limit`` in tiles (None: scale it down to ``limit``).
+    piece; ``run_large`` runs a crop job over ``limit`` (in tiles, ``tiled.TiledRun``).
     Raises progress._Cancelled."""
     recipe, inputs = job.recipe, job.inputs
     init = inputs.init.convert("RGB")
@@ -122,20 +108,15 @@ def inpaint_cropped(job: Job, *, seed: int, index: int, tile: int, limit: int, o
     mask_crop = Image.fromarray(_take(np.asarray(inputs.mask.convert("L")), rows, cols), "L")
     # A crop that spans a whole seamless axis is still a torus on that axis; a partial one is not.
     crop_axes = ("x" if "x" in axes and w == init.width else "") + ("y" if "y" in axes and h == init.height else "")
-    size = run_size(w, h, limit) if run_large is None else (w, h)
-    small = Inputs(
-        init=init_crop if size == (w, h) else init_crop.resize(size, Image.Resampling.LANCZOS),
-        mask=mask_crop if size == (w, h) else mask_crop.resize(size, Image.Resampling.NEAREST),
-        controls=[_crop_control(p, rows, cols, size) for p in (inputs.controls or [])])
-    small_job = replace(job, recipe=recipe.replace(width=size[0], height=size[1], tiling=crop_axes), inputs=small)
-    if max(size) > limit:  # too big for one piece: the tiled img2img phases, keeping the outside
-        image = run_large(small_job)
+    crop = Inputs(init=init_crop, mask=mask_crop,
+                  controls=[_crop_control(p, rows, cols) for p in (inputs.controls or [])])
+    crop_job = replace(job, recipe=recipe.replace(width=w, height=h, tiling=crop_axes), inputs=crop)
+    if max(w, h) > limit:  # too big for one piece: the tiled img2img phases, keeping the outside
+        image = run_large(crop_job)
     else:
         with seamless(job.pipe, crop_axes):
-            image = run_one(small_job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)
+            image = run_one(crop_job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)
     image = image.convert("RGB")
-    if image.size != (w, h):
-        image = image.resize((w, h), Image.Resampling.LANCZOS)
     image = paste_back(init_crop, image, mask_crop, recipe.mask_feather)
     out = full.copy()
     out[np.ix_(rows, cols)] = np.asarray(image)
