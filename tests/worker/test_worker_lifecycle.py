@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -226,20 +227,27 @@ def test_a_real_out_of_memory_fails_the_job_and_the_worker_stays_up(tiny_models,
     from brushwork.errors import OutOfMemoryError
     from brushwork.worker.testing import WorkerProcess
 
-    with WorkerProcess(tmp_path / "oom-home", model_dirs=[tiny_models.root], wait_engine=True,
+    # A copy of tiny-sd15 that claims a 2048 px native size: a 2048² job is then no larger than
+    # native and runs the plain whole-picture path (over 2x native every task takes the bounded
+    # large-image paths of engine/tiled.py, which would not run out of memory here).
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models.sd15, models / "tiny-sd15-bignative")
+    config = models / "tiny-sd15-bignative" / "unet" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "sample_size": 1024}))
+    with WorkerProcess(tmp_path / "oom-home", model_dirs=[tiny_models.root, models], wait_engine=True,
                        start_timeout=120) as worker:
         client = worker.client()
-        client.generate(tiny_recipe(steps=1), timeout=120)  # the model is loaded and warm
+        client.generate(tiny_recipe(model="tiny-sd15-bignative", steps=1), timeout=120)  # loaded and warm
         status = (Path(f"/proc/{worker.proc.pid}/status")).read_text()
         vm_kib = int(next(line for line in status.splitlines() if line.startswith("VmSize:")).split()[1])
         cap = vm_kib * 1024 + 768 * 2**20  # room for small jobs, not for a 2048x2048 decode
         resource.prlimit(worker.proc.pid, resource.RLIMIT_AS, (cap, resource.RLIM_INFINITY))
-        # img2img is never tiled (txt2img this large would take the bounded-memory tiled path)
         init = tmp_path / "init.png"
         Image.new("RGB", (64, 64), (90, 60, 30)).save(init)
         with pytest.raises(OutOfMemoryError) as info:
-            client.generate(tiny_recipe(steps=1, width=2048, height=2048, cfg=1.0, init_image=str(init),
-                                        strength=1.0), timeout=300)
+            client.generate(tiny_recipe(model="tiny-sd15-bignative", steps=1, width=2048, height=2048, cfg=1.0,
+                                        init_image=str(init), strength=1.0), timeout=300)
         assert "out of memory" in str(info.value)
         assert client.health()["ok"]
-        assert client.generate(tiny_recipe(steps=1, seed=2), timeout=120).seeds == [2]
+        again = client.generate(tiny_recipe(model="tiny-sd15-bignative", steps=1, seed=2), timeout=120)
+        assert again.seeds == [2]
