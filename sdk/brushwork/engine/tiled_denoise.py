@@ -24,7 +24,7 @@ from PIL import Image
 
 from .progress import latent_to_rgb
 from .samplers import make_scheduler
-from .tiles import Tiling, add_tile, cut_tile, pixel_index
+from .tiles import Tiling, add_tile, cut_tile, pixel_index, pixels_under, rgb_tensor
 
 
 def encode_tiled(vae, image: Image.Image, scale: int, tile: int, axes: str,
@@ -35,8 +35,7 @@ def encode_tiled(vae, image: Image.Image, scale: int, tile: int, axes: str,
     pixels = np.asarray(image.convert("RGB"))  # uint8 (H, W, 3): the only full-size copy
 
     def read(rows, cols):
-        part = pixels[pixel_index(rows, f).numpy()][:, pixel_index(cols, f).numpy()]
-        return torch.from_numpy(np.ascontiguousarray(part)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        return rgb_tensor(pixels_under(pixels, rows, cols, f)) / 127.5 - 1.0
 
     return _encode_tiles(vae, image.height // f, image.width // f, read, tile, axes, check)
 
@@ -50,10 +49,8 @@ def encode_masked_tiled(vae, image: Image.Image, mask: np.ndarray, scale: int, t
     pixels = np.asarray(image.convert("RGB"))
 
     def read(rows, cols):
-        prow, pcol = pixel_index(rows, f).numpy(), pixel_index(cols, f).numpy()
-        part = torch.from_numpy(np.ascontiguousarray(pixels[prow][:, pcol])).permute(2, 0, 1)[None].float()
-        keep = torch.from_numpy(~np.ascontiguousarray(mask[prow][:, pcol]))
-        return (part / 127.5 - 1.0) * keep
+        keep = torch.from_numpy(~pixels_under(mask, rows, cols, f))
+        return (rgb_tensor(pixels_under(pixels, rows, cols, f)) / 127.5 - 1.0) * keep
 
     return _encode_tiles(vae, image.height // f, image.width // f, read, tile, axes, check)
 
@@ -121,11 +118,10 @@ class TileControls:
         return down, mid
 
     def _crop(self, picture, rows, cols) -> torch.Tensor:
-        prow, pcol = pixel_index(rows, self.scale), pixel_index(cols, self.scale)
         if isinstance(picture, np.ndarray):  # uint8 (H, W, 3) -> float (1, 3, h, w) in [0, 1]
-            part = picture[prow.numpy()][:, pcol.numpy()]
-            return torch.from_numpy(np.ascontiguousarray(part)).permute(2, 0, 1)[None].float() / 255.0
-        return cut_tile(picture, prow, pcol)  # float tensor (1, 3, H, W): the inpaint control
+            return rgb_tensor(pixels_under(picture, rows, cols, self.scale)) / 255.0
+        # float tensor (1, 3, H, W): the inpaint control
+        return cut_tile(picture, pixel_index(rows, self.scale), pixel_index(cols, self.scale))
 
 
 def _as_array(picture):

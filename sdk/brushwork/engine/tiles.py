@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 OVERLAP_FRACTION = 4  # tiles overlap by 1/4 of their side
@@ -60,6 +61,18 @@ class Tiling:
 def pixel_index(index: torch.Tensor, scale: int) -> torch.Tensor:
     """Latent rows (or columns) -> the picture rows they cover (``scale`` each)."""
     return (index[:, None] * scale + torch.arange(scale)[None, :]).reshape(-1)
+
+
+def pixels_under(array: np.ndarray, rows: torch.Tensor, cols: torch.Tensor, scale: int) -> np.ndarray:
+    """The part of a full-size (H, W, ...) picture array under latent ``rows``/``cols`` (which may
+    wrap), as a contiguous copy."""
+    prows, pcols = pixel_index(rows, scale).numpy(), pixel_index(cols, scale).numpy()
+    return np.ascontiguousarray(array[prows][:, pcols])
+
+
+def rgb_tensor(part: np.ndarray) -> torch.Tensor:
+    """uint8 (h, w, 3) -> float (1, 3, h, w), values still 0..255."""
+    return torch.from_numpy(part).permute(2, 0, 1)[None].float()
 
 
 def cut_tile(full: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
