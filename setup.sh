@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
-# Sets up Brushwork from a fresh clone. Safe to run again: it only adds what is missing.
+# Sets up Brushwork from a fresh clone. Safe to run again: it brings an existing environment back
+# to exactly the locked versions.
 #   ./setup.sh         .venv (Python 3.11): SDK, worker, canvas, test tools
 #   ./setup.sh --all   also .venv-blender: Blender as a Python module (bpy 5.0.1) for the add-on tests
+# Versions come from requirements/lock.txt and requirements/blender-lock.txt: what was tested, so
+# an upstream release cannot break an install. docs/dependencies.md says how to refresh them.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3.11}
+TORCH=${TORCH_VERSION:-2.13.0}
 ALL=0
 [ "${1:-}" = "--all" ] && ALL=1
 
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $PY" >&2
   "$PY" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
 fi
 # torch first and pinned: a bare "torch" would pull a multi-GB CUDA build on a machine with no GPU.
-if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-  echo "setup: installing torch ${TORCH_VERSION:-2.13.0}" >&2
-  .venv/bin/pip install -q "torch==${TORCH_VERSION:-2.13.0}"
+# It stays out of the lock so that a CUDA build (TORCH_VERSION, or PyPI's default on a GPU
+# machine) can stand in for the CPU one.
+if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH')" 2>/dev/null; then
+  echo "setup: installing torch $TORCH" >&2
+  .venv/bin/python -m pip install -q "torch==$TORCH"
 fi
-echo "setup: installing brushwork (editable) with canvas and dev extras" >&2
-.venv/bin/pip install -q -e ".[canvas,dev]"
+echo "setup: installing the locked dependencies and brushwork (editable)" >&2
+.venv/bin/python -m pip install -q -r requirements/lock.txt
+.venv/bin/python -m pip install -q --no-deps -e .
+.venv/bin/python -m pip check >&2
 
 if [ "$ALL" = 1 ]; then
   # bpy pins numpy<2 and needs Python 3.11: its own environment, like Blender's own Python.
@@ -27,8 +34,7 @@ if [ "$ALL" = 1 ]; then
     echo "setup: creating .venv-blender (bpy 5.0.1)" >&2
     "$PY" -m venv .venv-blender
   fi
-  if ! .venv-blender/bin/python -c "import bpy" 2>/dev/null; then
-    .venv-blender/bin/pip install -q "bpy==5.0.1"
-  fi
+  .venv-blender/bin/python -m pip install -q -r requirements/blender-lock.txt
+  .venv-blender/bin/python -m pip check >&2
 fi
 echo "setup: done" >&2
