@@ -17,7 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from .common import Figure  # noqa: E402
+from .common import Figure
 
 HERE = Path(__file__).resolve().parent
 
@@ -73,7 +73,7 @@ def write_results_md(figures: list[Figure], problems: list[str], device: str, qu
         "# Benchmark results",
         "",
         f"Device: {device}  ",
-        f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}  ",
+        f"Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}  ",
         f"Mode: {'quick' if quick else 'full'} (`python -m benchmarks{' --quick' if quick else ''}`)",
         "",
         "| figure | value | unit | goal | met | note |",
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     figures, problems = run_suites(args.quick, args.only)
     data = {
         "device": device,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
         "figures": {f.key: f.value for f in figures},
         "details": {f.key: {"unit": f.unit, "goal": f.goal, "met": f.met, "note": f.note, **f.detail}

@@ -93,8 +93,9 @@ def preview_overhead(quick: bool) -> Figure:
         recipe = Recipe(prompt="a red house", model="tiny-sd15", steps=8, width=64, height=64, seed=3)
         label = "tiny-sd15 64x64, 8 steps"
     else:
-        from .realsize import realsize_pipeline
         import torch
+
+        from .realsize import realsize_pipeline
 
         recipe = Recipe(prompt="a red house", model=str(realsize_pipeline("sd15", dtype=torch.float32)),
                         steps=4, width=256, height=256, seed=3, sampler="Euler")
@@ -117,10 +118,9 @@ def preview_overhead(quick: bool) -> Figure:
 def sd15_cpu_speedup(quick: bool) -> Figure:
     import numpy as np
     import torch
-    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
-
     from brushwork import Recipe, Studio
     from brushwork.engine.fastpath import FastPath
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 
     from .realsize import realsize_pipeline
 

@@ -32,9 +32,9 @@ from __future__ import annotations
 import gc
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .common import Figure, side_by_side
 
@@ -90,7 +90,6 @@ def gpu_plan(quick: bool) -> Plan:
 
 def tiny_plan(tiny_root: Path, work: Path) -> Plan:
     import torch
-
     from brushwork.testing.tiny import load_tiny_set
 
     from .realsize import SHRINK, realsize_pipeline
@@ -296,10 +295,9 @@ def _control_picture(plan: Plan):
 
 
 def _sd15_group(plan: Plan) -> list[Figure]:
-    from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
-
     from brushwork import Control
     from brushwork.engine.memory import pipeline_bytes
+    from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 
     folder, steps, size = plan.model("sd15"), plan.steps, plan.size
     label = f"SD 1.5 {size}² {steps} steps"

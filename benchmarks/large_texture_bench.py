@@ -34,7 +34,6 @@ REPO = Path(__file__).resolve().parents[1]
 def _job(model: str, size: int, steps: int, device: str) -> dict:
     """Runs in the subprocess: warm up, then one seamless job of size²; returns peak bytes above the baseline."""
     import torch
-
     from brushwork import Recipe
     from brushwork.engine import Studio
 

@@ -18,7 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # pytest-xdist runs two processes on two cores: one thread each keeps them from fighting.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pytest  # noqa: E402
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,9 +35,8 @@ def _testing_digest() -> str:
 @pytest.fixture(scope="session")
 def tiny_models():
     """A ``brushwork.testing.tiny.TinySet`` of saved tiny models (see that module)."""
-    from filelock import FileLock
-
     from brushwork.testing.tiny import load_tiny_set, write_tiny_set
+    from filelock import FileLock
 
     root = REPO / ".cache" / "tiny-models" / _testing_digest()
     root.parent.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,8 @@ import itertools
 import queue
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import bpy
 
@@ -56,7 +56,7 @@ class Job:
 
 _ids = itertools.count(1)
 _active: dict[int, Job] = {}
-_inbox: "queue.Queue[tuple]" = queue.Queue()
+_inbox: queue.Queue[tuple] = queue.Queue()
 PUMP_INTERVAL_S = 0.2
 # Messages for the UI (status line): the last one per job is shown; tests read it too.
 last_messages: list[str] = []

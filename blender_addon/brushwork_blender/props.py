@@ -60,7 +60,7 @@ def client_key(scene) -> str:
     return key
 
 
-def link_settings(context=None) -> "link.LinkSettings":
+def link_settings(context=None) -> link.LinkSettings:
     """Snapshot the preferences on the main thread for a job thread to use."""
     context = context or bpy.context
     prefs = preferences(context)

@@ -125,7 +125,7 @@ def material_with_image(obj, image, *, uv_map: str | None = None, name: str | No
     return mat
 
 
-def project_uvs(obj, frame: "capture.CameraFrame", uv_name: str = PROJECTION_UV):
+def project_uvs(obj, frame: capture.CameraFrame, uv_name: str = PROJECTION_UV):
     """A UV map on mesh ``obj`` that puts each vertex where the camera sees it (u, v in 0..1 across
     the frame). Linear across each face, like Blender's UV Project: subdivide big faces seen at
     a grazing angle for an exact fit."""

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
-
 from brushwork import paths
 from brushwork.errors import BrushworkError
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from .docfile import SUFFIX, save_document
 from .document import Document

@@ -8,8 +8,9 @@ reconnects once when the worker has gone away (``connect()`` restarts it).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 from brushwork.errors import BrushworkError, WorkerError
 from brushwork.recipe import Recipe
@@ -131,7 +132,7 @@ class ClientBackend:
                 for item in self._retry(lambda c: c.models()) or []
                 if isinstance(item, dict) and item.get("name")]
 
-    def submit(self, recipe: Recipe, *, live: bool = False) -> "ClientJob":
+    def submit(self, recipe: Recipe, *, live: bool = False) -> ClientJob:
         return ClientJob(self._retry(lambda c: c.submit(recipe, live=live)))
 
     def finished_results(self, since: float, known: set[str]) -> tuple[list[FinishedResult], float]:

@@ -19,8 +19,17 @@ from brushwork.errors import BrushworkError
 from brushwork.recipe import Recipe
 
 from . import imaging
-from .document import (CanvasError, ControlSettings, Document, GenSettings, HistoryEntry, LAYER_KINDS, Layer,
-                       check_opacity, check_size)
+from .document import (
+    LAYER_KINDS,
+    CanvasError,
+    ControlSettings,
+    Document,
+    GenSettings,
+    HistoryEntry,
+    Layer,
+    check_opacity,
+    check_size,
+)
 from .pose import PoseFormatError, from_openpose, to_openpose
 
 FORMAT = "brushwork-canvas"
@@ -51,11 +60,10 @@ def save_document(doc: Document, path: str | os.PathLike) -> Path:
         files[entry["file"]] = item.png
         manifest["history"].append(entry)
 
-    with atomic_writer(path) as raw:
-        with zipfile.ZipFile(raw, "w") as zf:
-            zf.writestr("manifest.json", json.dumps(manifest, indent=1), compress_type=zipfile.ZIP_DEFLATED)
-            for name, data in files.items():  # PNGs are compressed already
-                zf.writestr(name, data, compress_type=zipfile.ZIP_STORED)
+    with atomic_writer(path) as raw, zipfile.ZipFile(raw, "w") as zf:
+        zf.writestr("manifest.json", json.dumps(manifest, indent=1), compress_type=zipfile.ZIP_DEFLATED)
+        for name, data in files.items():  # PNGs are compressed already
+            zf.writestr(name, data, compress_type=zipfile.ZIP_STORED)
     return path
 
 

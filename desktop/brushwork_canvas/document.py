@@ -15,11 +15,10 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QImage, QUndoStack
-
 from brushwork.errors import BrushworkError
 from brushwork.recipe import CONTROL_KINDS, MAX_SIDE, MIN_SIDE, Recipe
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage, QUndoStack
 
 from . import imaging
 from .pose import Person, copy_people
@@ -86,7 +85,7 @@ class GenSettings:
     tiling: str = ""  # seamless axes: "", "x", "y" or "xy" (textures that repeat without a seam)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "GenSettings":
+    def from_dict(cls, data: dict) -> GenSettings:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
-                               QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
-
 from brushwork.errors import BrushworkError
 from brushwork.recipe import MAX_SEED, SAMPLERS
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .document import Document
 from .recipes import base_recipe, preset_names
 from .session import Session
-
 
 # Seamless tiling as the panel offers it: (label, Recipe.tiling).
 TILING_CHOICES = (("Off", ""), ("Left–right (x)", "x"), ("Top–bottom (y)", "y"), ("Both ways (xy)", "xy"))

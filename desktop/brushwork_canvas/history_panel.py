@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from brushwork.assets import atomic_write_bytes
+from brushwork.errors import BrushworkError
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
-
-from brushwork.assets import atomic_write_bytes
-from brushwork.errors import BrushworkError
 
 from . import imaging
 from .commands import AddLayer

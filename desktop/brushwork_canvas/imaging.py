@@ -6,10 +6,9 @@ numpy is used for per-pixel work (it is light and already a dependency); torch n
 from __future__ import annotations
 
 import numpy as np
+from brushwork.errors import InputImageError
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 from PySide6.QtGui import QColor, QImage, QPainter
-
-from brushwork.errors import InputImageError
 
 LAYER_FORMAT = QImage.Format.Format_ARGB32_Premultiplied
 

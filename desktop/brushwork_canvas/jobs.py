@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Any, Callable
-
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from collections.abc import Callable
+from typing import Any
 
 from brushwork.errors import BrushworkError
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from .backend import CANCELLED, FAILED, FINAL, Backend, JobUpdate
 from .recipes import JobSpec
@@ -131,7 +131,7 @@ class JobRunner(QObject):
         def run() -> None:
             try:
                 value = fn()
-            except Exception as exc:  # noqa: BLE001 - reported to the UI as one line
+            except Exception as exc:
                 self._emit(self.call_failed, key, str(exc) if isinstance(exc, BrushworkError) else f"{type(exc).__name__}: {exc}")
                 return
             self._emit(self.call_done, key, value)

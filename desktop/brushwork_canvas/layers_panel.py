@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from brushwork.recipe import CONTROL_KINDS
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QMenu, QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout,
-                               QWidget)
-
-from brushwork.recipe import CONTROL_KINDS
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .commands import MoveLayer, RemoveLayer, SetLayerProps, SetOpacity
 from .document import ControlSettings, Document

@@ -6,13 +6,25 @@ import json
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QColor, QGuiApplication, QImage, QKeySequence, QPixmap
-from PySide6.QtWidgets import (QColorDialog, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QFormLayout, QLabel,
-                               QMainWindow, QMessageBox, QSlider, QSpinBox, QToolButton, QWidget)
-
 from brushwork.assets import atomic_write_bytes
 from brushwork.errors import BrushworkError
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence, QPixmap
+from PySide6.QtWidgets import (
+    QColorDialog,
+    QDialog,
+    QDialogButtonBox,
+    QDockWidget,
+    QFileDialog,
+    QFormLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QWidget,
+)
 
 from . import imaging
 from .autosave import Autosaver

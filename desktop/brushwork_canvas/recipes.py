@@ -9,10 +9,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from PySide6.QtGui import QColor
-
 from brushwork.assets import content_ref
 from brushwork.recipe import MAX_SEED, Control, Recipe
+from PySide6.QtGui import QColor
 
 from . import imaging
 from .document import CanvasError, Document, Layer

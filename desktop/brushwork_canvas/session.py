@@ -8,10 +8,9 @@ wins. Live jobs are also marked ``live`` for the worker, which replaces our pend
 
 from __future__ import annotations
 
+from brushwork.errors import BrushworkError
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
-
-from brushwork.errors import BrushworkError
 
 from . import imaging
 from .backend import CANCELLED, FAILED, FINAL, PROGRESS, QUEUED, RESULT, FinishedResult, JobUpdate

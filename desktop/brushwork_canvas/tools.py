@@ -76,7 +76,7 @@ class JointDrag:
         self.moved = False
 
     @classmethod
-    def grab(cls, doc: Document, layer_id: str, point: QPointF, radius: float) -> "JointDrag | None":
+    def grab(cls, doc: Document, layer_id: str, point: QPointF, radius: float) -> JointDrag | None:
         layer = doc.layer(layer_id)
         if layer.kind != "pose":
             raise CanvasError(f"{layer.name} is not a pose layer")

@@ -23,9 +23,8 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import (BrushworkError, InputImageError, ModelNotFoundError, PresetError, RecipeError,
-                     UnsafeCheckpointError)
 from .cli_inputs import UsageError, check_inputs, check_models, input_sources, recipe_from_args
+from .errors import BrushworkError, InputImageError, ModelNotFoundError, PresetError, RecipeError, UnsafeCheckpointError
 from .recipe import CONTROL_KINDS, SAMPLERS, Recipe, is_content_ref
 
 PLUGIN_MODULES = ("brushwork.models.commands", "brushwork.worker.commands", "brushwork.addon_package",

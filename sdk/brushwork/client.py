@@ -14,17 +14,18 @@ assets, paths and protocol) into Blender's Python, which has neither torch nor P
 from __future__ import annotations
 
 import hashlib
+import http.client
 import importlib
 import io
-import http.client
 import json
 import os
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from . import launch, paths, protocol
@@ -265,7 +266,7 @@ class Client:
 
     # ---- jobs ---------------------------------------------------------------------------------
 
-    def submit(self, recipe: Recipe | dict, *, live: bool = False, destination: str | None = None) -> "RemoteJob":
+    def submit(self, recipe: Recipe | dict, *, live: bool = False, destination: str | None = None) -> RemoteJob:
         """Queue a job; returns at once. ``live`` jobs replace this client's waiting live job."""
         prepared = self.prepare(recipe)
         payload = {"recipe": prepared.to_dict(), "live": bool(live)}

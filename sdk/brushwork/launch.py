@@ -11,8 +11,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from . import paths, protocol
 from .errors import WorkerError
@@ -97,7 +98,7 @@ class FileLock:
         self.path, self.timeout = path, timeout
         self._file = None
 
-    def __enter__(self) -> "FileLock":
+    def __enter__(self) -> FileLock:
         self._file = open(self.path, "a+b")
         deadline = time.monotonic() + self.timeout
         while True:

@@ -118,7 +118,7 @@ class Event:
         return {"seq": self.seq, "kind": self.kind, "job": self.job, "time": self.time, "data": self.data}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Event":
+    def from_dict(cls, data: dict) -> Event:
         return cls(seq=int(data["seq"]), kind=str(data["kind"]), job=str(data["job"]),
                    time=float(data.get("time", 0.0)), data=dict(data.get("data") or {}))
 
@@ -143,7 +143,7 @@ class JobInfo:
         return dict(self.__dict__)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "JobInfo":
+    def from_dict(cls, data: dict) -> JobInfo:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
 

@@ -201,7 +201,7 @@ class Recipe:
 
     # ---- validation -------------------------------------------------------------------------
 
-    def validate(self) -> "Recipe":
+    def validate(self) -> Recipe:
         """Raise RecipeError naming the first bad field; return self so calls chain."""
         if self.schema != SCHEMA_VERSION:
             raise RecipeError("schema", f"this Brushwork reads schema {SCHEMA_VERSION}, got {self.schema!r}")
@@ -262,7 +262,7 @@ class Recipe:
             return "img2img"
         return "txt2img"
 
-    def replace(self, **changes: Any) -> "Recipe":
+    def replace(self, **changes: Any) -> Recipe:
         """A copy with some fields changed (lists are copied, never shared)."""
         return Recipe.from_dict({**self.to_dict(), **_plain(changes)})
 
@@ -280,7 +280,7 @@ class Recipe:
                 refs[f"controls[{i}].signal.data"] = c.signal["data"]
         return refs
 
-    def map_refs(self, fn) -> "Recipe":
+    def map_refs(self, fn) -> Recipe:
         """A copy with every image reference replaced by ``fn(ref)``."""
         data = self.to_dict()
         if data["init_image"]:
@@ -303,7 +303,7 @@ class Recipe:
         return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
 
     @classmethod
-    def from_dict(cls, data: Any, *, where: str = "recipe") -> "Recipe":
+    def from_dict(cls, data: Any, *, where: str = "recipe") -> Recipe:
         """Build from plain data; unknown keys and wrong shapes are RecipeErrors naming them."""
         if not isinstance(data, dict):
             raise RecipeError(where, f"must be an object, got {type(data).__name__}")
@@ -335,7 +335,7 @@ class Recipe:
         return recipe
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "Recipe":
+    def from_json(cls, text: str | bytes) -> Recipe:
         try:
             data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:

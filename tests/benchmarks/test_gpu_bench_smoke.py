@@ -13,21 +13,19 @@ import sys
 
 import pytest
 import torch
-
 from conftest import REPO
 
 if str(REPO) not in sys.path:  # `benchmarks` is a top-level package of the repository, not installed
     sys.path.insert(0, str(REPO))
 
-from benchmarks import gpu_bench, realsize  # noqa: E402
+from benchmarks import gpu_bench, realsize
 
 
 def test_sd_turbo_configs_are_the_published_sd21_architecture():
     """Parameter counts of SD 2.1 (and so SD-Turbo): UNet 865.9 M, VAE 83.7 M, OpenCLIP-H text 340.4 M."""
+    from brushwork.models.family import detect_folder
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
-
-    from brushwork.models.family import detect_folder
 
     folder = realsize.config_dir("sd-turbo")
     cfg = {part: json.loads((folder / part / "config.json").read_text()) for part in ("unet", "vae", "text_encoder")}

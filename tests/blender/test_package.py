@@ -11,7 +11,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from brushwork import addon_package
 from brushwork.addon_package import PackageError, build_extension_zip, check_stdlib_only
 

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from brushwork.addon_package import build_extension_zip
 
 pytestmark = [pytest.mark.xdist_group("blender-worker"), pytest.mark.slow]

@@ -7,17 +7,16 @@ import zipfile
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF
-
 from brushwork.recipe import Recipe
 from brushwork_canvas import imaging
 from brushwork_canvas.commands import AddLayer, SetLayerProps
 from brushwork_canvas.docfile import load_document, save_document
 from brushwork_canvas.document import CanvasError, ControlSettings, Document, HistoryEntry
-from brushwork_canvas.pose import new_person
 from brushwork_canvas.png_meta import read_text, with_metadata
+from brushwork_canvas.pose import new_person
 from brushwork_canvas.recipes import build_job, visible_picture
 from brushwork_canvas.tools import Stroke
+from PySide6.QtCore import QPointF
 
 
 def add(doc, kind, **props):

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtTest import QTest
-
 from brushwork_canvas import imaging
 from brushwork_canvas.commands import AddLayer, MoveLayer, RemoveLayer, SetLayerProps
 from brushwork_canvas.pose import from_openpose, new_person, to_openpose
 from brushwork_canvas.tools import Stroke
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtTest import QTest
 
 
 def drag(view, points):

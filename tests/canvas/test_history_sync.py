@@ -11,7 +11,6 @@ import secrets
 import time
 
 import pytest
-
 from brushwork.client import Client
 from brushwork.recipe import Recipe
 from brushwork_canvas.backend import ClientBackend, canvas_client_key

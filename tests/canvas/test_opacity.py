@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QImage
-from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QStyle, QStyleOptionSlider
-
 from brushwork_canvas import imaging
 from brushwork_canvas.commands import AddLayer
 from brushwork_canvas.docfile import load_document, save_document
 from brushwork_canvas.document import CanvasError
 from brushwork_canvas.recipes import build_job, visible_picture
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QImage
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QStyle, QStyleOptionSlider
 
 
 def black_square(doc, layer, rect=(16, 16, 96, 96)):

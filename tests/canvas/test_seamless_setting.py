@@ -7,7 +7,6 @@ import json
 import zipfile
 
 import pytest
-
 from brushwork.recipe import Recipe
 from brushwork_canvas.docfile import load_document, save_document
 from brushwork_canvas.document import CanvasError, HistoryEntry
@@ -111,10 +110,9 @@ def test_the_seed_box_holds_every_seed_the_worker_can_pick(window):
 
 def test_a_selected_history_thumbnail_keeps_its_colours(window):
     import numpy as np
+    from brushwork_canvas import imaging
     from PySide6.QtCore import QSize
     from PySide6.QtGui import QIcon
-
-    from brushwork_canvas import imaging
 
     red = np.zeros((64, 64, 3), np.uint8)
     red[:] = (200, 30, 30)

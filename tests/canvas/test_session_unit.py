@@ -8,8 +8,6 @@ import threading
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF
-
 from brushwork.errors import WorkerError
 from brushwork_canvas import imaging
 from brushwork_canvas.backend import CANCELLED, FAILED, PROGRESS, QUEUED, RESULT, JobUpdate
@@ -17,6 +15,7 @@ from brushwork_canvas.commands import AddLayer
 from brushwork_canvas.jobs import JobRunner
 from brushwork_canvas.session import Session
 from brushwork_canvas.tools import Stroke
+from PySide6.QtCore import QPointF
 
 
 def png(w=64, h=64, value=128):

@@ -6,11 +6,10 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from PySide6.QtCore import QPointF, Qt
-from PySide6.QtTest import QTest
-
 from brushwork.recipe import Recipe
 from brushwork_canvas.png_meta import read_text
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtTest import QTest
 
 # One worker for the module: under `pytest -n 2 --dist loadgroup` these tests share a process.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("canvas-real-worker")]
@@ -28,7 +27,7 @@ def worker(tiny_models, tmp_path_factory):
         client = proc.client()
         try:  # the canvas tests need a worker that generates; say plainly when it cannot
             client.generate(Recipe(prompt="probe", model="tiny-sd15", width=64, height=64, steps=1, seed=1), timeout=120)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             pytest.skip(f"the worker cannot generate with the tiny models yet: {exc}")
         yield proc
     finally:

@@ -6,9 +6,8 @@ fixed when it is built), so no test touches the user's real folders.
 
 from __future__ import annotations
 
-import pytest
-
 import brushwork.demo as demo
+import pytest
 
 
 @pytest.fixture(scope="session")

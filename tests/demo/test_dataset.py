@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from brushwork.demo import dataset
 
 
@@ -27,7 +26,7 @@ def test_images_are_in_range_and_shaped():
     for kind in ("texture", "depth", "inpaint"):
         for e in dataset.make_set(kind, 8, 64, 1):
             assert e.image.shape == (64, 64, 3) and e.image.dtype == np.float32
-            assert 0.0 <= e.image.min() and e.image.max() <= 1.0
+            assert e.image.min() >= 0.0 and e.image.max() <= 1.0
 
 
 @pytest.mark.parametrize("pattern", list(dataset.PATTERNS))

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from brushwork.demo import commands
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import brushwork.demo as demo
 import numpy as np
 import pytest
-from PIL import Image
-
-import brushwork.demo as demo
 from brushwork import Control, Recipe
 from brushwork.demo import dataset
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from brushwork import Recipe
 from brushwork.demo import manifest, train
 

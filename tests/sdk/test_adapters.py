@@ -7,15 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
-from safetensors.torch import load_file, save_file
-
 import test_prompts_tinykit as kit
+import torch
 from brushwork.engine import adapters
 from brushwork.engine.adapters import AdapterError, active_loras, apply_adapters
 from brushwork.engine.prompts import EmbeddingCache, count_tokens, encode_prompts
 from brushwork.errors import ModelNotFoundError, UnsafeCheckpointError
-
+from safetensors.torch import load_file, save_file
 
 # -------------------------------------------------------------------------------------------------
 # files people download, made from the tiny models

@@ -4,7 +4,6 @@ import hashlib
 import os
 
 import pytest
-
 from brushwork.assets import AssetStore, atomic_write_bytes, content_ref, file_sha256, read_ref
 from brushwork.errors import InputImageError
 
@@ -86,13 +85,11 @@ def test_atomic_writes_get_normal_file_permissions(tmp_path):
 
 def test_a_failed_atomic_write_leaves_the_old_file(tmp_path):
     import pytest
-
     from brushwork.assets import atomic_write_bytes, atomic_writer
 
     target = atomic_write_bytes(tmp_path / "doc.bin", b"old")
-    with pytest.raises(RuntimeError):
-        with atomic_writer(target) as f:
-            f.write(b"half")
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError), atomic_writer(target) as f:
+        f.write(b"half")
+        raise RuntimeError("disk full")
     assert target.read_bytes() == b"old"
     assert not list(tmp_path.glob(".*.part"))

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from brushwork.cli import main
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 BRUSHWORK = REPO / ".venv" / "bin" / "brushwork"

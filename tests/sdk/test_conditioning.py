@@ -1,14 +1,12 @@
 """prepare_control dispatch, safe image opening, sketches, canny and the optional estimators."""
 
-import io
 import importlib.util
+import io
 import struct
 import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
-
 from brushwork.conditioning import ESTIMATORS, estimator_table, prepare_control
 from brushwork.conditioning.estimators import MissingDependencyError, run_estimator
 from brushwork.conditioning.images import open_image
@@ -16,6 +14,7 @@ from brushwork.conditioning.lines import canny, looks_like_edge_map, sketch_line
 from brushwork.conditioning.pose import COLORS
 from brushwork.errors import InputImageError, RecipeError
 from brushwork.recipe import Control
+from PIL import Image, ImageDraw
 
 
 def png(img) -> bytes:

@@ -4,7 +4,6 @@ import io
 
 import numpy as np
 import pytest
-
 from brushwork.conditioning.depth import depth_from_bytes, depth_signal_to_image, depth_to_image
 from brushwork.errors import InputImageError
 

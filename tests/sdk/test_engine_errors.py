@@ -5,12 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from brushwork import (CancelledError, InputImageError, ModelNotFoundError, OutOfMemoryError, Recipe,
-                       RecipeError)
+from brushwork import InputImageError, ModelNotFoundError, OutOfMemoryError, RecipeError
 from brushwork.assets import content_ref
-from test_engine_support import (gradient, last_base, module_studio, pixels, png_bytes, recipe, square_mask,
-                                 write_png)
+from test_engine_support import gradient, last_base, module_studio, pixels, png_bytes, recipe, square_mask, write_png
 
 # One worker runs this whole module, so its tests share one Studio's loaded models.
 pytestmark = pytest.mark.xdist_group("engine-errors")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from brushwork import Lora, RecipeError
 from brushwork.engine.fastpath import FastPath, set_vae_tiling
 from brushwork.engine.memory import needed_bytes

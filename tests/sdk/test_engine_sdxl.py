@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from brushwork import BrushworkError, Control
+from PIL import Image
 from test_engine_support import gradient, mean_diff, module_studio, pixels, recipe, square_mask, write_png
 
 # One worker runs this whole module, so its tests share one Studio's loaded models.

@@ -10,9 +10,8 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from brushwork import Recipe
+from PIL import Image
 
 SIZE = 64
 STEPS = 2

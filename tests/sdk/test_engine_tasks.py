@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from brushwork import Control
 from test_engine_support import gradient, mean_diff, module_studio, pixels, recipe, square_mask, write_png
 

@@ -7,10 +7,9 @@ import threading
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from brushwork import CancelledError, Lora
 from brushwork.recipe import is_content_ref
+from PIL import Image
 from test_engine_support import DecodeCounter, gradient, last_base, module_studio, pixels, recipe, write_png
 
 # One worker runs this whole module, so its tests share one Studio's loaded models.

@@ -4,7 +4,6 @@ import inspect
 import json
 
 import pytest
-
 from brushwork import errors
 
 

@@ -4,12 +4,11 @@ import io
 
 import numpy as np
 import pytest
+from brushwork.conditioning.masks import feather_weights, grow_mask, inpaint_control_array, load_mask, paste_back
+from brushwork.errors import InputImageError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
-
-from brushwork.conditioning.masks import feather_weights, grow_mask, inpaint_control_array, load_mask, paste_back
-from brushwork.errors import InputImageError
 
 
 def png(img) -> bytes:

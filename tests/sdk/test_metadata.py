@@ -4,12 +4,10 @@ import io
 import os
 
 import pytest
-from PIL import Image, PngImagePlugin
-
 from brushwork.errors import InputImageError
-from brushwork.metadata import (format_parameters, parse_parameters, read_metadata, recipe_from_parameters,
-                                save_png)
+from brushwork.metadata import format_parameters, parse_parameters, read_metadata, recipe_from_parameters, save_png
 from brushwork.recipe import Control, Lora, Recipe
+from PIL import Image, PngImagePlugin
 
 SHA = "sha256:" + "ab" * 32
 
@@ -94,7 +92,7 @@ def test_other_tools_read_ours(tmp_path):
 
 def test_failed_write_leaves_nothing(tmp_path):
     bad = Image.new("RGB", (8, 8))
-    bad.save = lambda *a, **k: (_ for _ in ()).throw(OSError("disk full"))  # noqa: E731
+    bad.save = lambda *a, **k: (_ for _ in ()).throw(OSError("disk full"))
     with pytest.raises(OSError):
         save_png(bad, tmp_path / "f.png", recipe())
     assert os.listdir(tmp_path) == []

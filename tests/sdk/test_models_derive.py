@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from brushwork.models import derive
 from brushwork.models.family import detect_checkpoint_keys
 from brushwork.testing import ldm_export
@@ -80,9 +79,8 @@ def test_exported_names_are_the_real_checkpoint_names():
 
 
 def test_controlnet_config_from_real_shapes():
-    from diffusers import ControlNetModel
-
     from brushwork.testing.ldm_export import controlnet_key
+    from diffusers import ControlNetModel
 
     base = derive.CONFIGS / "controlnet-sd15" / "config.json"
     import json

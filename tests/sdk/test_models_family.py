@@ -7,10 +7,9 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import save_file
-
 from brushwork.models import family as fam
 from brushwork.models.family import FamilyInfo, UnsupportedModelError
+from safetensors.torch import save_file
 
 
 def _file(path, keys, metadata=None):

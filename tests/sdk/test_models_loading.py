@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from brushwork.errors import ModelNotFoundError
 from brushwork.models import loading, sources
 from brushwork.models.family import CorruptModelError
@@ -158,9 +157,8 @@ def test_other_pipeline_kinds_are_refused_by_name(tmp_path):
 
 
 def test_an_opted_in_pickle_checkpoint_loads(tmp_path, tiny_models):
-    from safetensors.torch import load_file
-
     from brushwork.errors import UnsafeCheckpointError
+    from safetensors.torch import load_file
 
     ckpt = tmp_path / "old-model.ckpt"
     torch.save({"state_dict": load_file(str(tiny_models.sd15_single_file)), "global_step": 1}, ckpt)

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from brushwork.errors import ModelNotFoundError, UnsafeCheckpointError
 from brushwork.models import sources
 from brushwork.models.family import CorruptModelError

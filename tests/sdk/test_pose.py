@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from brushwork.conditioning.pose import COLORS, parse_people, render_openpose
 from brushwork.errors import InputImageError
 

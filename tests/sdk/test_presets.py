@@ -2,7 +2,6 @@
 PresetErrors naming the file and the key."""
 
 import pytest
-
 from brushwork import paths
 from brushwork.errors import PresetError, RecipeError
 from brushwork.presets import list_presets, load_preset, preset_problems, recipe_from_preset
@@ -21,7 +20,7 @@ def user_preset(name: str, text: str):
 
 def test_bundled_presets_all_load_with_descriptions():
     presets = {p.name: p for p in list_presets()}
-    assert REQUIRED <= set(presets)
+    assert set(presets) >= REQUIRED
     assert all(p.description for p in presets.values())
     assert preset_problems() == []
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 import test_prompts_tinykit as kit
+import torch
 from brushwork.engine.prompts import EmbeddingCache, count_tokens, encode_prompts, prompt_chunks
 from brushwork.errors import BrushworkError, RecipeError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from brushwork.engine.prompt_syntax import (
     MAX_WEIGHT,
     MIN_WEIGHT,
@@ -15,6 +12,8 @@ from brushwork.engine.prompt_syntax import (
     parse_prompt,
     parse_prompt_sections,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def approx(fragments):

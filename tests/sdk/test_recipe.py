@@ -3,12 +3,19 @@
 import json
 
 import pytest
+from brushwork.errors import RecipeError
+from brushwork.recipe import (
+    CONTROL_KINDS,
+    SAMPLERS,
+    Control,
+    Embedding,
+    Lora,
+    Recipe,
+    extract_lora_tags,
+    parse_lora_spec,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from brushwork.errors import RecipeError
-from brushwork.recipe import (CONTROL_KINDS, SAMPLERS, Control, Embedding, Lora, Recipe, extract_lora_tags,
-                              parse_lora_spec)
 
 SHA = "sha256:" + "0123456789abcdef" * 4
 text = st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=40)

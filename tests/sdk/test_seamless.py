@@ -15,12 +15,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
-
 import test_prompts_tinykit as kit
+import torch
 from brushwork.engine.seamless import seamless, seamless_models
 from brushwork.errors import RecipeError
+from torch import nn
 
 
 @pytest.fixture(scope="module")
@@ -194,9 +193,8 @@ def test_restored_exactly_afterwards(pipe):
 def test_restored_after_an_exception(pipe):
     x = latents()
     before = unet_out(pipe, x)
-    with pytest.raises(RuntimeError, match="boom"):
-        with seamless(pipe, "x"):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), seamless(pipe, "x"):
+        raise RuntimeError("boom")
     assert torch.equal(unet_out(pipe, x), before)
     assert all("_conv_forward" not in c.__dict__ for c in convs(pipe.unet) + convs(pipe.vae))
 
@@ -243,9 +241,8 @@ def test_vae_tiling_is_off_inside_and_back_after(pipe):
 
 
 def test_bad_axes(pipe):
-    with pytest.raises(RecipeError, match="tiling: must be one of"):
-        with seamless(pipe, "z"):
-            pass
+    with pytest.raises(RecipeError, match="tiling: must be one of"), seamless(pipe, "z"):
+        pass
 
 
 def test_controlnets_are_patched_too(pipe):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 import brushwork
+import pytest
 from test_engine_support import recipe
 
 pytestmark = pytest.mark.xdist_group("studio-api")

@@ -12,11 +12,9 @@ import threading
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from brushwork import CancelledError
-from brushwork.engine import tiled
-from brushwork.engine.tiled import Tiling, base_size, feather, tile_starts, total_steps, upscale, wants_tiled
+from brushwork.engine.tiled import base_size, feather, tile_starts, total_steps, upscale, wants_tiled
+from PIL import Image
 from test_engine_support import module_studio, pixels, recipe
 from test_seamless import seam_ratio
 

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from brushwork import Control
 from brushwork.engine.tiled import total_steps
 from brushwork.engine.tiled_denoise import denoise_steps
 from brushwork.engine.tiles import Tiling
+from PIL import Image
 from test_engine_support import gradient, last_base, mean_diff, module_studio, pixels, recipe, write_png
 from test_seamless import seam_ratio
 
@@ -319,7 +318,6 @@ def test_a_plain_checkpoint_keeps_the_unmasked_latents_on_the_init_picture(tiny_
     latents (noised to the next step's level) after every step, so after the last step they are
     the init latents exactly, and inside the mask the picture changed."""
     import test_prompts_tinykit as kit
-
     from brushwork import Recipe
     from brushwork.engine.prompts import encode_prompts
     from brushwork.engine.run import Job

@@ -10,9 +10,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from safetensors import safe_open
-
 from brushwork.testing import tiny as tiny_mod
+from safetensors import safe_open
 
 
 def _gen(pipe, **kw):
@@ -81,8 +80,12 @@ def test_the_real_clip_tokenizer_with_a_full_vocabulary(tiny_models):
 
 @pytest.mark.slow
 def test_txt2img_inpaint_controlnet_lora_embedding_all_run(tiny_models):
-    from diffusers import (ControlNetModel, StableDiffusionControlNetPipeline, StableDiffusionInpaintPipeline,
-                           StableDiffusionPipeline)
+    from diffusers import (
+        ControlNetModel,
+        StableDiffusionControlNetPipeline,
+        StableDiffusionInpaintPipeline,
+        StableDiffusionPipeline,
+    )
     from PIL import Image
 
     pipe = StableDiffusionPipeline.from_pretrained(tiny_models.sd15, local_files_only=True)

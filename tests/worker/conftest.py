@@ -8,7 +8,6 @@ tests shares one: ``http_worker`` (no models: protocol, auth, uploads, fuzzing) 
 from __future__ import annotations
 
 import pytest
-
 from brushwork.worker.testing import WorkerProcess
 
 

@@ -10,13 +10,12 @@ import json
 import socket
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
-from worker_helpers import raw_request
-
 from brushwork import protocol
 from brushwork.errors import BrushworkError
 from brushwork.recipe import Recipe
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from worker_helpers import raw_request
 
 pytestmark = [pytest.mark.xdist_group("worker-http"), pytest.mark.slow]
 

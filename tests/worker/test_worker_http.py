@@ -7,11 +7,10 @@ import os
 import stat
 
 import pytest
-from worker_helpers import raw_request, tiny_recipe
-
 from brushwork import protocol
 from brushwork.client import Client
 from brushwork.errors import AuthError, BrushworkError, InputImageError, RecipeError
+from worker_helpers import raw_request, tiny_recipe
 
 pytestmark = pytest.mark.xdist_group("worker-http")
 

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from worker_helpers import raw_request, tiny_recipe
-
 from brushwork import protocol
 from brushwork.errors import BrushworkError, CancelledError
+from PIL import Image
+from worker_helpers import raw_request, tiny_recipe
 
 pytestmark = pytest.mark.xdist_group("worker-jobs")
 
@@ -106,7 +105,7 @@ def test_several_clients_at_once_each_get_their_own_results(jobs_worker):
     def artist(seed):
         try:
             results[seed] = jobs_worker.client(f"artist-{seed}").generate(tiny_recipe(steps=2, seed=seed), timeout=120)
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=artist, args=(seed,)) for seed in (31, 32, 33)]

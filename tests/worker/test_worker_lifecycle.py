@@ -17,11 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from worker_helpers import tiny_recipe
-
 from brushwork import paths, protocol
 from brushwork.client import connect
 from brushwork.errors import BrushworkError, WorkerError
+from worker_helpers import tiny_recipe
 
 pytestmark = pytest.mark.xdist_group("worker-life")
 
@@ -63,7 +62,7 @@ def test_start_crash_recover_and_stop_cleanly(tiny_models, monkeypatch):
     def connect_one(key):
         try:
             clients.append(connect(client_key=key, timeout=120))
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=connect_one, args=(k,)) for k in ("artist", "other")]
@@ -222,10 +221,9 @@ def test_a_real_out_of_memory_fails_the_job_and_the_worker_stays_up(tiny_models,
     """The worker's address space is capped (prlimit), then a job far too big for it runs."""
     import resource
 
-    from PIL import Image
-
     from brushwork.errors import OutOfMemoryError
     from brushwork.worker.testing import WorkerProcess
+    from PIL import Image
 
     # A copy of tiny-sd15 that claims a 2048 px native size: a 2048² job is then no larger than
     # native and runs the plain whole-picture path (over 2x native every task takes the bounded

@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-
 from brushwork import paths, protocol
 from brushwork.recipe import Recipe
 from brushwork.worker import auth

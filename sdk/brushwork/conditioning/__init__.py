@@ -9,7 +9,7 @@ ControlNet: it dispatches on the control's kind, raw ``signal`` and ``preprocess
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PIL import Image
 

@@ -8,7 +8,7 @@ robust range from percentiles, so one stray far-away pixel cannot flatten the wh
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image

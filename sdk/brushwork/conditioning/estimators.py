@@ -9,8 +9,8 @@ it where the estimator is offered (``brushwork presets --estimators``).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from PIL import Image
 

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import InputImageError
-from ..openpose import COLORS, DRAWN_LIMBS, KEYPOINTS as KEYPOINT_NAMES  # noqa: F401 (re-exported)
+from ..openpose import COLORS, DRAWN_LIMBS
 
 LIMB_BRIGHTNESS = 0.6
 STICK_WIDTH = 4  # at 512 px

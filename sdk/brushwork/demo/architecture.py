@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 
-
 def text_encoder_config():
     from transformers import CLIPTextConfig
 

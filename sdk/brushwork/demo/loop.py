@@ -9,6 +9,7 @@ import time
 import numpy as np
 import torch
 
+
 class Log:
     def __init__(self, quiet: bool = False):
         self.quiet = quiet

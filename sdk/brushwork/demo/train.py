@@ -68,7 +68,7 @@ class Plan:
     caption_dropout: float = 0.1
 
     @classmethod
-    def quick(cls) -> "Plan":
+    def quick(cls) -> Plan:
         """Seconds, not minutes: proves the whole pipeline runs and saves a loadable model."""
         return cls(textures=16, depth_scenes=8, inpaint_examples=8, batch=4, vae_steps=2,
                    unet_steps=2, controlnet_steps=2, inpaint_steps=2, decoder_steps=2)

@@ -83,7 +83,7 @@ def _read_tensors(p: Path, what: str, allow_pickle: bool) -> dict[str, Any]:
         from safetensors.torch import load_file
 
         return load_file(str(p))
-    except Exception as exc:  # noqa: BLE001 - any failure to read is the same message to the user
+    except Exception as exc:
         raise AdapterError(f"{what} {p.name} cannot be read (corrupt, truncated or not a "
                            f"safetensors file): {_short(exc)}") from None
 
@@ -161,7 +161,7 @@ def _load_lora(pipe, path: Path, name: str, family: str, allow_pickle: bool) -> 
             # peft warns "multiple adapters in the model" on the second LoRA: that is the plan
             warnings.simplefilter("ignore", UserWarning)
             pipe.load_lora_weights(state_dict, adapter_name=name)
-    except Exception as exc:  # noqa: BLE001 - diffusers/peft raise ValueError, RuntimeError, KeyError...
+    except Exception as exc:
         _forget_partial(pipe, name)
         raise AdapterError(f"LoRA {path.name} does not fit this {family} model: {_lora_failure(exc)}") from None
     if name not in _loaded_loras(pipe) - before:
@@ -175,7 +175,7 @@ def _forget_partial(pipe, name: str) -> None:
     try:
         if name in _loaded_loras(pipe):
             pipe.delete_adapters(name)
-    except Exception:  # noqa: BLE001 - best effort; the original error is what the user needs
+    except Exception:
         pass
 
 
@@ -302,7 +302,7 @@ def _load_embedding(pipe, p: Path, token: str, digest: str, family: str, allow_p
             for key, tokenizer, encoder in targets:
                 source = {token: tensors[key]} if is_sdxl_file else tensors
                 pipe.load_textual_inversion(source, token=token, tokenizer=tokenizer, text_encoder=encoder)
-    except Exception as exc:  # noqa: BLE001 - shape mismatches, odd layouts: one message
+    except Exception as exc:
         # diffusers adds the tokens (tok, tok_1, ... for multi-vector files) before it copies the
         # vectors, so a failure can leave them in one or both tokenizers: take out every new one
         # (SDXL: a token must never live in one encoder only)
@@ -311,7 +311,7 @@ def _load_embedding(pipe, p: Path, token: str, digest: str, family: str, allow_p
             if new:
                 try:
                     pipe.unload_textual_inversion(new, tokenizer=tokenizer, text_encoder=encoder)
-                except Exception:  # noqa: BLE001 - best effort; the load error is what matters
+                except Exception:
                     pass
         if isinstance(exc, KeyError):
             exc = ValueError(f"missing {exc}")

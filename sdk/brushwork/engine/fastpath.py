@@ -34,7 +34,7 @@ class FastPath:
     preview_vaes: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def for_device(cls, device: str) -> "FastPath":
+    def for_device(cls, device: str) -> FastPath:
         kind = torch.device(device).type
         if kind == "cuda":
             index = torch.device(device).index or 0
@@ -48,12 +48,12 @@ class FastPath:
         return cls(device=device, dtype=torch.float32)
 
     @classmethod
-    def plain(cls, device: str) -> "FastPath":
+    def plain(cls, device: str) -> FastPath:
         """Reference settings: fp32, no fusion, no layout changes."""
         return cls(device=device, dtype=torch.float32, sdpa=True, tile_vae_above=1 << 62)
 
     @classmethod
-    def resolve(cls, fast, device: str) -> "FastPath":
+    def resolve(cls, fast, device: str) -> FastPath:
         if isinstance(fast, FastPath):
             return replace(fast, device=device) if fast.device != device else fast
         if fast is False:
@@ -169,7 +169,7 @@ def load_preview_decoder(ref: str, fast: FastPath):
             if hub_cached_file(ref, "config.json") is None:
                 return None
             vae = AutoencoderTiny.from_pretrained(ref, torch_dtype=fast.dtype, local_files_only=True)
-    except Exception as exc:  # noqa: BLE001 - a preview nicety must never fail a job
+    except Exception as exc:
         log.warning("preview VAE %s unavailable (%s): using linear previews", ref, exc)
         return None
     vae = vae.to(fast.device).eval()

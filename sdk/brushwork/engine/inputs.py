@@ -9,8 +9,8 @@ Size rules (documented for users in the Studio docstring):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from PIL import Image
 

@@ -96,7 +96,7 @@ def oom_as_error(what: str):
     so the caller stays usable for the next, smaller job."""
     try:
         yield
-    except Exception as exc:  # noqa: BLE001 - only OOMs are translated, the rest re-raised
+    except Exception as exc:
         if not is_oom(exc):
             raise
         wanted = needed_bytes(str(exc))

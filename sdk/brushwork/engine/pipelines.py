@@ -12,8 +12,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from diffusers import (
     StableDiffusionControlNetImg2ImgPipeline,

@@ -15,8 +15,9 @@ the next step's kernels would be launched onto an idle GPU.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

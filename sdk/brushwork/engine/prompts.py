@@ -294,6 +294,6 @@ def encode_prompts(pipe, prompt: str, negative: str, *, family: str, clip_skip: 
 
 def count_tokens(pipe, prompt: str) -> tuple[int, int]:
     """(tokens, chunks) of a prompt with the pipeline's first tokenizer: for a UI's "75/150" hint."""
-    tokenizer = getattr(pipe, "tokenizer", None) or getattr(pipe, "tokenizer_2")
+    tokenizer = getattr(pipe, "tokenizer", None) or pipe.tokenizer_2
     chunks = prompt_chunks(pipe, tokenizer, prompt)
     return sum(len(tokens) for tokens, _ in chunks), len(chunks)

@@ -23,8 +23,8 @@ padding of (0, 1, 0, 1), so an img2img input is seen as a torus too.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F

@@ -20,8 +20,9 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PIL import Image
 
@@ -32,8 +33,16 @@ from ..paths import state_dir
 from ..recipe import Control, Recipe, extract_lora_tags
 from . import bridge
 from .adapters import apply_adapters
-from .fastpath import (FastPath, forget_compiled, load_preview_decoder, pick_device, set_qkv_fused, set_vae_tiling,
-                       tune_module, tune_pipeline)
+from .fastpath import (
+    FastPath,
+    forget_compiled,
+    load_preview_decoder,
+    pick_device,
+    set_qkv_fused,
+    set_vae_tiling,
+    tune_module,
+    tune_pipeline,
+)
 from .inputs import read_inputs, store_inputs
 from .memory import default_budget, oom_as_error
 from .pipelines import LoadedBase, PipelineCache

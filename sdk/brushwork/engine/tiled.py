@@ -38,8 +38,9 @@ CPU generators in a fixed order: a rerun is pixel-identical.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,8 +50,15 @@ from .inputs import Inputs
 from .progress import Progress, _Cancelled
 from .run import Job, run_one
 from .seamless import seamless
-from .tiled_denoise import (TileControls, decode_tiled, denoise_steps, denoise_tiled, encode_masked_tiled,
-                            encode_tiled, latent_mask)
+from .tiled_denoise import (
+    TileControls,
+    decode_tiled,
+    denoise_steps,
+    denoise_tiled,
+    encode_masked_tiled,
+    encode_tiled,
+    latent_mask,
+)
 from .tiled_inpaint import inpaint_cropped
 from .tiles import OVERLAP_FRACTION, Tiling, feather, tile_starts
 

@@ -15,7 +15,7 @@ over the run's own steps, several nets summed.
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

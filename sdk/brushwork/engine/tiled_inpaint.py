@@ -26,8 +26,8 @@ repaint; the plain path would paste every step's work away).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 import torch

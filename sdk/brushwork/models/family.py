@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ModelError, ModelNotFoundError  # noqa: F401 (re-exported)
+from ..errors import ModelError, ModelNotFoundError
 
 MAX_HEADER = 100 * 1024 * 1024  # a safetensors header beyond this is corruption, not a model
 

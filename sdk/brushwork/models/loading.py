@@ -112,7 +112,7 @@ def _from_hub(load, ref: ModelRef):
     local = _offline()
     try:
         return load(variant=FP16_VARIANT, local_files_only=local)
-    except (ValueError, OSError, EnvironmentError) as exc:
+    except (ValueError, OSError) as exc:
         if "variant" not in str(exc) and not isinstance(exc, OSError):
             raise
     return load(local_files_only=local)

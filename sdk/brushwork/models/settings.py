@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import paths
-from ..errors import SettingsError  # noqa: F401 (re-exported: models.settings.SettingsError)
+from ..errors import SettingsError
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -37,14 +37,14 @@ class Settings:
         return paths.config_dir() / "settings.toml"
 
     @classmethod
-    def load(cls, file: Path | None = None) -> "Settings":
+    def load(cls, file: Path | None = None) -> Settings:
         """The settings file (if any), then the environment on top."""
         settings = cls.from_file(file or cls.path())
         settings.apply_env(os.environ)
         return settings
 
     @classmethod
-    def from_file(cls, file: Path) -> "Settings":
+    def from_file(cls, file: Path) -> Settings:
         file = Path(file)
         if not file.exists():
             return cls()
@@ -55,7 +55,7 @@ class Settings:
         return cls.from_dict(data, where=str(file))
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "settings") -> "Settings":
+    def from_dict(cls, data: dict, where: str = "settings") -> Settings:
         known = {"model_dirs", "default_model", "allow_pickle", "offline", "device"}
         for key in data:
             if key not in known:

@@ -102,7 +102,7 @@ class EngineRunner(threading.Thread):
             self.hub.finish(job, protocol.DONE, results=results, ran_recipe=result.recipe.to_dict())
         except CancelledError as exc:
             self.hub.finish(job, protocol.CANCELLED, error=exc.to_dict())
-        except BaseException as exc:  # noqa: BLE001 - every failure is the job's, never the thread's
+        except BaseException as exc:
             error = to_brushwork_error(exc)
             if not isinstance(exc, BrushworkError):
                 log.error("job %s failed:\n%s", job.id, traceback.format_exc())

@@ -31,7 +31,7 @@ class Outputs:
         self.folders = dict(folders)
 
     @classmethod
-    def load(cls) -> "Outputs":
+    def load(cls) -> Outputs:
         folders = {protocol.DEFAULT_DESTINATION: paths.outputs_dir()}
         config = paths.config_dir() / "worker.toml"
         if config.is_file():

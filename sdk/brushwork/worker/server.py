@@ -66,7 +66,7 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+    def log_message(self, format, *args):
         log.debug("%s %s", self.address_string(), format % args)
 
     def send_error(self, code, message=None, explain=None):

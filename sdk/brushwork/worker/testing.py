@@ -49,7 +49,7 @@ class WorkerProcess:
         env.update(self.extra_env)
         return env
 
-    def start(self) -> "WorkerProcess":
+    def start(self) -> WorkerProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         info_path = self.state_dir / protocol.INFO_FILE
         log = open(self.home / "worker-test.log", "ab")
@@ -109,7 +109,7 @@ class WorkerProcess:
             self.proc.kill()
             self.proc.wait()
 
-    def __enter__(self) -> "WorkerProcess":
+    def __enter__(self) -> WorkerProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -17,9 +17,8 @@ sys.path[:0] = [str(REPO / "blender_addon"), str(REPO / "sdk")]
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 from bpy_extras.object_utils import world_to_camera_view  # noqa: E402
-from mathutils import Euler, Matrix, Vector  # noqa: E402
-
 from brushwork_blender import capture, pose  # noqa: E402
+from mathutils import Euler, Matrix, Vector  # noqa: E402
 
 out = {}
 
