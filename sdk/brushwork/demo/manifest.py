@@ -7,14 +7,14 @@ and the training log. The model card (README.md) is written from the same data.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+# The folder layout and the manifest reader are facts of the shipped weights: the engine reads them
+# through brushwork.models.bundled; the training and export code here use the same ones.
+from ..models.bundled import CONTROLNET_SUBDIRS, INPAINT_SUBDIR, MANIFEST_NAME, NAME, WEIGHTS_DIR
+from ..models.bundled import read_manifest as read
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-MANIFEST_NAME = "demo.json"
-INPAINT_SUBDIR = "inpaint"
-CONTROLNET_SUBDIRS = {"depth": "controlnet-depth"}
-NAME = "brushwork-demo"
+__all__ = ["CONTROLNET_SUBDIRS", "INPAINT_SUBDIR", "LICENCE", "MANIFEST_NAME", "NAME", "RECOMMENDED", "WEIGHTS_DIR",
+           "build", "model_card", "read"]
+
 LICENCE = "Apache-2.0"
 # Settings that work for this toy (a 64 px model from minutes of CPU training).
 RECOMMENDED = {"steps": 20, "cfg": 5.0, "sampler": "Euler a"}
@@ -33,15 +33,6 @@ def build(native_size: int, training: dict, plan: dict) -> dict:
         "training": {k: v for k, v in training.items() if k != "preview"},
         "plan": plan,
     }
-
-
-def read(folder: Path) -> dict | None:
-    """The manifest in ``folder``, or None when there is none or it is unreadable."""
-    try:
-        data = json.loads((Path(folder) / MANIFEST_NAME).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def model_card(m: dict) -> str:

@@ -29,6 +29,7 @@ from PIL import Image
 from ..assets import AssetStore, read_ref
 from ..conditioning.masks import paste_back
 from ..errors import BrushworkError, CancelledError, ModelNotFoundError, RecipeError
+from ..models import bundled
 from ..paths import state_dir
 from ..recipe import Control, Recipe, extract_lora_tags
 from . import bridge
@@ -280,11 +281,7 @@ def _check_cancel(cancel) -> None:
 
 def _demo_preview(base: LoadedBase):
     """The bundled demo's VAE is its own: its previews need its own latent→RGB factors."""
-    try:
-        from ..demo import info, is_demo
-    except ImportError:
-        return None
-    preview = (info() or {}).get("preview") if is_demo(base.key) else None
+    preview = (bundled.info() or {}).get("preview") if bundled.is_demo(base.key) else None
     if not preview:
         return None
     return functools.partial(latent_to_rgb, family=base.family, factors=preview["factors"],
@@ -295,11 +292,7 @@ def _demo_controlnet(base: LoadedBase, kind: str) -> bridge.Resolved | None:
     """On the bundled demo model, a control with no model uses the demo's own ControlNet for
     that kind (the public ones neither fit it nor load offline). The path is ours, not a
     client's, so it resolves even where client paths are refused."""
-    try:
-        from ..demo import controlnet_dir, is_demo
-    except ImportError:
-        return None
-    folder = controlnet_dir(kind) if is_demo(base.key) else None
+    folder = bundled.controlnet_dir(kind) if bundled.is_demo(base.key) else None
     if folder is None:
         return None
     return bridge.resolve(str(folder), "controlnet", None, allow_paths=True, family=base.family)

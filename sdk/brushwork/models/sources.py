@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ModelNotFoundError, UnsafeCheckpointError
+from . import bundled, modeldirs, registry
 from . import family as fam
-from . import modeldirs, registry
 
 KINDS = ("pipeline", "controlnet", "vae", "lora", "embedding")
 _KIND_ALIASES = {"checkpoint": "pipeline", "model": "pipeline"}
@@ -97,22 +97,12 @@ def _default_pipeline(settings) -> ModelRef:
 
 
 def _demo_name() -> str:
-    try:
-        from ..demo import NAME  # type: ignore[attr-defined]
-
-        return str(NAME)
-    except Exception:
-        return "demo"
+    return bundled.NAME
 
 
 def _demo_weights() -> Path | None:
-    try:  # the demo package is optional (and written separately): never let it break resolution
-        from ..demo import weights_dir  # type: ignore[attr-defined]
-
-        path = weights_dir()
-    except Exception:
-        return None
-    return Path(path) if path and Path(path).exists() else None
+    """The shipped demo pipeline, or None where this install lacks its weights."""
+    return bundled.weights_dir()
 
 
 def _resolve(ref: str, kind: str, settings, *, allow_paths: bool, family: str | None) -> ModelRef:

@@ -1,6 +1,8 @@
 """Refresh docs/screenshots/canvas.png: the main window on a small scene (run it under Xvfb).
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python -m brushwork_canvas.screenshot docs/screenshots/canvas.png \
+A developer tool, not part of the canvas: it starts a test worker (brushwork.worker.testing).
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python tools/canvas_screenshot.py docs/screenshots/canvas.png \
         --demo --size 256
 
 With ``--demo`` a real worker is started on the bundled demo model (no model configured: the
@@ -21,17 +23,16 @@ from pathlib import Path
 
 
 def _scene(win) -> None:
+    from brushwork_canvas.commands import AddLayer, SetLayerProps
+    from brushwork_canvas.document import ControlSettings
+    from brushwork_canvas.tools import Stroke
     from PySide6.QtCore import QPointF
     from PySide6.QtGui import QColor
 
-    from .commands import AddLayer, SetLayerProps
-    from .document import ControlSettings
-    from .tools import Stroke
-
     doc = win.doc
 
-    def line(layer, points, size=5.0, color=QColor(25, 25, 30)):
-        stroke = Stroke(doc, layer.id, size=size, color=color)
+    def line(layer, points, size=5.0, color=None):
+        stroke = Stroke(doc, layer.id, size=size, color=color or QColor(25, 25, 30))
         stroke.begin(QPointF(*points[0]))
         for p in points[1:]:
             stroke.move(QPointF(*p))
@@ -40,7 +41,8 @@ def _scene(win) -> None:
     sketch = doc.layers[0]
     w, h = doc.width, doc.height
     line(sketch, [(0, h * 0.62), (w * 0.3, h * 0.6), (w * 0.55, h * 0.64), (w, h * 0.6)], 4)  # horizon
-    line(sketch, [(0, h * 0.6), (w * 0.18, h * 0.3), (w * 0.32, h * 0.45), (w * 0.47, h * 0.22), (w * 0.7, h * 0.58)], 5)
+    ridge = [(0, h * 0.6), (w * 0.18, h * 0.3), (w * 0.32, h * 0.45), (w * 0.47, h * 0.22), (w * 0.7, h * 0.58)]
+    line(sketch, ridge, 5)
     line(sketch, [(w * 0.8 + 34 * math.cos(a / 20 * 2 * math.pi), h * 0.16 + 34 * math.sin(a / 20 * 2 * math.pi))
                   for a in range(21)], 4)  # sun
     line(sketch, [(w * 0.12, h * 0.95), (w * 0.13, h * 0.7)], 7)  # tree
@@ -79,11 +81,10 @@ def _wait_for_result(app, win, timeout: float = 400.0) -> None:
 
 def _demo_scene(app, win) -> None:
     """Three textures from the demo model; the first on the canvas with a mask over a patch of it."""
+    from brushwork_canvas.commands import AddLayer, SetLayerProps
+    from brushwork_canvas.history_panel import reuse_settings
+    from brushwork_canvas.tools import Stroke
     from PySide6.QtCore import QPointF
-
-    from .commands import AddLayer, SetLayerProps
-    from .history_panel import reuse_settings
-    from .tools import Stroke
 
     doc = win.doc
     win.session.load_models()
@@ -109,10 +110,11 @@ def _demo_scene(app, win) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m brushwork_canvas.screenshot")
+    parser = argparse.ArgumentParser(prog="tools/canvas_screenshot.py")
     parser.add_argument("out", type=Path)
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--demo", action="store_true", help="start a real worker on the bundled demo model and generate")
+    source.add_argument("--demo", action="store_true",
+                        help="start a real worker on the bundled demo model and generate")
     source.add_argument("--tiny-models", type=Path, help="start a real worker on these models and generate")
     parser.add_argument("--size", type=int, default=512, help="document side (generation on a CPU is slow at 512)")
     args = parser.parse_args(argv)
@@ -125,10 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     home = tempfile.mkdtemp(prefix="brushwork-shot-")
     os.environ["BRUSHWORK_HOME"] = home  # never the user's autosave or history
 
+    from brushwork_canvas.app import build
+    from brushwork_canvas.theme import apply_dark_theme
     from PySide6.QtWidgets import QApplication
-
-    from .app import build
-    from .theme import apply_dark_theme
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     apply_dark_theme(app)
@@ -136,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = None
     if args.tiny_models or args.demo:
         from brushwork.worker.testing import WorkerProcess
-
-        from .backend import ClientBackend
+        from brushwork_canvas.backend import ClientBackend
 
         model_dirs = [args.tiny_models] if args.tiny_models else []
         worker = WorkerProcess(home=Path(home) / "worker", model_dirs=model_dirs).start()
@@ -151,14 +151,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _scene(win)
         if args.tiny_models:
-            from .commands import SetLayerProps
-            from .document import ControlSettings
+            from brushwork_canvas.commands import SetLayerProps
+            from brushwork_canvas.document import ControlSettings
 
             win.session.load_models()
             win.doc.update_settings(model="tiny-sd15", preset="", steps=2)
             for layer in win.doc.layers:  # the tiny set's ControlNets, not the hub defaults
                 if layer.can_control and layer.control.enabled:
-                    control = ControlSettings(**{**vars(layer.control), "model": f"controlnet-tiny-{layer.control.kind}"})
+                    tiny = f"controlnet-tiny-{layer.control.kind}"
+                    control = ControlSettings(**{**vars(layer.control), "model": tiny})
                     win.doc.undo_stack.push(SetLayerProps(win.doc, layer.id, control=control))
             for _ in range(2):
                 _wait_for_result(app, win)
