@@ -1,7 +1,10 @@
-"""python -m benchmarks [--quick] [--json OUT] [--only KEY ...]
+"""python -m benchmarks [--quick] [--only KEY ...] [--json OUT] [--record]
 
-Runs every benchmark that fits this machine, prints a table, writes JSON (``--json``) and
-refreshes benchmarks/RESULTS.md with the device and date. GPU figures run only where CUDA is.
+Runs every benchmark that fits this machine and prints a table. A run writes its RESULTS.md and
+results.json under benchmarks/out/ (git-ignored); only ``--record`` writes the recorded
+benchmarks/RESULTS.md and benchmarks/results.json, and only for a full run (no ``--quick`` or
+``--only``) on a quiet machine, so a quick look or a run beside other work never overwrites the
+figures the project quotes. GPU figures run only where CUDA is.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from .common import Figure
 
 HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+# A run is recorded only on a quiet machine: the 1-minute load average, before and after the run,
+# below this share of the cores (ratios measured beside other work drift by far more than the goals' margins).
+QUIET_LOAD_PER_CORE = 0.25
 
 # (module, function) pairs; each function takes quick: bool and returns a list of Figures.
 SUITES = [
@@ -68,7 +75,8 @@ def fmt(value) -> str:
     return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
 
 
-def write_results_md(figures: list[Figure], problems: list[str], device: str, quick: bool) -> Path:
+def write_results_md(figures: list[Figure], problems: list[str], device: str, quick: bool,
+                     folder: Path | None = None) -> Path:
     lines = [
         "# Benchmark results",
         "",
@@ -84,35 +92,72 @@ def write_results_md(figures: list[Figure], problems: list[str], device: str, qu
         lines.append(f"| `{f.key}` | {fmt(f.value)} | {f.unit} | {f.goal or '-'} | {met} | {f.note} |")
     if problems:
         lines += ["", "Not measured in this run:", ""] + [f"- {p}" for p in problems]
-    path = HERE / "RESULTS.md"
+    path = (folder or HERE) / "RESULTS.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def load_per_core() -> float:
+    return os.getloadavg()[0] / (os.cpu_count() or 1)
+
+
+def why_not_record(args: argparse.Namespace, loads: list[float]) -> str | None:
+    """The reason this run's figures must not become the recorded ones, or None."""
+    if args.quick:
+        return "a --quick run"
+    if args.only:
+        return "an --only run (not every figure)"
+    busy = max(loads)
+    if busy > QUIET_LOAD_PER_CORE:
+        return f"the machine was busy (load {busy:.2f} per core, quiet is <= {QUIET_LOAD_PER_CORE})"
+    return None
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats, smaller models")
-    ap.add_argument("--json", type=Path, help="write the figures as JSON here")
+    ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
     ap.add_argument("--only", nargs="*", help="run only these figure keys")
-    ap.add_argument("--no-results-md", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
+    ap.add_argument("--out", type=Path, default=OUT, help="where this run's RESULTS.md/results.json go")
+    ap.add_argument("--record", action="store_true",
+                    help="a full run on a quiet machine: write benchmarks/RESULTS.md and results.json")
+    ap.add_argument("--no-results-md", action="store_true", help="write no RESULTS.md at all")
     args = ap.parse_args(argv)
+    if args.record and (reason := why_not_record(args, [load_per_core()])):
+        print(f"benchmarks: not recording {reason}; run without --record to measure", file=sys.stderr)
+        return 2
     device = device_description()
     print(f"benchmarks on {device}", file=sys.stderr)
+    loads = [load_per_core()]
     figures, problems = run_suites(args.quick, args.only)
+    loads.append(load_per_core())
     data = {
         "device": device,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
+        "load_per_core": [round(x, 2) for x in loads],
         "figures": {f.key: f.value for f in figures},
         "details": {f.key: {"unit": f.unit, "goal": f.goal, "met": f.met, "note": f.note, **f.detail}
                     for f in figures},
         "not_measured": problems,
     }
+    folder = args.out
+    if args.record:
+        reason = why_not_record(args, loads)
+        if reason is None:
+            folder = HERE
+        else:
+            print(f"benchmarks: not recorded ({reason}); the figures are in {args.out}", file=sys.stderr)
+    payload = json.dumps(data, indent=2)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(payload, encoding="utf-8")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        args.json.write_text(payload, encoding="utf-8")
     if not args.no_results_md:
-        write_results_md(figures, problems, device, args.quick)
+        path = write_results_md(figures, problems, device, args.quick, folder)
+        print(f"benchmarks: wrote {path}", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,27 @@
+"""The files a packager or a lawyer reads first agree with each other."""
+
+from __future__ import annotations
+
+import tomllib
+
+from conftest import REPO
+
+
+def test_the_root_licence_is_the_one_pyproject_declares():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0"
+    assert project["license-files"] == ["LICENSE"]
+    text = (REPO / "LICENSE").read_text()
+    assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
+def test_the_locks_pin_every_package_exactly():
+    for name in ("lock.txt", "blender-lock.txt"):
+        pins = [line.split("#")[0].strip() for line in (REPO / "requirements" / name).read_text().splitlines()]
+        pins = [p for p in pins if p and not p.startswith("-")]
+        assert pins, name
+        loose = [p for p in pins if "==" not in p]
+        assert not loose, f"{name} must pin exact versions: {loose}"
+    lock = (REPO / "requirements" / "lock.txt").read_text()
+    assert "\ntorch==" not in lock, "torch stays out of the lock: setup.sh installs the CPU or CUDA build first"
