@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AdapterError", "AuthError", "BrushworkError", "CancelledError", "Control", "Embedding", "InputImageError",
     "Lora", "MissingDependencyError", "ModelError", "ModelNotFoundError", "OutOfMemoryError", "PresetError", "Recipe", "RecipeError",
-    "Studio", "UnsafeCheckpointError", "WorkerError", "connect", "__version__",
+    "Studio", "UnsafeCheckpointError", "WorkerError", "batch", "connect", "__version__",
 ]
 
 
@@ -38,6 +38,10 @@ def __getattr__(name: str):
         from .engine.studio import Studio
 
         return Studio
+    if name == "batch":  # brushwork.batch(manifest, out=...): the package is callable (batch/__init__.py)
+        import importlib
+
+        return importlib.import_module(".batch", __name__)
     if name == "connect":
         from .client import connect
 
