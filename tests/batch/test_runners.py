@@ -46,7 +46,7 @@ def test_same_pixels_through_the_worker_in_process_and_ray(models_env, tmp_path,
     quiet = dict(stream=io.StringIO())
     local = brushwork.batch(m, tmp_path / "in-process", runner="in-process", device="cpu", **quiet)
     via_worker = brushwork.batch(m, tmp_path / "worker", client=batch_worker.client(), **quiet)
-    on_ray = brushwork.batch(m, tmp_path / "ray", runner=RayRunner(actors=2), **quiet)
+    on_ray = brushwork.batch(m, tmp_path / "ray", runner="ray", actors=2, **quiet)
     for result in (local, via_worker, on_ray):
         assert result.counts == {"done": 4, "failed": 0, "skipped": 0}, [r.reason for r in result.failed]
     a, b, c = (outputs(tmp_path / d) for d in ("in-process", "worker", "ray"))
@@ -71,9 +71,13 @@ def test_a_ray_actor_killed_mid_batch_loses_and_duplicates_nothing(models_env, t
             killed.append(row.index)
 
     runner = RayRunner(actors=2, on_dispatch=kill_third)
-    result = brushwork.batch(m, tmp_path / "out", runner=runner, stream=io.StringIO())
+    try:
+        result = brushwork.batch(m, tmp_path / "out", runner=runner, stream=io.StringIO())
+        assert len(runner.actors) == 1  # the killed one is gone, the other ran its rows
+    finally:
+        runner.close()
     assert result.counts == {"done": 6, "failed": 0, "skipped": 0}, [r.reason for r in result.failed]
-    assert killed and len(runner.actors) == 0  # closed at the end
+    assert killed
     retried = [r for r in result.rows if r.attempts > 1]
     assert retried and any(r.index == killed[0] for r in retried)
     report = read_report(tmp_path / "out" / REPORT_NAME)

@@ -33,6 +33,7 @@ class BatchResult:
     report: Path
     estimate: Estimate | None = None
     counts: dict = field(default_factory=dict)
+    rate: float | None = None  # rows/s after the first row (which carries the model load)
 
     @property
     def failed(self) -> list[Row]:
@@ -49,7 +50,8 @@ def run_batch(manifest: str | os.PathLike | list[dict], out: str | os.PathLike, 
               stream: TextIO | None = None) -> BatchResult:
     """Run every row of ``manifest`` (a .jsonl/.csv/.toml path, or a list of row dicts) into the
     folder ``out``. ``runner``: "worker" (default: the local worker, started if needed),
-    "in-process" (one Studio here), "ray" (``ray_address``, or a local Ray), or a runner object.
+    "in-process" (one Studio here), "ray" (``ray_address``, or a local Ray), or a runner object
+    (which stays the caller's: not closed here, so its models stay warm for the next batch).
     Rows that fail are reported with their reason; the call raises only for a manifest it cannot
     read at all. Returns the rows with their status, time and seed."""
     stream = stream or sys.stderr
@@ -59,22 +61,24 @@ def run_batch(manifest: str | os.PathLike | list[dict], out: str | os.PathLike, 
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_partials(out_dir)
     run_with = _runner(runner, ray_address=ray_address, actors=actors, device=device, client=client)
+    owned = isinstance(runner, str)
     try:
         rows = plan_rows(entries, out_dir, base_dir, missing=run_with.missing,
                          check_model=getattr(run_with, "check_model", None))
         _skip_made(rows)
         report = Report(out_dir / REPORT_NAME)
         try:
-            estimate = _execute(rows, run_with, report, stream, memory_limit)
+            estimate, rate = _execute(rows, run_with, report, stream, memory_limit)
         finally:
             report.close()
     finally:
-        run_with.close()
+        if owned:
+            run_with.close()
     seconds = time.monotonic() - started
     stream.write(summary(rows, seconds, report.path) + "\n")
     stream.flush()
     counts = {s: sum(r.status == s for r in rows) for s in (DONE, FAILED, SKIPPED)}
-    return BatchResult(rows, seconds, report.path, estimate, counts)
+    return BatchResult(rows, seconds, report.path, estimate, counts, rate)
 
 
 def _entries(manifest) -> tuple[list[Entry], Path]:
@@ -129,7 +133,8 @@ def _skip_made(rows: list[Row]) -> None:
             row.status, row.reason = SKIPPED, "already made"
 
 
-def _execute(rows: list[Row], runner, report: Report, stream: TextIO, memory_limit: int | None) -> Estimate | None:
+def _execute(rows: list[Row], runner, report: Report, stream: TextIO,
+             memory_limit: int | None) -> tuple[Estimate | None, float | None]:
     progress = Progress(len(rows), stream)
     todo = [r for r in rows if r.status == RUN]
     progress.to_run = len(todo)
@@ -143,7 +148,7 @@ def _execute(rows: list[Row], runner, report: Report, stream: TextIO, memory_lim
     for row in bad:
         progress.say(f"  row {row.index} ({row.where}): {row.reason}")
     if not todo:
-        return None
+        return None, None
 
     def emit(row: Row, outcome: Outcome) -> None:
         _finish(row, outcome)
@@ -163,8 +168,10 @@ def _execute(rows: list[Row], runner, report: Report, stream: TextIO, memory_lim
             progress.restart_clock()
     if estimate is not None:
         todo = _refuse_oversized(todo, estimate, report, progress)
+    steady_start, steady_rows = time.monotonic(), len(todo)
     runner.run(todo, emit)
-    return estimate
+    steady = time.monotonic() - steady_start
+    return estimate, (steady_rows / steady if steady_rows and steady > 0 else None)
 
 
 def _estimate(first: Row, runner, memory_limit: int | None) -> Estimate:
