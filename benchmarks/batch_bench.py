@@ -8,6 +8,8 @@
 - ``batch_ray_scaling_2v1``: rows/second of a batch on a local Ray with 2 CPU actors (1 CPU and
   1 torch thread each) divided by the same batch on 1 actor. Actors are warmed by a small batch
   first; the figure is each batch's steady rate (rows after the first). Ideal: 2.0.
+  ``ray_row_slowdown_2v1`` (a row's time inside its actor, 2 actors vs 1) shows what limits it:
+  the two actors, the driver and Ray's own processes share the machine's cores.
 
 Rates are rows after a batch's first row divided by their wall time (``BatchResult.rate``).
 
@@ -85,6 +87,7 @@ def measure_ray(tmp: Path, *, rows: int, width: int, steps: int) -> dict:
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     rates: dict[int, float] = {}
+    row_s: dict[int, float] = {}  # median seconds of a row inside its actor (generate only)
     try:
         for actors in (1, 2):
             runner = RayRunner(actors=actors)
@@ -96,12 +99,17 @@ def measure_ray(tmp: Path, *, rows: int, width: int, steps: int) -> dict:
                                          tmp / f"ray{actors}", runner=runner, stream=io.StringIO())
                 assert result.ok, [r.reason for r in result.failed]
                 rates[actors] = result.rate or 0.0
+                row_s[actors] = statistics.median(r.seconds for r in result.rows[1:])
             finally:
                 runner.close()
     finally:
         ray.shutdown()
+    # If two actors ran as fast as one, scaling would be 2.0; the slowdown of each row inside its
+    # actor shows how much the two cores (shared with the driver, Ray's own processes and anything
+    # else on the machine) limit it.
     return {"batch_ray_scaling_2v1": rates[2] / rates[1], "ray_1_actor_rows_per_s": rates[1],
-            "ray_2_actors_rows_per_s": rates[2]}
+            "ray_2_actors_rows_per_s": rates[2], "ray_1_actor_row_s": row_s[1], "ray_2_actors_row_s": row_s[2],
+            "ray_row_slowdown_2v1": row_s[2] / row_s[1]}
 
 
 def measure(quick: bool = False) -> dict:

@@ -200,7 +200,7 @@ def expand(data: dict, where: str) -> list[Entry]:
         raise ValueError(f"preset: must be a preset name, got {type(preset).__name__}")
     prompts = _list(data.pop("prompts", None), "prompts", str)
     models = _list(data.pop("models", None), "models", str)
-    seeds = _seeds(data.pop("seeds", None))
+    seeds: list[int | None] | None = _seeds(data.pop("seeds", None))  # type: ignore[assignment]
     fields.update(data)
     batch = fields.pop("batch", 1)
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 16:
@@ -212,7 +212,7 @@ def expand(data: dict, where: str) -> list[Entry]:
     if batch > 1:
         start = fields.pop("seed", None)
         # No seed: one is derived from the recipe (preflight), and image i takes that + i.
-        seeds = [None] * batch if start is None else [int(start) + i for i in range(batch)]
+        seeds = [None] * batch if start is None else [_int(start, "seed") + i for i in range(batch)]
         batch_offsets = list(range(batch)) if start is None else []
     else:
         batch_offsets = []
@@ -245,6 +245,12 @@ def expand(data: dict, where: str) -> list[Entry]:
                 label = f"{where} [{', '.join(tags)}]" if tags and total > 1 else where
                 entries.append(Entry(0, label, row, name=name))
     return entries
+
+
+def _int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+        raise ValueError(f"{key}: must be a whole number, got {value!r}")
+    return int(value)
 
 
 def _list(value: Any, key: str, kind: type) -> list | None:

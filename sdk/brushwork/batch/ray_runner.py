@@ -118,6 +118,7 @@ class RayRunner:
             for actor in list(self.actors):
                 while queue and load[id(actor)] < self.per_actor:
                     row = queue.popleft()
+                    assert row.recipe is not None  # only checked rows reach a runner
                     row.attempts += 1
                     future = actor.run.remote(row.recipe.to_dict(), self._inputs(row))
                     inflight[future] = (actor, row)
@@ -153,6 +154,7 @@ class RayRunner:
     def _inputs(self, row: Row) -> dict:
         """{sha256 ref: object ref} for the row's inputs; each distinct input is put once."""
         refs = {}
+        assert row.recipe is not None
         for ref in row.recipe.image_refs().values():
             if ref not in self._blobs:
                 path = row.blobs.get(ref)

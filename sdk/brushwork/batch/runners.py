@@ -14,7 +14,7 @@ import collections
 import contextlib
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,7 +103,7 @@ class InProcessRunner:
         pass
 
 
-def run_in_studio(studio, recipe, blobs: dict[str, Callable[[], bytes]]) -> Outcome:
+def run_in_studio(studio, recipe, blobs: Mapping[str, Callable[[], bytes]]) -> Outcome:
     """One row in a Studio: its inputs into the Studio's store, then the run, measured."""
     try:
         for ref, read in blobs.items():
