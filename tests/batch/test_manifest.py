@@ -117,7 +117,7 @@ def test_missing_or_unknown_manifests_are_one_error(tmp_path):
     with pytest.raises(ManifestError, match="no such manifest"):
         read_manifest(tmp_path / "nope.jsonl")
     (tmp_path / "m.yaml").write_text("x", encoding="utf-8")
-    with pytest.raises(ManifestError, match=".jsonl, .csv or .toml"):
+    with pytest.raises(ManifestError, match=".jsonl, .json, .csv or .toml"):
         read_manifest(tmp_path / "m.yaml")
     (tmp_path / "m.toml").write_text("[[rows]\n", encoding="utf-8")
     with pytest.raises(ManifestError, match="not valid TOML"):
@@ -142,3 +142,11 @@ def test_the_same_content_under_two_paths_is_one_row(tmp_path, picture):
                                             {**TINY, "init_image": "sub/copy.png", "strength": 0.5, "seed": 1}])
     a, b = plan(tmp_path, m)
     assert a.output == b.output
+
+
+def test_a_json_file_may_hold_one_array_of_rows(tmp_path):
+    m = tmp_path / "m.json"
+    m.write_text('[{"prompt": "a", "seeds": [1, 2]}, 3]', encoding="utf-8")
+    entries = read_manifest(m)
+    assert [e.fields.get("seed") for e in entries[:2]] == [1, 2]
+    assert entries[2].where == "m.json[1]" and "JSON object" in entries[2].error

@@ -7,11 +7,14 @@ the module is one xdist group so they start once."""
 from __future__ import annotations
 
 import io
+import threading
+import time
 
 import brushwork
 import numpy as np
 import pytest
 from batch_helpers import TINY, outputs, write_jsonl
+from brushwork import Recipe
 from brushwork.batch.ray_runner import RayRunner
 from brushwork.batch.report import REPORT_NAME, read_report
 from brushwork.worker.testing import WorkerProcess
@@ -89,3 +92,28 @@ def test_a_ray_actor_killed_mid_batch_loses_and_duplicates_nothing(models_env, t
     killed_run, plain_run = outputs(tmp_path / "out"), outputs(tmp_path / "plain")
     assert killed_run.keys() == plain_run.keys()
     assert all(np.array_equal(killed_run[k], plain_run[k]) for k in plain_run)
+
+
+def test_a_batch_on_the_worker_leaves_room_for_the_canvas(models_env, tmp_path, batch_worker):
+    """Another client's job (the canvas, Blender) waits behind at most the running batch row and
+    one queued one, and finishes while the batch still runs."""
+    rows = 8
+    m = write_jsonl(tmp_path / "m.jsonl", [{**TINY, "prompt": "bricks", "steps": 20, "seeds": f"1-{rows}"}])
+    report = tmp_path / "out" / REPORT_NAME
+    done: list = []
+    batch = threading.Thread(target=lambda: done.append(
+        brushwork.batch(m, tmp_path / "out", client=batch_worker.client(), stream=io.StringIO())))
+    batch.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not (report.exists() and read_report(report)):
+            assert time.monotonic() < deadline and batch.is_alive()
+            time.sleep(0.05)
+        canvas = batch_worker.client()
+        job = canvas.submit(Recipe(prompt="the canvas", seed=9, **TINY))
+        assert job.position is not None and job.position <= 2
+        job.result(timeout=120)
+        assert batch.is_alive() and len(read_report(report)) < rows  # the batch was still going
+    finally:
+        batch.join(300)
+    assert done and done[0].counts["done"] == rows

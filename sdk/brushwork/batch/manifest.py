@@ -1,4 +1,4 @@
-"""Reading a batch manifest (JSONL, CSV or TOML) into rows of plain Recipe fields (stdlib only).
+"""Reading a batch manifest (JSONL, CSV, TOML, or .json holding an array) into rows of Recipe fields.
 
 Each manifest entry is a Recipe, or a preset plus overrides, plus optional expansions:
 
@@ -64,14 +64,16 @@ def read_manifest(path: str | Path) -> list[Entry]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson", ".json"):
+    if suffix == ".json" and text.lstrip().startswith("["):
+        raw = _json_list(text, path.name)
+    elif suffix in (".jsonl", ".ndjson", ".json"):
         raw = _jsonl(text, path.name)
     elif suffix == ".csv":
         raw = _csv(text, path.name)
     elif suffix == ".toml":
         raw = _toml(text, path.name)
     else:
-        raise ManifestError(f"{path}: a manifest is a .jsonl, .csv or .toml file")
+        raise ManifestError(f"{path}: a manifest is a .jsonl, .json, .csv or .toml file")
     entries: list[Entry] = []
     for where, data, error in raw:
         if error:
@@ -108,6 +110,20 @@ def _jsonl(text: str, name: str) -> Raw:
             out.append((where, {}, f"a row is a JSON object, got {type(data).__name__}"))
             continue
         out.append((where, data, ""))
+    return out
+
+
+def _json_list(text: str, name: str) -> Raw:
+    """A .json file holding one array of rows."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ManifestError(f"{name}: not valid JSON ({exc})") from None
+    out: Raw = []
+    for i, row in enumerate(data):
+        where = f"{name}[{i}]"
+        out.append((where, row, "") if isinstance(row, dict)
+                   else (where, {}, f"a row is a JSON object, got {type(row).__name__}"))
     return out
 
 
