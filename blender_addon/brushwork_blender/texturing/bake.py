@@ -1,0 +1,218 @@
+"""The multi-view bake: views (camera + picture) → textures in each mesh's own UV map, per slot.
+
+    bake = MultiViewBake(scene, objects, (1024, 1024))     # texels of every slot's own UVs
+    for camera, picture in views:                          # picture: float (h, w, 3), row 0 on top
+        bake.add_view(camera, picture)                     # occlusion-aware, angle-weighted
+    report = bake.write()                                  # fill + padding, images, materials
+
+``known_picture(camera, size)`` gives what the views added so far show from a new camera (and a
+mask of what they do not cover): the input for generating the next view by inpainting.
+
+bpy, main thread only; the maths lives in the numpy modules next to this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import capture
+from . import fill, meshdata
+from .blend import ViewBlend
+from .projection import sample_colors, sample_view
+
+DEPTH_METHODS = ("cycles", "raycast")
+
+
+@dataclass
+class SlotReport:
+    objects: list[str]
+    mesh: str
+    slot: int
+    material: str
+    uv_map: str
+    image: str
+    texels: int
+    seen: int
+    filled_without_view: int
+
+    def line(self) -> str:
+        share = 100.0 * self.seen / self.texels if self.texels else 0.0
+        return (f"{', '.join(self.objects)} slot {self.slot + 1} ({self.material}) → {self.image!r} in UV map "
+                f"{self.uv_map!r}: {share:.1f}% of {self.texels} texels seen, {self.filled_without_view} filled "
+                "from their neighbours")
+
+
+@dataclass
+class BakeReport:
+    slots: list[SlotReport] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    views: int = 0
+
+    @property
+    def unseen(self) -> int:
+        return sum(s.filled_without_view for s in self.slots)
+
+    def summary(self) -> str:
+        if not self.slots:
+            return "nothing baked: " + ("; ".join(self.problems) or "no mesh selected")
+        texels = sum(s.texels for s in self.slots)
+        seen = sum(s.seen for s in self.slots)
+        text = (f"{len(self.slots)} texture(s) from {self.views} view(s): {100.0 * seen / max(texels, 1):.1f}% of "
+                f"texels seen, {self.unseen} filled from neighbours")
+        return text + (f"; {len(self.problems)} problem(s): " + "; ".join(self.problems) if self.problems else "")
+
+
+class MultiViewBake:
+    def __init__(self, scene, objects, size: tuple[int, int], *, unwrap: bool = False, power: float = 3.0,
+                 depth_method: str = "cycles", depsgraph=None):
+        if depth_method not in DEPTH_METHODS:
+            raise ValueError(f"depth_method must be one of {', '.join(DEPTH_METHODS)}, got {depth_method!r}")
+        self.scene = scene
+        self.size = (int(size[0]), int(size[1]))
+        self.power = power
+        self.depth_method = depth_method
+        self.depsgraph = depsgraph if depsgraph is not None else capture.evaluated_depsgraph()
+        self.targets, self.problems = meshdata.slot_targets(objects, self.depsgraph, self.size, unwrap=unwrap)
+        self.blends = [ViewBlend(t.texels, 3) for t in self.targets]
+        self.views = 0
+        self._depths: dict[tuple[str, int, int], np.ndarray] = {}
+
+    # ---- views ---------------------------------------------------------------------------
+
+    def view_depth(self, camera, size: tuple[int, int]) -> np.ndarray:
+        """The z-depth of ``camera`` at ``size`` (cached per camera and size)."""
+        key = (camera.name, int(size[0]), int(size[1]))
+        if key not in self._depths:
+            if self.depth_method == "cycles":
+                from .render_passes import render_passes
+
+                self._depths[key] = render_passes(self.scene, camera, size).depth
+            else:
+                self._depths[key] = capture.camera_depth(self.scene, camera, size, self.depsgraph)
+        return self._depths[key]
+
+    def _samples(self, camera, size, depth):
+        frame = capture.camera_frame(self.scene, camera, size, self.depsgraph)
+        for index, target in enumerate(self.targets):
+            for _name, matrix in target.placements:
+                points, normals = target.world(matrix)
+                yield index, sample_view(frame, depth, points, normals, power=self.power)
+
+    def add_view(self, camera, picture: np.ndarray, depth: np.ndarray | None = None) -> int:
+        """Project ``picture`` (float (h, w, >=3), row 0 at the top, the camera's full frame) onto
+        every target texel this camera sees. Returns how many texels it reached."""
+        picture = np.asarray(picture, dtype=np.float64)
+        h, w = picture.shape[:2]
+        if depth is None:
+            depth = self.view_depth(camera, (w, h))
+        reached = 0
+        for index, sample in self._samples(camera, (w, h), depth):
+            seen = sample.seen
+            colors = np.zeros((len(seen), 3))
+            colors[seen] = sample_colors(picture[..., :3], sample)
+            self.blends[index].add(colors, sample.weight)
+            reached += int(np.count_nonzero(seen))
+        self.views += 1
+        return reached
+
+    def known_picture(self, camera, size: tuple[int, int], depth: np.ndarray | None = None,
+                      close_px: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        """What the views so far painted, seen from ``camera`` at ``size``: (picture (h, w, 3),
+        known (h, w) bool). Unknown pixels hold a smooth fill (a hint for an inpaint)."""
+        w, h = int(size[0]), int(size[1])
+        if depth is None:
+            depth = self.view_depth(camera, (w, h))
+        total = np.zeros((h, w, 3))
+        count = np.zeros((h, w))
+        for index, sample in self._samples(camera, (w, h), depth):
+            blend = self.blends[index]
+            ok = sample.seen & blend.seen
+            if not ok.any():
+                continue
+            colors = blend.result()[ok]
+            px = np.clip(sample.pixel[ok].astype(np.int64), 0, [w - 1, h - 1])
+            np.add.at(total, (px[:, 1], px[:, 0]), colors)
+            np.add.at(count, (px[:, 1], px[:, 0]), 1.0)
+        known = count > 0
+        picture = np.where(known[..., None], total / np.maximum(count, 1.0)[..., None], 0.0)
+        # Texels are sparser than pixels up close: close the pin holes between splats on surfaces.
+        picture, closed = fill.dilate(picture, known, close_px)
+        known = closed & np.isfinite(depth)
+        return fill.push_pull(picture, known), known
+
+    # ---- results -------------------------------------------------------------------------
+
+    def textures(self, margin: int = 8) -> list[tuple[np.ndarray, int, int]]:
+        """Per target: (texture (h, w, 3) float, texels seen, island texels filled without a view)."""
+        out = []
+        for target, blend in zip(self.targets, self.blends, strict=True):
+            w, h = target.size
+            image = np.zeros((h, w, 3))
+            covered = target.raster.covered
+            image[covered] = blend.result()
+            confidence = np.zeros((h, w))
+            confidence[covered] = blend.confidence()
+            texture, unseen = fill.finish_texture(image, confidence, covered, margin)
+            out.append((texture, int(np.count_nonzero(blend.seen)), unseen))
+        return out
+
+    def write(self, *, margin: int = 8, stem: str = "multiview", recipe_json: str = "", prefs=None,
+              assign: bool = True) -> BakeReport:
+        """Store each target's texture as an image and (``assign``) put it on a copy of the slot's
+        material, read through the mesh's own UV map. Returns the report."""
+        import bpy
+
+        from .. import pixels, results
+
+        report = BakeReport(problems=list(self.problems), views=self.views)
+        for target, (texture, seen, unseen) in zip(self.targets, self.textures(margin), strict=True):
+            png = pixels.encode_png(np.round(np.clip(texture, 0.0, 1.0) * 255.0))
+            name = f"{target.mesh_name}-{target.material_name or 'slot' + str(target.slot + 1)}-{stem}"
+            image = results.store_png(png, name, recipe_json, prefs)
+            material_name = target.material_name or "(no material)"
+            if assign:
+                material = _textured_material(bpy.data.materials.get(target.material_name or ""), image, target.uv_name)
+                material_name = material.name
+                for obj_name, _matrix in target.placements:
+                    obj = bpy.data.objects.get(obj_name)
+                    if obj is None:
+                        continue
+                    if target.slot < len(obj.material_slots):
+                        obj.material_slots[target.slot].material = material
+                    else:
+                        obj.data.materials.append(material)
+            report.slots.append(SlotReport([n for n, _ in target.placements], target.mesh_name, target.slot,
+                                           material_name, target.uv_name, image.name, target.texels, seen, unseen))
+        return report
+
+
+def _textured_material(original, image, uv_name: str):
+    """A copy of ``original`` (or a new material) whose Principled BSDF base colour is ``image``
+    read through UV map ``uv_name``. The original stays in the file, untouched."""
+    import bpy
+
+    if original is not None:
+        mat = original.copy()
+        mat.name = f"{original.name} Brushwork"
+    else:
+        mat = bpy.data.materials.new(f"Brushwork {image.name}")
+    mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = next((n for n in nodes if n.type == "BSDF_PRINCIPLED"), None)
+    if bsdf is None:
+        bsdf = nodes.new("ShaderNodeBsdfPrincipled")
+        out = next((n for n in nodes if n.type == "OUTPUT_MATERIAL"), None) or nodes.new("ShaderNodeOutputMaterial")
+        links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
+    tex = nodes.new("ShaderNodeTexImage")
+    tex.name = tex.label = "Brushwork Multiview"
+    tex.image = image
+    tex.location = (bsdf.location.x - 320, bsdf.location.y)
+    uv = nodes.new("ShaderNodeUVMap")
+    uv.uv_map = uv_name
+    uv.location = (tex.location.x - 220, tex.location.y)
+    links.new(uv.outputs["UV"], tex.inputs["Vector"])
+    links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    nodes.active = tex
+    return mat
