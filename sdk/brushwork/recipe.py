@@ -24,7 +24,7 @@ from .errors import RecipeError
 
 SCHEMA_VERSION = 1
 
-CONTROL_KINDS = ("depth", "pose", "scribble", "lineart", "canny", "inpaint")
+CONTROL_KINDS = ("depth", "pose", "scribble", "lineart", "canny", "inpaint", "normal")
 TILING_MODES = ("", "x", "y", "xy")
 # Names artists know. The engine maps each to a diffusers scheduler (engine/samplers.py).
 SAMPLERS = ("Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "UniPC", "LCM", "Heun")

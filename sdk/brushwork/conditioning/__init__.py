@@ -67,6 +67,8 @@ def prepare_control(control: Control, read: Reader, width: int, height: int, *,
     img = open_image(read(control.image), what=f"{where}.image")
     if control.preprocess and control.preprocess != "none":
         return run_estimator(control.preprocess, to_rgb(img), size, where=f"{where}.preprocess")
+    if control.kind == "normal":  # a normal map (normalbae colours) is the control picture as it is
+        return fit(to_rgb(img), size)
     if control.kind == "scribble":
         return scribble_image(img, size)
     if control.kind == "lineart":

@@ -60,6 +60,7 @@ CONTROLNETS: dict[str, dict[str, str]] = {
         "lineart": "lllyasviel/control_v11p_sd15_lineart",
         "canny": "lllyasviel/control_v11p_sd15_canny",
         "inpaint": "lllyasviel/control_v11p_sd15_inpaint",
+        "normal": "lllyasviel/control_v11p_sd15_normalbae",  # camera-space normals, ScanNet colours
     },
     "sdxl": {
         "depth": "diffusers/controlnet-depth-sdxl-1.0",
@@ -69,7 +70,8 @@ CONTROLNETS: dict[str, dict[str, str]] = {
         "lineart": "TheMistoAI/MistoLine",
     },
 }
-_KIND_ALIASES = {"openpose": "pose", "sketch": "scribble", "line": "lineart", "edges": "canny"}
+_KIND_ALIASES = {"openpose": "pose", "sketch": "scribble", "line": "lineart", "edges": "canny",
+                 "normals": "normal", "normalbae": "normal"}
 
 # Estimators (preprocessors from controlnet-aux) and the licence of their weights.
 ESTIMATOR_LICENCES: dict[str, str] = {
