@@ -102,8 +102,14 @@ class RayRunner:
         return f"Ray: {len(self.actors)} actors ({', '.join(devices)}) on {', '.join(where)}"
 
     def capacity(self) -> int | None:
+        """Memory one actor may count on: its GPU's, or on a CPU node that node's RAM shared by the
+        actors running there."""
         self.start()
-        known = [i["memory"] for i in self.info if i.get("memory")]
+        per_host: dict[str, int] = {}
+        for i in self.info:
+            per_host[i["host"]] = per_host.get(i["host"], 0) + 1
+        known = [i["memory"] if i["device"].startswith("cuda") else i["memory"] // per_host[i["host"]]
+                 for i in self.info if i.get("memory")]
         return min(known) if known else None
 
     # ---- running --------------------------------------------------------------------------------
