@@ -150,3 +150,49 @@ def test_a_json_file_may_hold_one_array_of_rows(tmp_path):
     entries = read_manifest(m)
     assert [e.fields.get("seed") for e in entries[:2]] == [1, 2]
     assert entries[2].where == "m.json[1]" and "JSON object" in entries[2].error
+
+
+class RecordingRunner:
+    """A runner that makes no images: it records which rows reach it."""
+
+    def __init__(self):
+        self.ran: list[int] = []
+
+    def missing(self, refs):
+        return list(refs)
+
+    def check_model(self, model):
+        if model != "tiny-sd15":
+            from brushwork.errors import ModelNotFoundError
+
+            raise ModelNotFoundError(f"model {model!r} not found")
+
+    def describe(self):
+        return "a recording runner"
+
+    def capacity(self):
+        return None
+
+    def run(self, rows, emit):
+        from brushwork.batch.runners import Outcome
+
+        for row in rows:
+            self.ran.append(row.index)
+            emit(row, Outcome(error="recorded only"))
+
+    def close(self):
+        raise AssertionError("a runner passed in stays the caller's")
+
+
+def test_bad_rows_never_reach_the_runner(tmp_path):
+    import io
+
+    from brushwork.batch import run_batch
+
+    m = write_jsonl(tmp_path / "m.jsonl", [{**TINY, "seed": 1}, {**TINY, "model": "elsewhere"}, {**TINY, "width": 9},
+                                            {**TINY, "init_image": "sha256:" + "1" * 64, "strength": 0.5}])
+    runner = RecordingRunner()
+    result = run_batch(m, tmp_path / "out", runner=runner, stream=io.StringIO())
+    assert runner.ran == [1]
+    assert [r.status for r in result.rows] == ["failed"] * 4
+    assert "elsewhere" in result.rows[1].reason and "not in the asset store" in result.rows[3].reason
