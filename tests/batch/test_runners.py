@@ -17,6 +17,7 @@ from batch_helpers import TINY, outputs, write_jsonl
 from brushwork import Recipe
 from brushwork.batch.ray_runner import RayRunner
 from brushwork.batch.report import REPORT_NAME, read_report
+from brushwork.batch.runners import local_store
 from brushwork.worker.testing import WorkerProcess
 
 pytestmark = [pytest.mark.xdist_group("batch-runners"), pytest.mark.slow]
@@ -48,6 +49,12 @@ def test_same_pixels_through_the_worker_in_process_and_ray(models_env, tmp_path,
     m = write_jsonl(tmp_path / "m.jsonl", rows_with_a_picture())
     quiet = dict(stream=io.StringIO())
     local = brushwork.batch(m, tmp_path / "in-process", runner="in-process", device="cpu", **quiet)
+    # A sha256: input the worker lacks but this machine's store has is uploaded from the store.
+    ref = local_store().put(picture.read_bytes())
+    assert batch_worker.client().missing([ref]) == [ref]
+    by_ref = brushwork.batch([{**rows_with_a_picture()[2], "init_image": ref}], tmp_path / "by-ref",
+                             client=batch_worker.client(), **quiet)
+    assert by_ref.counts["done"] == 1
     via_worker = brushwork.batch(m, tmp_path / "worker", client=batch_worker.client(), **quiet)
     on_ray = brushwork.batch(m, tmp_path / "ray", runner="ray", actors=2, **quiet)
     for result in (local, via_worker, on_ray):
@@ -57,6 +64,8 @@ def test_same_pixels_through_the_worker_in_process_and_ray(models_env, tmp_path,
     for name in a:
         assert np.array_equal(a[name], b[name]), name
         assert np.array_equal(a[name], c[name]), name
+    [(name, arr)] = outputs(tmp_path / "by-ref").items()  # the same recipe, so the same name
+    assert np.array_equal(arr, a[name])
     # A rerun through the worker recognises the worker's own files (their recipe verifies).
     again = brushwork.batch(m, tmp_path / "worker", client=batch_worker.client(), **quiet)
     assert again.counts == {"done": 0, "failed": 0, "skipped": 4}

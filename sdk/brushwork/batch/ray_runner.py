@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import MissingDependencyError
 from .memory import Measure
 from .preflight import Row
-from .runners import Emit, Outcome, local_missing, local_model_check
+from .runners import Emit, Outcome, local_missing, local_model_check, local_store
 
 # Environment the actors of a LOCAL Ray need to see what this process sees (model folders,
 # BRUSHWORK_HOME, offline switches). A remote cluster's nodes are configured on the nodes.
@@ -164,14 +164,7 @@ class RayRunner:
         for ref in row.recipe.image_refs().values():
             if ref not in self._blobs:
                 path = row.blobs.get(ref)
-                data = path.read_bytes() if path is not None else _from_local_store(ref)
+                data = path.read_bytes() if path is not None else local_store().get(ref)
                 self._blobs[ref] = self._ray.put(data)
             refs[ref] = self._blobs[ref]
         return refs
-
-
-def _from_local_store(ref: str) -> bytes:
-    from ..assets import AssetStore
-    from ..paths import state_dir
-
-    return AssetStore(state_dir() / "assets").get(ref)

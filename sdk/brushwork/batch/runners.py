@@ -41,12 +41,17 @@ def error_line(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {text}" if text else f"unexpected {type(exc).__name__}"
 
 
-def local_missing(refs: list[str]) -> list[str]:
-    """``sha256:`` refs this machine's asset store lacks."""
+def local_store():
+    """This machine's asset store (where the Studio and ``brushwork generate`` keep inputs)."""
     from ..assets import AssetStore
     from ..paths import state_dir
 
-    store = AssetStore(state_dir() / "assets")
+    return AssetStore(state_dir() / "assets")
+
+
+def local_missing(refs: list[str]) -> list[str]:
+    """``sha256:`` refs this machine's asset store lacks."""
+    store = local_store()
     return [ref for ref in refs if not store.has(ref)]
 
 
@@ -137,7 +142,9 @@ class WorkerRunner:
         return self._client
 
     def missing(self, refs: list[str]) -> list[str]:
-        return list(self.client.missing(refs))
+        """Inputs neither the worker nor this machine's store has (those this machine has are
+        uploaded when their row is submitted)."""
+        return local_missing(list(self.client.missing(refs)))
 
     def describe(self) -> str:
         health = self.client.health()
@@ -174,10 +181,12 @@ class WorkerRunner:
             raise
 
     def _submit(self, row: Row):
-        for ref, path in row.blobs.items():
-            if ref not in self._uploaded:
-                self.client.upload(path.read_bytes())  # sent only when the worker lacks it
-                self._uploaded.add(ref)
+        assert row.recipe is not None
+        refs = [ref for ref in row.recipe.image_refs().values() if ref not in self._uploaded]
+        for ref in self.client.missing(refs) if refs else ():  # each input sent once, only if lacking
+            path = row.blobs.get(ref)
+            self.client.upload(path.read_bytes() if path is not None else local_store().get(ref))
+        self._uploaded.update(refs)
         return self.client.submit(row.recipe)
 
     def _finish(self, row: Row, job) -> tuple[Row, Outcome]:
