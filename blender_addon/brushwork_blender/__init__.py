@@ -9,9 +9,10 @@ Scripts: ``bpy.ops.brushwork.generate_texture()``, ``project_from_camera()``, ``
 
 from __future__ import annotations
 
-from . import capture, image_operators, operators, pose, props, session_operators, ui  # noqa: F401
+from . import capture, image_operators, multiview_operators, operators, pose, props, session_operators, ui  # noqa: F401
 
-_MODULES = (props, operators, image_operators, session_operators, ui)
+# multiview_operators after ui: its panel nests in ui's 3D View panel.
+_MODULES = (props, operators, image_operators, session_operators, ui, multiview_operators)
 
 
 def register():

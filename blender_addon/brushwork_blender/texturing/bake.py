@@ -26,6 +26,15 @@ DEPTH_METHODS = ("cycles", "raycast")
 
 
 @dataclass
+class PreparedView:
+    """A view ready for the numpy steps: its camera frame and depth at the picture's size."""
+
+    name: str
+    frame: capture.CameraFrame
+    depth: np.ndarray
+
+
+@dataclass
 class SlotReport:
     objects: list[str]
     mesh: str
@@ -80,6 +89,8 @@ class MultiViewBake:
         self._depths: dict[tuple[str, int, int], np.ndarray] = {}
 
     # ---- views ---------------------------------------------------------------------------
+    # prepare_view touches bpy (main thread); add_view / known_picture with a PreparedView are
+    # numpy only, so the operator runs them on a job thread.
 
     def view_depth(self, camera, size: tuple[int, int]) -> np.ndarray:
         """The z-depth of ``camera`` at ``size`` (cached per camera and size)."""
@@ -93,22 +104,30 @@ class MultiViewBake:
                 self._depths[key] = capture.camera_depth(self.scene, camera, size, self.depsgraph)
         return self._depths[key]
 
-    def _samples(self, camera, size, depth):
+    def prepare_view(self, camera, size: tuple[int, int], depth: np.ndarray | None = None) -> PreparedView:
+        """The camera's frame and depth at ``size`` (bpy: main thread)."""
+        size = (int(size[0]), int(size[1]))
         frame = capture.camera_frame(self.scene, camera, size, self.depsgraph)
+        return PreparedView(camera.name, frame, self.view_depth(camera, size) if depth is None else depth)
+
+    def _samples(self, view: PreparedView):
         for index, target in enumerate(self.targets):
             for _name, matrix in target.placements:
                 points, normals = target.world(matrix)
-                yield index, sample_view(frame, depth, points, normals, power=self.power)
+                yield index, sample_view(view.frame, view.depth, points, normals, power=self.power)
 
-    def add_view(self, camera, picture: np.ndarray, depth: np.ndarray | None = None) -> int:
+    def add_view(self, view, picture: np.ndarray, depth: np.ndarray | None = None) -> int:
         """Project ``picture`` (float (h, w, >=3), row 0 at the top, the camera's full frame) onto
-        every target texel this camera sees. Returns how many texels it reached."""
+        every target texel the view sees. ``view``: a PreparedView, or a camera object (then
+        prepared here, on the main thread). Returns how many texels it reached."""
         picture = np.asarray(picture, dtype=np.float64)
         h, w = picture.shape[:2]
-        if depth is None:
-            depth = self.view_depth(camera, (w, h))
+        if not isinstance(view, PreparedView):
+            view = self.prepare_view(view, (w, h), depth)
+        if (view.frame.width, view.frame.height) != (w, h):
+            raise ValueError(f"view {view.name!r} is {view.frame.width}×{view.frame.height}, the picture {w}×{h}")
         reached = 0
-        for index, sample in self._samples(camera, (w, h), depth):
+        for index, sample in self._samples(view):
             seen = sample.seen
             colors = np.zeros((len(seen), 3))
             colors[seen] = sample_colors(picture[..., :3], sample)
@@ -117,16 +136,17 @@ class MultiViewBake:
         self.views += 1
         return reached
 
-    def known_picture(self, camera, size: tuple[int, int], depth: np.ndarray | None = None,
+    def known_picture(self, view, size: tuple[int, int] | None = None,
                       close_px: int = 2) -> tuple[np.ndarray, np.ndarray]:
-        """What the views so far painted, seen from ``camera`` at ``size``: (picture (h, w, 3),
-        known (h, w) bool). Unknown pixels hold a smooth fill (a hint for an inpaint)."""
-        w, h = int(size[0]), int(size[1])
-        if depth is None:
-            depth = self.view_depth(camera, (w, h))
+        """What the views so far painted, seen from ``view`` (a PreparedView, or a camera and
+        ``size``): (picture (h, w, 3), known (h, w) bool). Unknown pixels hold a smooth fill (a hint
+        for an inpaint)."""
+        if not isinstance(view, PreparedView):
+            view = self.prepare_view(view, size)
+        w, h = view.frame.width, view.frame.height
         total = np.zeros((h, w, 3))
         count = np.zeros((h, w))
-        for index, sample in self._samples(camera, (w, h), depth):
+        for index, sample in self._samples(view):
             blend = self.blends[index]
             ok = sample.seen & blend.seen
             if not ok.any():
@@ -139,7 +159,7 @@ class MultiViewBake:
         picture = np.where(known[..., None], total / np.maximum(count, 1.0)[..., None], 0.0)
         # Texels are sparser than pixels up close: close the pin holes between splats on surfaces.
         picture, closed = fill.dilate(picture, known, close_px)
-        known = closed & np.isfinite(depth)
+        known = closed & np.isfinite(view.depth)
         return fill.push_pull(picture, known), known
 
     # ---- results -------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""Multi-view texturing end to end: the installed extension, a real worker with the tiny models."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+
+import pytest
+from brushwork.addon_package import build_extension_zip
+
+pytestmark = [pytest.mark.xdist_group("blender-multiview-worker"), pytest.mark.slow]
+
+
+def _stop(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(300):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def checks(bpy_run, tiny_models, tmp_path_factory):
+    from conftest import REPO
+
+    root = tmp_path_factory.mktemp("blender-multiview")
+    zip_path = build_extension_zip(root / "brushwork_blender.zip")
+    home = root / "home"
+    env = {"BLENDER_USER_RESOURCES": str(root / "blender-user"), "BRUSHWORK_HOME": str(home),
+           "BRUSHWORK_MODEL_DIRS": str(tiny_models.root), "BRUSHWORK_WORKER_PORT": "0"}
+    try:
+        result = bpy_run("multiview_worker_checks.py", str(zip_path), str(REPO / ".venv"), env=env, timeout=600)
+    finally:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            _stop(int(json.loads((home / "state" / "worker.json").read_text())["pid"]))
+    return result
+
+
+def _no_exception(checks, step):
+    assert f"{step}_exception" not in checks, checks[f"{step}_exception"]
+
+
+def test_background_mode_runs_the_views_in_sequence_and_bakes_before_returning(checks):
+    _no_exception(checks, "sync")
+    assert checks["sync_result"] == ["FINISHED"]
+    assert checks["sync_views_collection"] == ["Brushwork View orbit 1", "Brushwork View orbit 2",
+                                               "Brushwork View top"]
+    kinds = checks["sync_recipe_kinds"]
+    assert 1 <= len(kinds) <= 3 and len(checks["sync_view_images"]) == len(kinds)
+    # the first view is txt2img with depth; later ones inpaint what the earlier ones did not paint
+    assert [False, False, ["depth"]] in kinds
+    if len(kinds) > 1:
+        assert [True, True, ["depth"]] in kinds
+
+
+def test_the_bake_is_on_each_slot_through_its_own_uv_map(checks):
+    for name in ("Cube", "Plane"):
+        image, size, uv = checks["sync_materials"][name]
+        assert image and size == [64, 64] and uv == ["UVMap"]
+        assert checks["sync_uv_layers"][name] == ["UVMap"]
+    assert "texture(s) from" in checks["sync_summary"]
+
+
+def test_a_mesh_without_uvs_is_one_clear_error(checks):
+    _no_exception(checks, "no_uv")
+    error = checks["no_uv_error"]
+    assert error and "has no UV map to bake into" in error and error.strip().count("\n") == 0
+
+
+def test_the_ui_path_returns_at_once_and_the_pump_finishes_the_chain(checks):
+    _no_exception(checks, "ui")
+    assert checks["ui_active_after_return"] == 1
+    assert checks["ui_images_at_return"] == 0
+    assert checks["ui_active_at_end"] == 0
+    assert checks["ui_new_view_images"] == 2
+    assert "2 view(s)" in checks["ui_summary"]
