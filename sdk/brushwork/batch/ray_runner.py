@@ -13,6 +13,7 @@ cluster has no GPU), rows handed out as actors free up, outputs returned to the 
 from __future__ import annotations
 
 import collections
+import logging
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -57,7 +58,9 @@ class RayRunner:
         self._ray = ray
         local = self.address is None
         if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+            # Ray's INFO lines would interleave with the batch's progress; its warnings still show.
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.WARNING)
             self._owns_ray = True
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))

@@ -156,7 +156,8 @@ def _execute(rows: list[Row], runner, report: Report, stream: TextIO,
         progress.count(row, ran=True)
         progress.show(row)
 
-    progress.say(f"running on {runner.describe()}")
+    progress.say(f"running on {runner.describe()}")  # (starts a local Ray, or connects to the worker)
+    progress.restart_clock()
     # The estimate is measured: rows run one at a time until one has made an image.
     estimate = None
     while todo and estimate is None:
