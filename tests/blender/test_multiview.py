@@ -73,6 +73,16 @@ def test_every_slot_once_for_linked_duplicates_and_uvless_meshes_reported(checks
     assert checks["unwrap_targets"] == 1
 
 
+def test_hidden_texels_keep_the_slots_existing_texture(checks):
+    _no_exception(checks, "keep")
+    assert checks["keep_right_max_diff_from_old"] < 0.01  # unseen: exactly what it had
+    assert checks["keep_left_max_diff_from_view"] < 0.01  # seen head-on: the view's colour
+    filled, kept, right = checks["keep_counts"]
+    assert filled == 0 and kept >= right > 100
+    assert "kept from the existing texture" in checks["keep_line"]
+    assert checks["keep_material"] == "Paint Brushwork"
+
+
 def test_cycles_depth_matches_ray_cast_and_follows_render_visibility(checks):
     _no_exception(checks, "passes")
     assert checks["passes_same_misses"]

@@ -45,12 +45,14 @@ class SlotReport:
     texels: int
     seen: int
     filled_without_view: int
+    kept_existing: int = 0  # texels no view saw that kept the slot's existing texture
 
     def line(self) -> str:
         share = 100.0 * self.seen / self.texels if self.texels else 0.0
+        kept = f", {self.kept_existing} kept from the existing texture" if self.kept_existing else ""
         return (f"{', '.join(self.objects)} slot {self.slot + 1} ({self.material}) → {self.image!r} in UV map "
                 f"{self.uv_map!r}: {share:.1f}% of {self.texels} texels seen, {self.filled_without_view} filled "
-                "from their neighbours")
+                f"from their neighbours{kept}")
 
 
 @dataclass
@@ -68,14 +70,16 @@ class BakeReport:
             return "nothing baked: " + ("; ".join(self.problems) or "no mesh selected")
         texels = sum(s.texels for s in self.slots)
         seen = sum(s.seen for s in self.slots)
+        kept = sum(s.kept_existing for s in self.slots)
         text = (f"{len(self.slots)} texture(s) from {self.views} view(s): {100.0 * seen / max(texels, 1):.1f}% of "
-                f"texels seen, {self.unseen} filled from neighbours")
+                f"texels seen, {self.unseen} filled from neighbours"
+                + (f", {kept} kept from existing textures" if kept else ""))
         return text + (f"; {len(self.problems)} problem(s): " + "; ".join(self.problems) if self.problems else "")
 
 
 class MultiViewBake:
     def __init__(self, scene, objects, size: tuple[int, int], *, unwrap: bool = False, power: float = 3.0,
-                 depth_method: str = "cycles", depsgraph=None):
+                 depth_method: str = "cycles", depsgraph=None, keep_existing: bool = True):
         if depth_method not in DEPTH_METHODS:
             raise ValueError(f"depth_method must be one of {', '.join(DEPTH_METHODS)}, got {depth_method!r}")
         self.scene = scene
@@ -85,6 +89,8 @@ class MultiViewBake:
         self.depsgraph = depsgraph if depsgraph is not None else capture.evaluated_depsgraph()
         self.targets, self.problems = meshdata.slot_targets(objects, self.depsgraph, self.size, unwrap=unwrap)
         self.blends = [ViewBlend(t.texels, 3) for t in self.targets]
+        # Hidden texels keep what they had: the slot's current base-colour image through this UV map.
+        self.existing = [existing_texture(t) if keep_existing else None for t in self.targets]
         self.views = 0
         self._depths: dict[tuple[str, int, int], np.ndarray] = {}
 
@@ -164,18 +170,29 @@ class MultiViewBake:
 
     # ---- results -------------------------------------------------------------------------
 
-    def textures(self, margin: int = 8) -> list[tuple[np.ndarray, int, int]]:
-        """Per target: (texture (h, w, 3) float, texels seen, island texels filled without a view)."""
+    def textures(self, margin: int = 8) -> list[tuple[np.ndarray, int, int, int]]:
+        """Per target: (texture (h, w, 3) float, texels seen, island texels filled from their
+        neighbours, island texels that kept the existing texture). Where the slot already showed a
+        texture through this UV map, texels the views saw weakly lean on it and unseen ones keep it."""
         out = []
-        for target, blend in zip(self.targets, self.blends, strict=True):
+        for target, blend, existing in zip(self.targets, self.blends, self.existing, strict=True):
             w, h = target.size
             image = np.zeros((h, w, 3))
             covered = target.raster.covered
-            image[covered] = blend.result()
             confidence = np.zeros((h, w))
-            confidence[covered] = blend.confidence()
-            texture, unseen = fill.finish_texture(image, confidence, covered, margin)
-            out.append((texture, int(np.count_nonzero(blend.seen)), unseen))
+            conf = blend.confidence()
+            seen = int(np.count_nonzero(blend.seen))
+            if existing is None:
+                image[covered] = blend.result()
+                confidence[covered] = conf
+                texture, unseen = fill.finish_texture(image, confidence, covered, margin)
+                out.append((texture, seen, unseen, 0))
+                continue
+            before = existing[covered]
+            image[covered] = conf[:, None] * blend.result(before) + (1.0 - conf[:, None]) * before
+            confidence[covered] = 1.0
+            texture, _ = fill.finish_texture(image, confidence, covered, margin)
+            out.append((texture, seen, 0, int(np.count_nonzero(~blend.seen))))
         return out
 
     def write(self, *, margin: int = 8, stem: str = "multiview", recipe_json: str = "", prefs=None,
@@ -187,7 +204,7 @@ class MultiViewBake:
         from .. import pixels, results
 
         report = BakeReport(problems=list(self.problems), views=self.views)
-        for target, (texture, seen, unseen) in zip(self.targets, self.textures(margin), strict=True):
+        for target, (texture, seen, unseen, kept) in zip(self.targets, self.textures(margin), strict=True):
             png = pixels.encode_png(np.round(np.clip(texture, 0.0, 1.0) * 255.0))
             name = f"{target.mesh_name}-{target.material_name or 'slot' + str(target.slot + 1)}-{stem}"
             image = results.store_png(png, name, recipe_json, prefs)
@@ -204,8 +221,38 @@ class MultiViewBake:
                     else:
                         obj.data.materials.append(material)
             report.slots.append(SlotReport([n for n, _ in target.placements], target.mesh_name, target.slot,
-                                           material_name, target.uv_name, image.name, target.texels, seen, unseen))
+                                           material_name, target.uv_name, image.name, target.texels, seen, unseen,
+                                           kept))
         return report
+
+
+def existing_texture(target: meshdata.SlotTarget) -> np.ndarray | None:
+    """The slot's current base colour image as (h, w, 3) at the target's size (nearest texel),
+    when it is read through the target's UV map (or the default one, which is the render UV map
+    the target uses); None otherwise."""
+    import bpy
+
+    from .. import pixels
+
+    material = bpy.data.materials.get(target.material_name or "")
+    if material is None or not material.use_nodes or material.node_tree is None:
+        return None
+    bsdf = next((n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED"), None)
+    links = bsdf.inputs["Base Color"].links if bsdf is not None else ()
+    node = links[0].from_node if links else None
+    if node is None or node.type != "TEX_IMAGE" or node.image is None:
+        return None
+    vector = node.inputs["Vector"].links
+    if vector and not (vector[0].from_node.type == "UVMAP" and vector[0].from_node.uv_map in ("", target.uv_name)):
+        return None
+    try:
+        rgba = pixels.image_rgba(node.image)
+    except ValueError:  # an image without pixels (missing file)
+        return None
+    w, h = target.size
+    rows = (np.arange(h) * rgba.shape[0]) // h
+    cols = (np.arange(w) * rgba.shape[1]) // w
+    return rgba[rows][:, cols, :3].astype(np.float64)
 
 
 def _textured_material(original, image, uv_name: str):
@@ -215,7 +262,8 @@ def _textured_material(original, image, uv_name: str):
 
     if original is not None:
         mat = original.copy()
-        mat.name = f"{original.name} Brushwork"
+        stem = original.name.split(" Brushwork")[0]  # a re-run: "Wood Brushwork.001", not "... Brushwork Brushwork"
+        mat.name = f"{stem} Brushwork"
     else:
         mat = bpy.data.materials.new(f"Brushwork {image.name}")
     mat.use_nodes = True

@@ -276,6 +276,39 @@ def _slots():
     out["unwrap_targets"] = len(mv2.targets)
 
 
+# 4b. hidden texels keep what they had: an existing texture on the slot ------------------------
+@step("keep")
+def _keep():
+    scene = fresh()
+    bpy.ops.mesh.primitive_plane_add(size=4)
+    plane = bpy.context.active_object
+    old = bpy.data.images.new("old", 16, 16)
+    old.pixels.foreach_set(np.tile([0.1, 0.2, 0.9, 1.0], 16 * 16).astype(np.float32))
+    mat = bpy.data.materials.new("Paint")
+    mat.use_nodes = True
+    tex = mat.node_tree.nodes.new("ShaderNodeTexImage")
+    tex.image = old
+    bsdf = mat.node_tree.nodes["Principled BSDF"]
+    mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    plane.data.materials.append(mat)
+    # An orthographic view of the plane's left half only (x < 0), from straight above.
+    cam = camera_at(scene, "view", (-1.0, 0, 5), (-1.0, 0, 0), ortho_scale=2.0)
+    mv = bake.MultiViewBake(scene, [plane], (32, 32))
+    mv.add_view(cam, solid(64, 64, (0.9, 0.8, 0.1)))
+    texture, seen, filled, kept = mv.textures(margin=2)[0]
+    target = mv.targets[0]
+    points, _ = target.world(target.placements[0][1])
+    colours = texture[target.raster.covered]
+    right = points[:, 0] > 0.2  # truth: never in the view's frame
+    left = (points[:, 0] < -0.2) & (points[:, 0] > -1.8) & (np.abs(points[:, 1]) < 0.8)  # inside the frame
+    out["keep_right_max_diff_from_old"] = float(np.abs(colours[right] - [0.1, 0.2, 0.9]).max())
+    out["keep_left_max_diff_from_view"] = float(np.abs(colours[left] - [0.9, 0.8, 0.1]).max())
+    out["keep_counts"] = [filled, kept, int(right.sum())]
+    report = mv.write(margin=2, stem="keep")
+    out["keep_line"] = report.slots[0].line()
+    out["keep_material"] = plane.material_slots[0].material.name
+
+
 # 5. the Cycles depth / normal passes follow render visibility --------------------------------
 @step("passes")
 def _passes():
