@@ -45,6 +45,14 @@ def test_two_opposite_views_cover_a_sphere_without_a_seam(checks):
     assert checks["sphere_grad_across_max"] <= checks["sphere_grad_inside_max"]
 
 
+def test_what_earlier_views_painted_seen_from_a_new_camera(checks):
+    # the input of the next view's inpaint: painted where the first view saw, unknown elsewhere
+    assert checks["known_east_share"] > 0.97
+    assert checks["known_west_share"] == 0.0
+    assert checks["known_background"] == 0
+    assert checks["known_colour_max_err"] < 0.1
+
+
 def test_the_bake_lands_in_the_meshs_own_uv_map_with_padding(checks):
     assert checks["bake_uv_layers_unchanged"]
     assert checks["bake_material_uv_maps"] == ["UVMap"]

@@ -149,8 +149,23 @@ def _sphere():
             camera_at(scene, "west", (-8, 0, 0), (0, 0, 0), ortho_scale=2.3)]
     size = (256, 256)
     mv = bake.MultiViewBake(scene, [sphere], (256, 128))
-    for cam in cams:
-        mv.add_view(cam, view_picture(scene, cam, size))
+    mv.add_view(cams[0], view_picture(scene, cams[0], size))
+    # What the east view painted, seen from the north (the input of the next view's inpaint):
+    # known on the east half (x > 0), unknown on the west; the known colours are the field's.
+    north = camera_at(scene, "north", (0, 8, 0), (0, 0, 0), ortho_scale=2.3)
+    picture, known = mv.known_picture(north, (128, 128))
+    frame = capture.camera_frame(scene, north, (128, 128))
+    origin, direction, z_per_len = capture.camera_rays(frame)
+    depth = capture.camera_depth(scene, north, (128, 128))
+    hit = origin + direction * ((np.where(np.isfinite(depth), depth, frame.clip_start) - frame.clip_start)
+                                / z_per_len)[..., None]
+    on = np.isfinite(depth)
+    east, west = on & (hit[..., 0] > 0.25), on & (hit[..., 0] < -0.05)
+    out["known_east_share"] = float(known[east].mean())
+    out["known_west_share"] = float(known[west].mean())
+    out["known_colour_max_err"] = float(np.abs(picture[east & known] - field(hit[east & known])).max())
+    out["known_background"] = int((known & ~on).sum())
+    mv.add_view(cams[1], view_picture(scene, cams[1], size))
     target, blend = mv.targets[0], mv.blends[0]
     out["sphere_coverage"] = float(blend.seen.mean())
     points, _ = target.world(target.placements[0][1])
