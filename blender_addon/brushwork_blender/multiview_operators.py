@@ -51,6 +51,8 @@ class BrushworkMultiviewSettings(bpy.types.PropertyGroup):
     use_normal: BoolProperty(name="Normal control", description="Also condition each view on its camera-space normals")
     normal_model: StringProperty(name="Normal ControlNet", description="Empty: the model family's default")
     normal_strength: FloatProperty(name="Normal strength", default=0.6, min=0.0, max=2.0)
+    pbr: BoolProperty(name="PBR maps", description="Also derive height, normal and roughness maps from the "
+                                                   "result (image filters) and wire them into the material")
 
 
 @dataclass
@@ -75,6 +77,7 @@ class MultiviewRun:
     normal_model: str
     margin: int
     prefs: object
+    pbr: bool = False
     jobs: list = field(default_factory=list)
     recipes: list[str] = field(default_factory=list)
     skipped: int = 0
@@ -182,7 +185,7 @@ def start_view(run: MultiviewRun, index: int, previous_picture: np.ndarray | Non
     def apply(outcome):
         if plan is None:
             run.report = run.bake.write(margin=run.margin, stem="multiview", recipe_json=results.recipe_json(
-                {"views": run.recipes}), prefs=run.prefs)
+                {"views": run.recipes}), prefs=run.prefs, pbr=run.pbr)
             global last_summary
             last_summary = run.report.summary()
             jobs.last_messages.append(last_summary)
@@ -245,7 +248,8 @@ class BRUSHWORK_OT_texture_multiview(bpy.types.Operator):
         run = MultiviewRun(bake=bake, plans=plans, base=base, link_settings=link_settings,
                            depth_strength=settings.depth_strength, depth_model=settings.depth_model,
                            sequential=mv.sequential, normal_strength=mv.normal_strength,
-                           normal_model=mv.normal_model, margin=mv.margin, prefs=props.preferences(context))
+                           normal_model=mv.normal_model, margin=mv.margin, prefs=props.preferences(context),
+                           pbr=mv.pbr)
         start_view(run, 0)
         if any(job.outcome is None for job in run.jobs):  # UI: on job threads; the pump carries on
             self.report({"INFO"}, f"Brushwork: texturing from {len(plans)} views: submitted")
@@ -289,6 +293,7 @@ class BRUSHWORK_PT_multiview(bpy.types.Panel):
         if mv.use_normal:
             row.prop(mv, "normal_strength", text="")
             col.prop(mv, "normal_model")
+        col.prop(mv, "pbr")
         self.layout.operator("brushwork.texture_multiview", icon="MOD_UVPROJECT")
 
 

@@ -91,6 +91,15 @@ def test_hidden_texels_keep_the_slots_existing_texture(checks):
     assert checks["keep_material"] == "Paint Brushwork"
 
 
+def test_pbr_maps_from_the_albedo_wired_into_the_principled_bsdf(checks):
+    _no_exception(checks, "pbr")
+    assert checks["pbr_wiring"] == ["Brushwork Roughness", "NORMAL_MAP", "TANGENT", "UVMap", "Brushwork Normal"]
+    r, g, b = checks["pbr_normal_mid"]
+    assert r < 0.49 and abs(g - 0.5) < 0.01 and b > 0.9
+    assert checks["pbr_height_rises_with_u"] and checks["pbr_rougher_where_dark"]
+    assert checks["pbr_colorspaces"] == ["Non-Color"]
+
+
 def test_cycles_depth_matches_ray_cast_and_follows_render_visibility(checks):
     _no_exception(checks, "passes")
     assert checks["passes_same_misses"]

@@ -196,9 +196,10 @@ class MultiViewBake:
         return out
 
     def write(self, *, margin: int = 8, stem: str = "multiview", recipe_json: str = "", prefs=None,
-              assign: bool = True) -> BakeReport:
+              assign: bool = True, pbr: bool = False) -> BakeReport:
         """Store each target's texture as an image and (``assign``) put it on a copy of the slot's
-        material, read through the mesh's own UV map. Returns the report."""
+        material, read through the mesh's own UV map; with ``pbr`` also height / normal /
+        roughness maps derived from it, wired into the material. Returns the report."""
         import bpy
 
         from .. import pixels, results
@@ -212,6 +213,8 @@ class MultiViewBake:
             if assign:
                 material = _textured_material(bpy.data.materials.get(target.material_name or ""), image, target.uv_name)
                 material_name = material.name
+                if pbr:
+                    _write_pbr(material, texture, name, target.uv_name, recipe_json, prefs)
                 for obj_name, _matrix in target.placements:
                     obj = bpy.data.objects.get(obj_name)
                     if obj is None:
@@ -224,6 +227,20 @@ class MultiViewBake:
                                            material_name, target.uv_name, image.name, target.texels, seen, unseen,
                                            kept))
         return report
+
+
+def _write_pbr(material, texture: np.ndarray, name: str, uv_name: str, recipe_json: str, prefs) -> None:
+    from .. import pixels, results
+    from . import pbr as pbr_mod
+
+    maps = pbr_mod.derive(texture)
+
+    def store(array, suffix):
+        png = pixels.encode_png(np.round(np.clip(array, 0.0, 1.0) * 255.0))
+        return results.store_png(png, f"{name}-{suffix}", recipe_json, prefs)
+
+    pbr_mod.wire_into(material, store(maps.normal, "normal"), store(maps.roughness, "roughness"),
+                      store(maps.height, "height"), uv_name)
 
 
 def existing_texture(target: meshdata.SlotTarget) -> np.ndarray | None:

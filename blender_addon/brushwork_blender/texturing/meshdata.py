@@ -50,14 +50,15 @@ def own_uv_name(mesh) -> str | None:
     add-on's own projection map."""
     from ..results import PROJECTION_UV
 
-    layers = [uv for uv in mesh.uv_layers if uv.name != PROJECTION_UV]
+    # Names starting with "." are Blender's internal attributes (e.g. UV selection), not UV maps.
+    layers = [uv for uv in mesh.uv_layers if uv.name != PROJECTION_UV and not uv.name.startswith(".")]
     if not layers:
         return None
     for uv in layers:
         if uv.active_render:
             return uv.name
     active = mesh.uv_layers.active
-    return active.name if active is not None and active.name != PROJECTION_UV else layers[0].name
+    return active.name if active is not None and any(uv.name == active.name for uv in layers) else layers[0].name
 
 
 def _triangles(obj, depsgraph, uv_name: str):
@@ -148,6 +149,7 @@ def _smart_unwrap(obj) -> str:
     mesh = obj.data
     uv = mesh.uv_layers.new(name="UVMap")
     mesh.uv_layers.active = uv
+    name = uv.name  # read it now: edit mode reallocates the layers, leaving ``uv`` dangling
     with bpy.context.temp_override(active_object=obj, object=obj, selected_objects=[obj],
                                    selected_editable_objects=[obj]):
         bpy.ops.object.mode_set(mode="EDIT")
@@ -156,4 +158,4 @@ def _smart_unwrap(obj) -> str:
             bpy.ops.uv.smart_project(island_margin=0.02)
         finally:
             bpy.ops.object.mode_set(mode="OBJECT")
-    return uv.name
+    return name

@@ -324,6 +324,36 @@ def _keep():
     out["keep_material"] = plane.material_slots[0].material.name
 
 
+# 4c. PBR maps from the baked albedo --------------------------------------------------------------
+@step("pbr")
+def _pbr():
+    scene = fresh()
+    bpy.ops.mesh.primitive_plane_add(size=2)  # its UVs: u along +x, v along +y
+    plane = bpy.context.active_object
+    cam = camera_at(scene, "view", (0, 0, 5), (0, 0, 0), ortho_scale=2.0)
+    ramp = np.broadcast_to(np.linspace(0.1, 0.9, 64)[None, :, None], (64, 64, 3)).copy()  # brighter to +x
+    mv = bake.MultiViewBake(scene, [plane], (32, 32))
+    mv.add_view(cam, ramp)
+    mv.write(margin=2, stem="pbr", pbr=True)
+    mat = plane.material_slots[0].material
+    nodes = mat.node_tree.nodes
+    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+    rough_from = bsdf.inputs["Roughness"].links[0].from_node
+    normal_from = bsdf.inputs["Normal"].links[0].from_node
+    out["pbr_wiring"] = [rough_from.name, normal_from.type, normal_from.space, normal_from.uv_map,
+                         normal_from.inputs["Color"].links[0].from_node.name]
+    normal = pixels.image_rgba(nodes["Brushwork Normal"].image)[..., :3]
+    rough = pixels.image_rgba(nodes["Brushwork Roughness"].image)[..., 0]
+    height = pixels.image_rgba(nodes["Brushwork Height"].image)[..., 0]
+    mid = normal[8:24, 8:24]
+    # Truth: height rises with u (x), so the surface tilts towards -u: red below 0.5, green 0.5.
+    out["pbr_normal_mid"] = [float(mid[..., 0].mean()), float(mid[..., 1].mean()), float(mid[..., 2].mean())]
+    out["pbr_height_rises_with_u"] = bool(height[16, 24] > height[16, 8])
+    out["pbr_rougher_where_dark"] = bool(rough[16, 8] > rough[16, 24])
+    out["pbr_colorspaces"] = sorted({nodes[f"Brushwork {k}"].image.colorspace_settings.name
+                                     for k in ("Normal", "Roughness", "Height")})
+
+
 # 5. the Cycles depth / normal passes follow render visibility --------------------------------
 @step("passes")
 def _passes():
