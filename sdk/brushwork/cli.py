@@ -23,7 +23,15 @@ import os
 import sys
 from pathlib import Path
 
-from .cli_inputs import UsageError, check_inputs, check_models, input_sources, recipe_from_args
+from .cli_inputs import (
+    UsageError,
+    check_inputs,
+    check_out_path,
+    explicit_fields,
+    input_sources,
+    plan_run,
+    recipe_from_args,
+)
 from .errors import BrushworkError, InputImageError, ModelNotFoundError, PresetError, RecipeError, UnsafeCheckpointError
 from .recipe import CONTROL_KINDS, SAMPLERS, Recipe, is_content_ref
 
@@ -53,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     rerun = sub.add_parser("rerun", help="reproduce an image from the recipe in its PNG (same model, same device)")
     rerun.add_argument("image", metavar="IMG")
     rerun.add_argument("--out", required=True, metavar="OUT", help="where to write the new PNG")
+    rerun.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (default: refuse)")
+    rerun.add_argument("--model", metavar="ID_OR_PATH",
+                       help="the model to use when IMG's recipe does not record one (older images)")
     rerun.add_argument("--device", default=None, help="cuda, cpu or mps (default: the best available)")
     rerun.set_defaults(func=cmd_rerun)
     presets = sub.add_parser("presets", help="list the named presets (bundled and your own)")
@@ -84,18 +95,21 @@ def _import_plugin(name: str):
 def _add_generate(sub) -> None:
     g = sub.add_parser("generate", help="generate images from a prompt (txt2img, img2img, inpaint, ControlNet)",
                        description="Run one recipe in-process. With --batch N the outputs are OUT's stem plus "
-                                   "-1, -2, ...")
+                                   "-1, -2, ...",
+                       epilog=_DEFAULTS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     g.add_argument("prompt", metavar="PROMPT")
-    g.add_argument("--out", required=True, metavar="PATH", help="output PNG (metadata embedded)")
+    g.add_argument("--out", required=True, metavar="PATH",
+                   help="output PNG (metadata embedded); an existing file is refused unless --overwrite")
+    g.add_argument("--overwrite", action="store_true", help="replace existing output files")
     g.add_argument("--negative", metavar="TEXT", help="negative prompt")
     g.add_argument("--preset", metavar="P", help="start from a named preset (see `brushwork presets`)")
     g.add_argument("--model", metavar="ID_OR_PATH", help="hub id, folder, .safetensors file or model name")
     g.add_argument("--vae", metavar="ID_OR_PATH", help="a VAE to use instead of the model's own")
-    g.add_argument("--steps", type=int, metavar="N")
-    g.add_argument("--cfg", type=float, metavar="F", help="guidance scale")
-    g.add_argument("--sampler", metavar="NAME", help=f"one of: {', '.join(SAMPLERS)}")
+    g.add_argument("--steps", type=int, metavar="N", help="default: the model's (see below)")
+    g.add_argument("--cfg", type=float, metavar="F", help="guidance scale (default: the model's)")
+    g.add_argument("--sampler", metavar="NAME", help=f"one of: {', '.join(SAMPLERS)} (default: the model's)")
     g.add_argument("--seed", type=int, metavar="N", help="default: random (recorded in the PNG)")
-    g.add_argument("--size", metavar="WxH", help="e.g. 512x768 (multiples of 8)")
+    g.add_argument("--size", metavar="WxH", help="e.g. 512x768, multiples of 8 (default: the model's native size)")
     g.add_argument("--batch", type=int, metavar="N", help="images, seeds seed, seed+1, ...")
     g.add_argument("--init", metavar="IMG", help="init image (img2img, inpaint)")
     g.add_argument("--strength", type=float, metavar="F", help="how much to change the init image (0..1)")
@@ -118,20 +132,46 @@ def _add_generate(sub) -> None:
 # ---- generate -------------------------------------------------------------------------------
 
 
-def check_out_path(out: str) -> Path:
-    path = Path(out).expanduser()
-    if path.suffix and path.suffix.lower() != ".png":
-        raise UsageError(f"--out {out}: outputs are PNG files (the recipe travels in PNG metadata)")
-    if path.exists() and path.is_dir():
-        raise UsageError(f"--out {out}: is a folder; give a file name such as {path / 'image.png'}")
-    return path
+def _defaults_help() -> str:
+    """What --help says about defaults: the same table models.defaults applies (no torch)."""
+    try:
+        from .models.defaults import defaults_for
+    except ImportError:
+        return ""
+    rows = [("SD 1.5", defaults_for("sd15")), ("SDXL", defaults_for("sdxl")),
+            ("SDXL Turbo", defaults_for("sdxl", "turbo")), ("LCM", defaults_for("sd15", "lcm")),
+            ("Lightning/Hyper", defaults_for("sdxl", "few"))]
+    try:
+        from .models.bundled import info
+
+        manifest = info()
+        if manifest:
+            rows.append(("the demo", defaults_for("sd15", manifest=manifest)))
+    except ImportError:
+        pass
+    lines = ["Defaults come from the model (its family and variant, and what its own files say); a value",
+             "you give always wins. A preset's sampling settings apply to full-size SD models only.", ""]
+    lines += [f"  {label:<16} {d.describe().split(' (')[0]}" for label, d in rows]
+    lines += ["", "`brushwork models info NAME` shows the defaults of one model."]
+    return "\n".join(lines)
+
+
+_DEFAULTS_HELP = _defaults_help()
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    out = check_out_path(args.out)
     recipe = recipe_from_args(args)
+    out = check_out_path(args.out, count=recipe.batch, overwrite=args.overwrite)
     check_inputs(recipe)
-    check_models(recipe)
+    preset = None
+    if args.preset:
+        from .presets import load_preset
+
+        preset = load_preset(args.preset)
+    plan = plan_run(recipe, explicit_fields(args), preset)
+    for note in plan.notes:
+        print(f"brushwork: note: {note}", file=sys.stderr)
+    recipe = plan.recipe
     sources = input_sources(recipe)
     _licence_notes(recipe)
     _quiet_libraries()
@@ -228,7 +268,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_rerun(args: argparse.Namespace) -> int:
     from .metadata import read_metadata
 
-    out = check_out_path(args.out)
+    out = check_out_path(args.out, overwrite=args.overwrite)
     meta = read_metadata(args.image)
     if meta.recipe is None:
         raise InputImageError(f"{args.image}: has no Brushwork recipe (another tool made it); "
@@ -236,6 +276,13 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     recipe = meta.recipe.validate()
     if recipe.seed is None or recipe.batch != 1:
         raise InputImageError(f"{args.image}: its recipe has no single seed, so it cannot be reproduced exactly")
+    if args.model:
+        from .cli_inputs import _absolute_if_path
+
+        recipe = recipe.replace(model=_absolute_if_path(args.model))
+    elif not recipe.model:
+        raise InputImageError(f"{args.image}: its recipe does not record which model made it (made by an older "
+                              "Brushwork); pass --model NAME_OR_PATH to rerun it with a model you choose")
     _quiet_libraries()
     from . import Studio
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
-import sys
+import tempfile
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 
-from .errors import InputImageError
+from .errors import InputImageError, PresetError
 from .recipe import CONTROL_KINDS, Recipe, is_content_ref, parse_lora_spec
 
 
@@ -154,24 +157,6 @@ def check_inputs(recipe: Recipe) -> None:
             open_image(read(c.image, f"--control {c.kind}"), what=f"--control {c.kind} {c.image}")
 
 
-def check_models(recipe: Recipe) -> None:
-    """Resolve the model (and VAE) now, without torch: a missing model or a refused pickle
-    fails in a second instead of after the engine has loaded."""
-    try:
-        from .models import settings as model_settings
-        from .models import sources
-    except ImportError:
-        return  # no models layer: the engine reports it
-    config = model_settings.Settings.load()
-    ref = sources.resolve(recipe.model or None, "pipeline", config, allow_paths=True)
-    if not recipe.model and _is_demo(ref):
-        print("brushwork: no model set, so this runs on the bundled demo model: a 64x64 toy that knows "
-              "a few patterns and colours (docs/demo.md). For real work pass --model or set "
-              "BRUSHWORK_DEFAULT_MODEL (docs/models.md).", file=sys.stderr)
-    if recipe.vae:
-        sources.resolve(recipe.vae, "vae", config, allow_paths=True)
-
-
 def _is_demo(ref) -> bool:
     try:
         from .demo import is_demo
@@ -193,3 +178,180 @@ def input_sources(recipe: Recipe) -> dict[str, str]:
             except OSError:
                 pass
     return found
+
+
+# ---- the output path: checked before anything loads --------------------------------------------
+
+
+def output_targets(out: str, count: int) -> list[Path]:
+    """The files a run writes for ``--out out``: the same names as ``Result.paths_for`` gives
+    (a missing .png suffix added; a batch writes stem-1.png, stem-2.png, ...)."""
+    path = Path(out).expanduser()
+    if path.suffix.lower() != ".png":
+        path = path.with_name(path.name + ".png")
+    if count == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}-{i + 1}{path.suffix}") for i in range(count)]
+
+
+def check_out_path(out: str, *, count: int = 1, overwrite: bool = False, option: str = "--out") -> Path:
+    """Refuse, before any model loads, an output that could not be written or would silently
+    replace a file: a folder, a parent that is a file, a place this user cannot write, an
+    existing file (unless ``overwrite``)."""
+    path = Path(out).expanduser()
+    if path.suffix and path.suffix.lower() != ".png":
+        raise UsageError(f"{option} {out}: outputs are PNG files (the recipe travels in PNG metadata)")
+    if path.is_dir():
+        raise UsageError(f"{option} {out}: is a folder; give a file name such as {path / 'image.png'}")
+    parent = path.absolute().parent
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {out}: {existing} is a file, so no folder can be made there")
+    if existing == parent:
+        _check_writable(parent, out, option)
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {out}: cannot create folders in {existing} (permission denied)")
+    for target in output_targets(out, count):
+        if target.is_dir():
+            raise UsageError(f"{option} {out}: {target} is a folder")
+        if target.exists() and not overwrite:
+            raise UsageError(f"{option} {out}: {target} already exists; pass --overwrite to replace it, "
+                             "or choose another name")
+    return path
+
+
+def _check_writable(folder: Path, out: str, option: str) -> None:
+    """Try it: permission bits do not tell (root, read-only mounts, ACLs)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".brushwork-write-check-", dir=folder)
+    except OSError as exc:
+        raise UsageError(f"{option} {out}: cannot write in {folder} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+# ---- models: every one the recipe names, and the defaults the model brings --------------------------
+
+
+@dataclass
+class Plan:
+    """What the checks found: the recipe to run (model defaults applied) and notes for stderr."""
+
+    recipe: Recipe
+    defaults: object | None = None  # models.defaults.ModelDefaults of the model that will run
+    notes: list[str] = dc_field(default_factory=list)
+
+
+def explicit_fields(args: argparse.Namespace) -> set[str]:
+    """The defaulted Recipe fields this command line sets itself."""
+    given = {name for arg, name in (("steps", "steps"), ("cfg", "cfg"), ("sampler", "sampler"))
+             if getattr(args, arg, None) is not None}
+    if getattr(args, "size", None) is not None:
+        given |= {"width", "height"}
+    return given
+
+
+def plan_run(recipe: Recipe, explicit: set[str], preset=None) -> Plan:
+    """Resolve every model the recipe names (no torch, no loading), apply the model's defaults to
+    the fields nobody set, and check the preset's needs. Raises one-line errors."""
+    try:
+        from .models import defaults as model_defaults
+        from .models import settings as model_settings
+        from .models import sources
+    except ImportError:
+        return Plan(recipe)  # no models layer: the engine reports it
+    config = model_settings.Settings.load()
+    ref = sources.resolve(recipe.model or None, "pipeline", config, allow_paths=True)
+    demo = _is_demo(ref)
+    plan = Plan(recipe)
+    if not recipe.model and demo:
+        plan.notes.append("no model set, so this runs on the bundled demo model: a 64x64 toy that knows a few "
+                          "patterns and colours (docs/demo.md). For real work pass --model or set "
+                          "BRUSHWORK_DEFAULT_MODEL (docs/models.md).")
+    defaults = model_defaults.defaults_for_ref(ref)
+    plan.defaults = defaults
+    chosen = set(explicit)
+    fields = recipe.to_dict()
+    if preset is not None:
+        chosen |= _preset_choices(preset, fields, defaults, demo, ref, plan.notes)
+    fields = model_defaults.apply(fields, chosen, defaults)
+    plan.recipe = Recipe.from_dict(fields).validate()
+    _check_components(plan.recipe, ref, demo, config, sources)
+    if preset is not None:
+        _check_preset_needs(preset, plan.recipe, ref, demo)
+    return plan
+
+
+def _preset_choices(preset, fields: dict, defaults, demo: bool, ref, notes: list[str]) -> set[str]:
+    """Which of the preset's sampling fields stand on this model.
+
+    Presets are written for full-step SD models. On the demo and on few-step models (Turbo, LCM,
+    Lightning) their steps/CFG/sampler would wreck the picture, so the model's own win (with a
+    note); a preset that needs a few-step model gets the model's own settings on a full-step one
+    (LCM sampling on a non-LCM model is noise). A preset's size keeps its shape, at the model's
+    native area."""
+    from .models.defaults import scaled_size
+
+    given = {k for k in preset.fields if k in ("steps", "cfg", "sampler", "width", "height")}
+    needs_few = bool(preset.needs.get("few_step"))
+    name = getattr(ref, "name", "") or str(getattr(ref, "location", ""))
+    keep = set(given)
+    lcm_lora = any("lcm" in str(lora.get("name", "")).lower() for lora in fields.get("loras", []))
+    if needs_few and not defaults.few_step and not lcm_lora:
+        keep -= {"steps", "cfg", "sampler"}
+        notes.append(f"preset {preset.name} is made for a few-step model (LCM, Turbo, Lightning); {name} is not "
+                     f"one, so it runs with its own settings ({defaults.steps} steps, CFG {defaults.cfg:g}, "
+                     f"{defaults.sampler}): slower, but a real picture")
+    elif (demo or defaults.few_step) and not needs_few and given & {"steps", "cfg", "sampler"}:
+        keep -= {"steps", "cfg", "sampler"}
+        what = "the demo model" if demo else f"{name} (a few-step model)"
+        notes.append(f"preset {preset.name}: its sampling settings are for full-size SD models; {what} runs "
+                     f"with its own ({defaults.steps} steps, CFG {defaults.cfg:g}, {defaults.sampler})")
+    if {"width", "height"} <= given:
+        w, h = int(preset.fields["width"]), int(preset.fields["height"])
+        if (w, h) != (defaults.width, defaults.height):
+            fields["width"], fields["height"] = scaled_size(w, h, defaults)
+    return keep
+
+
+def _check_components(recipe: Recipe, ref, demo: bool, config, sources) -> None:
+    """Every VAE, LoRA, embedding and ControlNet the recipe names must be found now."""
+    family = getattr(ref, "family", None)
+    if recipe.vae:
+        sources.resolve(recipe.vae, "vae", config, allow_paths=True)
+    for lora in recipe.loras:
+        sources.resolve(lora.name, "lora", config, allow_paths=True, family=family)
+    for emb in recipe.embeddings:
+        sources.resolve(emb.name, "embedding", config, allow_paths=True, family=family)
+    for control in recipe.controls:
+        if control.model:
+            sources.resolve(control.model, "controlnet", config, allow_paths=True, family=family)
+        elif demo:
+            from .models.bundled import CONTROLNET_SUBDIRS, controlnet_dir
+
+            if controlnet_dir(control.kind) is None:
+                have = ", ".join(sorted(CONTROLNET_SUBDIRS)) or "none"
+                raise InputImageError(
+                    f"--control {control.kind}: the demo model has no {control.kind} ControlNet (it has: {have}); "
+                    f"pass a model that has one with --model and --controlnet {control.kind}=ID_OR_PATH")
+        else:
+            sources.resolve(control.kind, "controlnet", config, allow_paths=False, family=family)
+
+
+def _check_preset_needs(preset, recipe: Recipe, ref, demo: bool) -> None:
+    needs = preset.needs
+    family = getattr(ref, "family", None)
+    families = needs.get("family") or []
+    name = getattr(ref, "name", "") or str(getattr(ref, "location", ""))
+    if families and family not in families:
+        raise PresetError(f"preset {preset.name} needs a {' or '.join(families)} model; {name} is "
+                          f"{family or 'of an unknown family'}")
+    kinds = needs.get("control") or []
+    if kinds and not any(c.kind in kinds for c in recipe.controls):
+        options = " or ".join(f"--control {k}=IMG" for k in kinds)
+        extra = ""
+        if demo:
+            extra = " (the demo model has no such ControlNet: use a real SD model, or --preset texture-seamless)"
+        raise PresetError(f"preset {preset.name} works from a drawing: give {options}{extra}")

@@ -25,7 +25,12 @@ from .recipe import CONTROL_KINDS, Control, Recipe
 
 # Keys a preset may not set: they describe one job, or the file format itself.
 _NOT_IN_PRESETS = {"schema", "preset", "controls"}
-_EXTRA_KEYS = {"description", "prompt_suffix", "control"}
+_EXTRA_KEYS = {"description", "prompt_suffix", "control", "needs"}
+# What a preset may say it needs from the model and the command (checked before anything loads):
+# family: model families it is made for; control: control kinds of which at least one must be
+# given; few_step: made for LCM/Turbo/Lightning-style models.
+_NEEDS_KEYS = {"family": list, "control": list, "few_step": bool}
+_FAMILIES = ("sd15", "sdxl", "sd2")
 _CONTROL_KEYS = {"strength", "start", "end", "model", "preprocess"}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -38,6 +43,7 @@ class Preset:
     fields: dict = field(default_factory=dict)  # Recipe fields
     prompt_suffix: str = ""
     control_defaults: dict = field(default_factory=dict)  # kind -> {strength, start, end, ...}
+    needs: dict = field(default_factory=dict)  # {"family": [...], "control": [...], "few_step": bool}
 
     def apply(self, **overrides: Any) -> Recipe:
         """This preset plus ``overrides`` (Recipe fields) → a validated Recipe."""
@@ -169,4 +175,23 @@ def parse_preset(data: dict, *, name: str, path: Path) -> Preset:
         except RecipeError as exc:
             raise PresetError(f"{path}: {exc.field}: {exc.reason}") from None
     return Preset(name=name, path=path, description=description.strip(), fields=fields, prompt_suffix=suffix,
-                  control_defaults={k: dict(v) for k, v in defaults.items()})
+                  control_defaults={k: dict(v) for k, v in defaults.items()}, needs=_parse_needs(data, path))
+
+
+def _parse_needs(data: dict, path: Path) -> dict:
+    needs = data.get("needs", {})
+    if not isinstance(needs, dict):
+        raise PresetError(f"{path}: 'needs' must be a table ([needs])")
+    for key, value in needs.items():
+        kind = _NEEDS_KEYS.get(key)
+        if kind is None:
+            raise PresetError(f"{path}: unknown key 'needs.{key}' (known: {', '.join(sorted(_NEEDS_KEYS))})")
+        if not isinstance(value, kind):
+            raise PresetError(f"{path}: needs.{key} must be {'a list' if kind is list else 'true or false'}")
+    for family in needs.get("family", []):
+        if family not in _FAMILIES:
+            raise PresetError(f"{path}: needs.family: unknown family {family!r} (known: {', '.join(_FAMILIES)})")
+    for kind in needs.get("control", []):
+        if kind not in CONTROL_KINDS:
+            raise PresetError(f"{path}: needs.control: unknown kind {kind!r} (kinds: {', '.join(CONTROL_KINDS)})")
+    return dict(needs)

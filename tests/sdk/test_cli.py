@@ -151,7 +151,9 @@ def test_generate_then_info_through_the_real_command(models_env, tmp_path):
     assert "step 2/2" in proc.stderr and "Traceback" not in proc.stderr
     info = run_cli("info", out)
     assert info.returncode == 0
-    assert "a red fox\nNegative prompt: blurry\nSteps: 2, Sampler: Euler a, CFG scale: 7, Seed: 7, Size: 64x64" in info.stdout
+    # no --sampler/--cfg given: the SD 1.5 model's own defaults (models/defaults.py) apply
+    assert ("a red fox\nNegative prompt: blurry\nSteps: 2, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 7, "
+            "Size: 64x64") in info.stdout
     assert '"seed": 7' in info.stdout
 
 

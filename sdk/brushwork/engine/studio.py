@@ -47,13 +47,15 @@ from .fastpath import (
 from .inputs import read_inputs, store_inputs
 from .memory import default_budget, oom_as_error
 from .pipelines import LoadedBase, PipelineCache
+from .plan import ModelFacts, plan
 from .progress import Progress, _Cancelled, latent_to_rgb
 from .prompts import encode_prompts
 from .result import Result
-from .run import Job, run_one
+from .run import Execution, run_one
 from .samplers import recommend
 from .seamless import seamless
-from .tiled import run_tiled, takes_tiled_path
+from .tiled import run_tiled
+from .tiled_inpaint import mask_spans
 
 log = logging.getLogger(__name__)
 
@@ -140,20 +142,19 @@ class Studio:
         resolved = bridge.resolve(recipe.model, "pipeline", self.settings, allow_paths=self.allow_paths)
         base = self.pipelines.base(resolved.key, lambda: self._load_base(resolved))
         hashes["model"], sources["model"] = self._hash(resolved), resolved.source
-        task, strength = recipe.task, None
-        if base.inpaint_unet and task != "inpaint":
-            # A 9-channel inpainting checkpoint always needs a mask and a masked picture: run the
-            # other tasks as inpainting of the whole picture, as A1111 does (txt2img: from noise).
-            size = (recipe.width, recipe.height)
-            if inputs.init is None:
-                inputs.init, strength = Image.new("RGB", size, (127, 127, 127)), 1.0
+        # How the job runs (task, path, strength, sizes, axes) is the planner's decision, made once.
+        spans = mask_spans(inputs.mask, recipe.tiling) if recipe.task == "inpaint" else None
+        job_plan = plan(recipe, ModelFacts.of_pipe(base.pipe, base.family), mask_spans=spans)
+        size = (job_plan.width, job_plan.height)
+        if job_plan.grey_init:  # a 9-channel checkpoint's txt2img: inpainting from a grey picture
+            inputs.init = Image.new("RGB", size, (127, 127, 127))
+        if job_plan.whole_picture_mask:  # ... and its txt2img / img2img: of the whole picture
             inputs.mask = Image.new("L", size, 255)
-            task = "inpaint"
 
         for where, ref in recipe.image_refs().items():  # prepare() made every input a sha256: ref
             hashes[where] = ref.split(":", 1)[1]
         controls = self._controlnets(recipe, base, hashes, sources)
-        pipe = self.pipelines.for_task(base, task, controls)
+        pipe = self.pipelines.for_task(base, job_plan.pipeline_task, controls)
         pipe.vae = self._vae(recipe, base, hashes, sources)
         self._apply_adapters(pipe, base.family, recipe, hashes, sources)
         # A1111 weights and >77-token chunking; cached, so live mode re-encodes only on change.
@@ -161,28 +162,26 @@ class Studio:
         loaded = time.perf_counter()
 
         images = []
-        seeds = [recipe.seed + i for i in range(recipe.batch)]
-        job = Job(pipe=pipe, family=base.family, task=task, recipe=recipe, inputs=inputs,
-                  prompt_kwargs=prompt_kwargs, scheduler_config=base.scheduler_config,
-                  controls=list(recipe.controls),
-                  preview_decoder=(_demo_preview(base) or self._preview_decoder(base.family))
-                  if on_progress else None,
-                  strength=strength)
-        if takes_tiled_path(job):
+        seeds = list(job_plan.seeds)
+        job = Execution(pipe=pipe, plan=job_plan, inputs=inputs, prompt_kwargs=prompt_kwargs,
+                        scheduler_config=base.scheduler_config,
+                        preview_decoder=(_demo_preview(base) or self._preview_decoder(base.family))
+                        if on_progress else None)
+        if job_plan.path != "plain":
             # Far above the model's native size (engine/tiled.py): txt2img and img2img refine and
             # decode in tiles, inpaint repaints a crop around the mask; memory stays bounded.
             for index, seed in enumerate(seeds):
                 _check_cancel(cancel)
                 images.append(run_tiled(job, seed=seed, index=index, on_progress=on_progress, cancel=cancel))
             return self._result(images, seeds, recipe, hashes, sources, started, loaded)
-        set_vae_tiling(pipe, width=recipe.width, height=recipe.height, fast=self.fast,
-                       seamless=bool(recipe.tiling))
-        with seamless(pipe, recipe.tiling):
+        set_vae_tiling(pipe, width=job_plan.width, height=job_plan.height, fast=self.fast,
+                       seamless=bool(job_plan.seamless_axes))
+        with seamless(pipe, job_plan.seamless_axes):
             for index, seed in enumerate(seeds):
                 _check_cancel(cancel)
                 image = run_one(job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)
-                if recipe.task == "inpaint":
-                    image = paste_back(inputs.init, image, inputs.mask, recipe.mask_feather)
+                if job_plan.paste_back:
+                    image = paste_back(inputs.init, image, inputs.mask, job_plan.mask_feather)
                 images.append(image)
         return self._result(images, seeds, recipe, hashes, sources, started, loaded)
 
@@ -251,7 +250,7 @@ class Studio:
 
     def _apply_adapters(self, pipe, family: str, recipe: Recipe, hashes: dict, sources: dict) -> None:
         loras, embeddings = [], []
-        for i, lora in enumerate(recipe.loras):
+        for lora in recipe.loras:
             resolved = bridge.resolve(lora.name, "lora", self.settings, allow_paths=self.allow_paths,
                                       family=family)
             loras.append((resolved.location, float(lora.weight)))
