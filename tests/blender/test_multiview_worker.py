@@ -83,3 +83,9 @@ def test_the_ui_path_returns_at_once_and_the_pump_finishes_the_chain(checks):
     assert checks["ui_active_at_end"] == 0
     assert checks["ui_new_view_images"] == 2
     assert "2 view(s)" in checks["ui_summary"]
+
+
+def test_a_view_can_also_be_conditioned_on_its_normal_map(checks):
+    _no_exception(checks, "normal")
+    assert checks["normal_result"] == ["FINISHED"]
+    assert checks["normal_control_kinds"] == ["depth", "normal"]

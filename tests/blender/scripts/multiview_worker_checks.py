@@ -121,4 +121,19 @@ def _():
     jobs.run_sync_mode = lambda: bool(bpy.app.background)
 
 
+@step("normal")
+def _():
+    # A normal control next to depth (the tiny set has no normal ControlNet: any SD 1.5 one fits).
+    select_only(cube)
+    mv.count, mv.top, mv.sequential, mv.use_normal = 1, False, True, True
+    mv.normal_model = "controlnet-tiny-depth"
+    before = set(view_images())
+    result = bpy.ops.brushwork.texture_multiview()
+    new = sorted(set(view_images()) - before)
+    out["normal_result"] = sorted(result)
+    recipe = json.loads(bpy.data.images[new[0]]["brushwork_recipe"])
+    out["normal_control_kinds"] = [c["kind"] for c in recipe["controls"]]
+    mv.use_normal = False
+
+
 print("RESULT: " + json.dumps(out))
