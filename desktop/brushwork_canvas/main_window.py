@@ -35,6 +35,7 @@ from .document import CanvasError, Document
 from .generate_panel import GeneratePanel
 from .history_panel import HistoryPanel, export_png
 from .layers_panel import LayersPanel
+from .messages_panel import MessagesPanel
 from .pose import from_openpose, new_person, to_openpose
 from .session import Session
 
@@ -64,6 +65,10 @@ class MainWindow(QMainWindow):
         self.history_dock = self._dock("History", self.history_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.live_dock = self._dock("Live", self.live_view, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.live_dock.hide()
+        self.messages_panel = MessagesPanel()
+        self.messages_dock = self._dock("Messages", self.messages_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.messages_dock.hide()  # opens with the first error, closes when dismissed
+        self.messages_panel.dismissed.connect(self.messages_dock.hide)
         self.resizeDocks([self.generate_dock, self.layers_dock], [380, 290], Qt.Orientation.Horizontal)
         self.resizeDocks([self.history_dock], [170], Qt.Orientation.Vertical)
         self._build_menus()
@@ -76,6 +81,7 @@ class MainWindow(QMainWindow):
         self.canvas.files_dropped.connect(self.import_images)
         self.canvas.status.connect(self.statusBar().showMessage)
         session.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        session.error.connect(self._keep_error)
         session.preview.connect(self.canvas.set_preview)
         session.live_result.connect(self._show_live)
         session.controlnets_loaded.connect(self.layers_panel.set_controlnets)
@@ -90,7 +96,8 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(title, self)
         dock.setObjectName(title)
         dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        features = QDockWidget.DockWidgetFeature
+        dock.setFeatures(features.DockWidgetMovable | features.DockWidgetFloatable)
         self.addDockWidget(area, dock)
         return dock
 
@@ -114,7 +121,8 @@ class MainWindow(QMainWindow):
         edit.addAction("Paste picture as layer", QKeySequence.StandardKey.Paste, self.paste)
         layer = bar.addMenu("&Layer")
         for kind in ("sketch", "mask", "pose", "image", "depth"):
-            layer.addAction(f"New {kind} layer" + ("…" if kind in ("image", "depth") else ""), lambda k=kind: self.add_layer(k))
+            label = f"New {kind} layer" + ("…" if kind in ("image", "depth") else "")
+            layer.addAction(label, lambda k=kind: self.add_layer(k))
         layer.addSeparator()
         layer.addAction("Add person to pose", self.add_person)
         layer.addAction("Import OpenPose JSON…", self.import_pose)
@@ -251,7 +259,8 @@ class MainWindow(QMainWindow):
         except CanvasError as exc:
             self._error(str(exc))
             return
-        path = QFileDialog.getSaveFileName(self, "Export OpenPose JSON", f"{layer.name}.json", "OpenPose JSON (*.json)")[0]
+        path = QFileDialog.getSaveFileName(self, "Export OpenPose JSON", f"{layer.name}.json",
+                                           "OpenPose JSON (*.json)")[0]
         if path:
             data = json.dumps(to_openpose(layer.people, self.doc.width, self.doc.height), indent=1)
             atomic_write_bytes(path, data.encode())
@@ -343,8 +352,14 @@ class MainWindow(QMainWindow):
 
     def _error(self, text: str) -> None:
         self.statusBar().showMessage(text, 10000)
-        if not QGuiApplication.platformName() == "offscreen":
+        self._keep_error(text)
+        if QGuiApplication.platformName() != "offscreen":
             QMessageBox.warning(self, "Brushwork", text)
+
+    def _keep_error(self, text: str) -> None:
+        """Errors stay in the Messages panel, whole, until the artist dismisses them."""
+        self.messages_panel.add_error(text)
+        self.messages_dock.show()
 
     def closeEvent(self, event) -> None:
         if self.autosaver:

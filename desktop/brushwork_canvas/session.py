@@ -30,6 +30,7 @@ class Session(QObject):
     queue_position = Signal(int)  # jobs ahead of ours; -1 when not queued
     busy_changed = Signal(bool)
     message = Signal(str)  # one line for the status bar (errors included)
+    error = Signal(str)  # an error, whole: the window keeps it visible until dismissed
     result_added = Signal(str)  # history entry id
     live_result = Signal(QImage)  # the latest live result
     models_loaded = Signal(list)  # base model names
@@ -62,6 +63,11 @@ class Session(QObject):
         doc.edited.connect(self._on_edit)
         doc.settings_changed.connect(self._on_edit)
 
+    def _fail(self, text: str) -> None:
+        """An error: one line in the status bar, and whole where it stays until dismissed."""
+        self.message.emit(text)
+        self.error.emit(text)
+
     @property
     def busy(self) -> bool:
         return bool(self.jobs)
@@ -83,7 +89,7 @@ class Session(QObject):
         try:
             spec = build_job(self.doc, action)
         except BrushworkError as exc:
-            self.message.emit(f"{action.capitalize()}: {exc}")
+            self._fail(f"{action.capitalize()}: {exc}")
             return None
         return self._start(spec)
 
@@ -168,7 +174,7 @@ class Session(QObject):
         try:
             spec = build_job(self.doc, "live", seed=self.live_seed)
         except BrushworkError as exc:
-            self.message.emit(f"Live: {exc}")
+            self._fail(f"Live: {exc}")
             return
         self._live_key = self._start(spec)
 
@@ -201,7 +207,7 @@ class Session(QObject):
             self._store_result(spec, update)
         elif update.kind == FAILED:
             self._lost_jobs = self._lost_jobs or update.lost
-            self.message.emit(f"{spec.action.capitalize()} failed: {update.message}")
+            self._fail(f"{spec.action.capitalize()} failed: {update.message}")
         elif update.kind == CANCELLED:
             self.message.emit(f"{spec.action.capitalize()} cancelled")
         if update.kind in FINAL:
@@ -210,13 +216,13 @@ class Session(QObject):
     def _store_result(self, spec: JobSpec, update: JobUpdate) -> None:
         recipe = update.recipe or spec.recipe
         if not update.images:
-            self.message.emit(f"{spec.action.capitalize()}: the worker returned no picture")
+            self._fail(f"{spec.action.capitalize()}: the worker returned no picture")
             return
         for png in update.images:
             try:
                 image = imaging.image_from_bytes(png, "result")
             except BrushworkError as exc:
-                self.message.emit(f"{spec.action.capitalize()}: {exc}")
+                self._fail(f"{spec.action.capitalize()}: {exc}")
                 continue
             if spec.live:
                 self.live_result.emit(image)
@@ -280,9 +286,9 @@ class Session(QObject):
         if key == self._sync_call:
             self._sync_finished()
             self._lost_jobs = True  # try again at the next action
-            self.message.emit(f"Could not look for results in the worker's history: {message}")
+            self._fail(f"Could not look for results in the worker's history: {message}")
         elif key == self._model_call:
-            self.message.emit(f"Could not list the worker's models: {message}")
+            self._fail(f"Could not list the worker's models: {message}")
 
 
 def _count(n: int, noun: str) -> str:
