@@ -63,6 +63,7 @@ def run_checks(device: str | None = None, generate: bool = True) -> list[Check]:
     torch_ok = all(c.status == OK for c in checks if c.name in ("torch", "diffusers", "transformers"))
     checks.append(_device(device) if torch_ok else Check("device", FAIL, "skipped: torch/diffusers did not import"))
     checks.append(_demo_model())
+    checks.append(_canvas_libraries())
     checks.append(_worker())
     if generate:
         ready = torch_ok and checks[-2].status == OK and _status(checks, "device") == OK
@@ -121,6 +122,15 @@ def _demo_model() -> Check:
     size = sum(p.stat().st_size for p in folder.rglob("*.safetensors"))
     native = (info() or {}).get("native_size", "?")
     return Check("demo model", OK, f"{folder} ({size / 2**20:.1f} MB, native {native}x{native})")
+
+
+def _canvas_libraries() -> Check:
+    """Informational: the CLI and worker run without the canvas, but an artist wants to know now
+    (not from a Qt abort) which system packages the canvas lacks, and the exact command."""
+    from .qt_libs import check
+
+    ok, line = check()
+    return Check("canvas (Qt xcb)", OK if ok else WARN, line)
 
 
 def _worker() -> Check:
