@@ -267,6 +267,41 @@ class BRUSHWORK_OT_texture_multiview(bpy.types.Operator):
         return {"CANCELLED"}
 
 
+NORMAL_IMAGE = "Brushwork Normal"
+
+
+class BRUSHWORK_OT_capture_normal(bpy.types.Operator):
+    """Capture the active camera's camera-space normal map (normalbae colours) into 'Brushwork Normal'"""
+
+    bl_idname = "brushwork.capture_normal"
+    bl_label = "Capture Normals"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        scene, settings = context.scene, context.scene.brushwork
+        if scene.camera is None:
+            self.report({"ERROR"}, "Brushwork: the scene has no active camera")
+            return {"CANCELLED"}
+        size = capture.fit_size(scene, max(settings.width, settings.height))
+        try:
+            passes = render_passes.render_passes(scene, scene.camera, size, normals=True)
+            frame = capture.camera_frame(scene, scene.camera, size)
+        except (ValueError, RuntimeError) as exc:
+            self.report({"ERROR"}, f"Brushwork: {exc}")
+            return {"CANCELLED"}
+        rgb = render_passes.camera_normal_picture(passes.normal, frame.rotation)
+        image = bpy.data.images.get(NORMAL_IMAGE)
+        if image is None or tuple(image.size) != size:
+            if image is not None:
+                bpy.data.images.remove(image)
+            image = bpy.data.images.new(NORMAL_IMAGE, width=size[0], height=size[1])
+        image.colorspace_settings.name = "Non-Color"
+        rgba = np.concatenate([rgb, np.ones(rgb.shape[:2] + (1,), np.float32)], axis=-1)
+        pixels.set_image_rgba(image, rgba)
+        self.report({"INFO"}, f"Brushwork: normals {size[0]}×{size[1]} → image '{NORMAL_IMAGE}'")
+        return {"FINISHED"}
+
+
 class BRUSHWORK_PT_multiview(bpy.types.Panel):
     bl_label = "Texture From Views"
     bl_space_type = "VIEW_3D"
@@ -294,10 +329,13 @@ class BRUSHWORK_PT_multiview(bpy.types.Panel):
             row.prop(mv, "normal_strength", text="")
             col.prop(mv, "normal_model")
         col.prop(mv, "pbr")
-        self.layout.operator("brushwork.texture_multiview", icon="MOD_UVPROJECT")
+        row = self.layout.row(align=True)
+        row.operator("brushwork.texture_multiview", icon="MOD_UVPROJECT")
+        row.operator("brushwork.capture_normal", text="", icon="NORMALS_FACE")
 
 
-CLASSES = (BrushworkMultiviewSettings, BRUSHWORK_OT_texture_multiview, BRUSHWORK_PT_multiview)
+CLASSES = (BrushworkMultiviewSettings, BRUSHWORK_OT_texture_multiview, BRUSHWORK_OT_capture_normal,
+           BRUSHWORK_PT_multiview)
 
 
 def register():

@@ -114,6 +114,10 @@ def test_camera_space_normal_map_in_normalbae_colours(checks):
     assert checks["normal_floor_rgb"] == pytest.approx(checks["normal_floor_truth"], abs=0.02)
     r, g, b = checks["normal_cube_front_rgb"]
     assert b > 0.85 and abs(r - 0.5) < 0.05  # facing the camera: blue
+    assert checks["capture_normal_result"] == ["FINISHED"]
+    assert checks["capture_normal_size"] == [72, 96]
+    assert checks["capture_normal_max_diff"] < 0.5 / 255 + 1e-6  # the same picture, in 8 bits
+    assert checks["capture_normal_colorspace"] == "Non-Color"
 
 
 def test_orbit_views_look_at_the_selection(checks):

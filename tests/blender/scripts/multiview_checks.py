@@ -399,6 +399,19 @@ def _passes():
     # faces the camera → blue-dominant.
     pic = render_passes.camera_normal_picture(p.normal, frame.rotation)
     out["normal_floor_rgb"] = [float(v) for v in pic[66, 10]]
+    # The operator writes the same picture for the active camera, at the panel's size.
+    from brushwork_blender import multiview_operators, props, ui
+
+    for module in (props, ui, multiview_operators):  # the add-on's order: the panel nests in ui's
+        module.register()
+    scene.brushwork.width = scene.brushwork.height = 96
+    scene.render.resolution_x, scene.render.resolution_y = 96, 72
+    scene.camera = cam
+    out["capture_normal_result"] = sorted(bpy.ops.brushwork.capture_normal())
+    captured = pixels.image_rgba(bpy.data.images["Brushwork Normal"])[..., :3]
+    out["capture_normal_size"] = list(captured.shape[:2])
+    out["capture_normal_max_diff"] = float(np.abs(captured - pic).max())
+    out["capture_normal_colorspace"] = bpy.data.images["Brushwork Normal"].colorspace_settings.name
     cube_front = frame.project(np.array([[0.0, -0.5, 0.3]]))[0][0]
     out["normal_cube_front_rgb"] = [float(v) for v in pic[int(cube_front[1]), int(cube_front[0])]]
     # camera-space truth for the floor: world +Z in camera axes
