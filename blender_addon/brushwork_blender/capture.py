@@ -38,6 +38,19 @@ class CameraFrame:
     width: int
     height: int
 
+    def to_dict(self) -> dict:
+        """JSON-able (a job's record keeps the frame to project its result later)."""
+        data = dict(self.__dict__)
+        data["rotation"], data["location"] = self.rotation.tolist(), self.location.tolist()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CameraFrame:
+        values = dict(data)
+        values["rotation"] = np.array(values["rotation"], dtype=np.float64)
+        values["location"] = np.array(values["location"], dtype=np.float64)
+        return cls(**values)
+
     def plane_points(self) -> np.ndarray:
         """(h, w, 2) frame coordinates (x, y) of every pixel centre, row 0 at the top."""
         xs = self.left + (np.arange(self.width) + 0.5) / self.width * (self.right - self.left)
@@ -86,7 +99,8 @@ def camera_frame(scene, camera, size: tuple[int, int], depsgraph=None) -> Camera
         raise ValueError(f"{getattr(camera, 'name', camera)!r} is not a camera object")
     cam = camera.data
     if cam.type not in ("PERSP", "ORTHO"):
-        raise ValueError(f"camera {camera.name!r}: {cam.type} cameras are not supported (use perspective or orthographic)")
+        raise ValueError(f"camera {camera.name!r}: {cam.type} cameras are not supported "
+                         "(use perspective or orthographic)")
     # Blender's BKE_camera_sensor_fit: AUTO fits the larger side, using sensor_width.
     fit = cam.sensor_fit
     if fit == "AUTO":
@@ -201,13 +215,13 @@ def camera_depth(scene, camera, size: tuple[int, int], depsgraph=None, *, method
         return np.full((frame.height, frame.width), np.inf, dtype=np.float32)
     if tree is not None:
         cast = tree.ray_cast  # -> (location, normal, index, distance), all None on a miss
-        lengths = [cast(o, d, dist)[3] for o, d, dist in zip(flat_o, flat_d, max_len)]
+        lengths = [cast(o, d, dist)[3] for o, d, dist in zip(flat_o, flat_d, max_len, strict=True)]
     else:
         from mathutils import Vector
 
         cast = scene.ray_cast
         lengths = []
-        for o, d, dist in zip(flat_o, flat_d, max_len):
+        for o, d, dist in zip(flat_o, flat_d, max_len, strict=True):
             hit, loc = cast(depsgraph, o, d, distance=dist)[:2]
             lengths.append((loc - Vector(o)).length if hit else None)
     # Each ray starts at z-depth clip_start and gains z_per_length of depth per unit of length.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import StringProperty
 
-from . import pixels, props, results, sdk
+from . import identity, pixels, results, sdk
 from .operators import JobOperator, base_recipe
 
 
@@ -27,7 +27,8 @@ class BRUSHWORK_OT_add_inpaint_mask(bpy.types.Operator):
             self.report({"ERROR"}, "Brushwork: no image to add a mask for")
             return {"CANCELLED"}
         w, h = image.size
-        mask = bpy.data.images.get(mask_name(image.name)) or bpy.data.images.new(mask_name(image.name), w, h, alpha=False)
+        name = mask_name(image.name)
+        mask = bpy.data.images.get(name) or bpy.data.images.new(name, w, h, alpha=False)
         mask.generated_color = (0, 0, 0, 1)
         if getattr(context.space_data, "type", "") == "IMAGE_EDITOR":
             context.space_data.image = mask
@@ -55,7 +56,8 @@ class BRUSHWORK_OT_inpaint_texture(JobOperator, bpy.types.Operator):
             return self.fail("no image to inpaint (open one in the Image Editor or pass image=)")
         mask = bpy.data.images.get(self.mask or mask_name(image.name))
         if mask is None:
-            return self.fail(f"no mask for '{image.name}': run 'Add Inpaint Mask' and paint white where it should change")
+            return self.fail(f"no mask for '{image.name}': run 'Add Inpaint Mask' and paint white "
+                             "where it should change")
         w, h = image.size
         if tuple(mask.size) != (w, h):
             return self.fail(f"mask '{mask.name}' is {mask.size[0]}×{mask.size[1]}, image '{image.name}' is {w}×{h}")
@@ -71,18 +73,49 @@ class BRUSHWORK_OT_inpaint_texture(JobOperator, bpy.types.Operator):
                                  mask=sdk.content_ref(mask_png), strength=settings.strength)
         except sdk.BrushworkError as exc:
             return self.fail(str(exc))
-        image_name = image.name
-
-        def apply(outcome):
-            old = bpy.data.images.get(image_name)
-            new = results.store_png(outcome.pngs[0], f"{image_name}-inpaint", outcome.recipe_json, props.preferences())
-            if old is not None:
-                old.user_remap(new)  # materials and editors now show the repainted picture
-
-        return self.submit(context, f"inpaint {image_name}", recipe, [init_png, mask_png], apply)
+        # What the Recipe refers to stays in the file: the mask (painted, maybe never saved) is
+        # packed and kept; the picture being repainted is kept by delivery.keep_previous.
+        keep_in_file(mask)
+        return self.submit(context, f"inpaint {image.name}", recipe, [init_png, mask_png], "inpaint",
+                           [identity.target("IMAGE", image)], {"mask": identity.uid(mask)})
 
 
-CLASSES = (BRUSHWORK_OT_add_inpaint_mask, BRUSHWORK_OT_inpaint_texture)
+def keep_in_file(image) -> None:
+    """Pack ``image`` (its current pixels, painted strokes included) and keep it with a fake user,
+    so saving and reloading the .blend loses nothing a Recipe refers to."""
+    if image.packed_file is None or image.is_dirty:
+        image.pack()
+    image.use_fake_user = True
+
+
+class BRUSHWORK_OT_previous_version(bpy.types.Operator):
+    """Go back to the version of an image before Brushwork repainted it (it is kept in the file)"""
+
+    bl_idname = "brushwork.previous_version"
+    bl_label = "Previous Version"
+
+    image: StringProperty(name="Image", description="Empty: the image shown in the Image Editor")
+
+    def execute(self, context):
+        image = bpy.data.images.get(self.image) if self.image else getattr(context.space_data, "image", None)
+        if image is None:
+            self.report({"ERROR"}, "Brushwork: no image to go back from")
+            return {"CANCELLED"}
+        ident = image.get(results.PREVIOUS_PROP)
+        previous = identity.find("IMAGE", ident) if ident else None
+        if previous is None:
+            self.report({"ERROR"}, f"Brushwork: '{image.name}' has no earlier version kept in this file")
+            return {"CANCELLED"}
+        image.user_remap(previous)  # moves the fake user too: set it again afterwards
+        image.use_fake_user = True  # the newer version stays too: going back loses nothing
+        previous.use_fake_user = True
+        if getattr(context.space_data, "type", "") == "IMAGE_EDITOR":
+            context.space_data.image = previous
+        self.report({"INFO"}, f"Brushwork: '{previous.name}' is back where '{image.name}' was used")
+        return {"FINISHED"}
+
+
+CLASSES = (BRUSHWORK_OT_add_inpaint_mask, BRUSHWORK_OT_inpaint_texture, BRUSHWORK_OT_previous_version)
 
 
 # Blender's own helper: registers in order, unregisters in reverse.

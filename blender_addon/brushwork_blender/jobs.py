@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import bpy
 
-from . import sdk
+from . import identity, sdk
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Outcome:
     seeds: list[int] = field(default_factory=list)
     error: str = ""  # one line for the user; "" on success
     cancelled: bool = False
+    items: list = field(default_factory=list)  # recover: (worker job id, [png], recipe json) per job
 
 
 @dataclass
@@ -48,6 +49,10 @@ class Job:
     thread: threading.Thread | None = None
     outcome: Outcome | None = None
     remote_id: str = ""  # the worker's job id, once submitted
+    note: tuple[str, str] | None = None  # (level, text) that apply() reported: what it did and did not
+    synchronous: bool = False
+    on_failure: Callable[[Outcome], None] | None = None
+    file: dict | None = None  # identity.file_ref() of the .blend the job is for
 
     @property
     def fraction(self) -> float:
@@ -71,7 +76,7 @@ def run_sync_mode() -> bool:
     return bool(bpy.app.background)
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     last_messages.append(text)
     del last_messages[:-20]
     print(f"Brushwork: {text}")
@@ -99,38 +104,61 @@ def _finish(job: Job, outcome: Outcome) -> None:
     """Main thread: apply the outcome, report, forget the job."""
     _active.pop(job.id, None)
     job.outcome = outcome
+    if (outcome.cancelled or outcome.error) and job.on_failure is not None:
+        job.on_failure(outcome)
     if outcome.cancelled:
-        _say(f"{job.label}: cancelled")
+        say(f"{job.label}: cancelled")
     elif outcome.error:
-        _say(f"{job.label}: failed: {outcome.error}")
+        say(f"{job.label}: failed: {outcome.error}")
     else:
         try:
-            job.apply(outcome)
-            _say(f"{job.label}: done")
+            note = job.apply(outcome)
+            if note is not None:
+                job.note = (note.level, note.text)
+            say(f"{job.label}: {note.text if note is not None else 'done'}")
+            if not job.synchronous:
+                _undo_step(job.label)
         except Exception as exc:
             traceback.print_exc()
             outcome.error = f"could not use the result: {exc}"
-            _say(f"{job.label}: failed: {outcome.error}")
-    if (outcome.error and not outcome.cancelled) and not bpy.app.background:
+            say(f"{job.label}: failed: {outcome.error}")
+    if outcome.error and not outcome.cancelled:
         _popup(f"{job.label}: {outcome.error}")
+    elif job.note and job.note[0] != "INFO":
+        _popup(job.note[1], icon="INFO")
     _redraw()
 
 
-def _popup(text: str) -> None:
-    """Show a failure where the artist looks (no operator is running to report it)."""
+def _undo_step(label: str) -> None:
+    """A result applied by the timer is its own undo step: Ctrl+Z takes back the result (and
+    Ctrl+Shift+Z brings it back) instead of dropping it together with the artist's last edit."""
+    try:
+        bpy.ops.ed.undo_push(message=f"Brushwork: {label}")
+    except RuntimeError as exc:  # no undo stack (e.g. undo disabled in preferences)
+        print(f"Brushwork: no undo step for {label}: {exc}")
+
+
+def _popup(text: str, icon: str = "ERROR") -> None:
+    """Show a failure or a warning where the artist looks (no operator is running to report it)."""
+    if bpy.app.background:
+        return
+
     def draw(menu, _context):
         menu.layout.label(text=text)
     try:
-        bpy.context.window_manager.popup_menu(draw, title="Brushwork", icon="ERROR")
+        bpy.context.window_manager.popup_menu(draw, title="Brushwork", icon=icon)
     except Exception:  # no window (e.g. during file load): the status line and console have it
         pass
 
 
-def start(label: str, work: Callable, apply: Callable[[Outcome], None], *, synchronous: bool | None = None) -> Job:
-    """Run a job: on a thread with the pump (UI), or right now (background mode / ``synchronous``)."""
-    job = Job(id=next(_ids), label=label, work=work, apply=apply)
+def start(label: str, work: Callable, apply: Callable[[Outcome], object], *, synchronous: bool | None = None,
+          on_failure: Callable[[Outcome], None] | None = None, file: dict | None = None) -> Job:
+    """Run a job: on a thread with the pump (UI), or right now (background mode / ``synchronous``).
+    ``on_failure(outcome)`` runs (main thread) when it fails or is cancelled."""
+    job = Job(id=next(_ids), label=label, work=work, apply=apply, on_failure=on_failure, file=file)
+    job.synchronous = synchronous if synchronous is not None else run_sync_mode()
     _active[job.id] = job
-    if synchronous if synchronous is not None else run_sync_mode():
+    if job.synchronous:
         _finish(job, _safe_work(job))
         return job
 
@@ -142,7 +170,7 @@ def start(label: str, work: Callable, apply: Callable[[Outcome], None], *, synch
     if not bpy.app.timers.is_registered(pump):
         # persistent: keep pumping across File > Open, so a job's end is still reported
         bpy.app.timers.register(pump, first_interval=PUMP_INTERVAL_S, persistent=True)
-    _say(f"{label}: submitted")
+    say(f"{label}: submitted")
     return job
 
 
@@ -170,7 +198,8 @@ def pump():
             job.step, job.total, preview = message[2], message[3], message[4]
             if preview:
                 job.preview_png = preview
-                _show_preview(preview)
+                if job.file is None or identity.is_open(job.file):  # never into another .blend
+                    _show_preview(preview)
             _redraw()
         elif kind == "done":
             _finish(job, message[2])

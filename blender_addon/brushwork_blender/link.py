@@ -71,7 +71,7 @@ def connect(settings: LinkSettings):
                               client_key=settings.client_key or None)
 
 
-def run_recipe(settings: LinkSettings, recipe, uploads: list[bytes], report, job) -> Outcome:
+def run_recipe(settings: LinkSettings, recipe, uploads: list[bytes], report, job, on_submitted=None) -> Outcome:
     """Upload ``uploads`` (content-addressed: only what the worker lacks), run ``recipe``, follow
     its progress and return the PNGs. ``job.cancel_event`` cancels it on the worker (checked
     about every 0.25 s). Errors come back as the engine's classes. Job thread only."""
@@ -83,6 +83,8 @@ def run_recipe(settings: LinkSettings, recipe, uploads: list[bytes], report, job
         return Outcome(cancelled=True)
     remote = client.submit(recipe)
     job.remote_id = remote.id
+    if on_submitted is not None:
+        on_submitted(remote.id)  # the job's record learns the worker's id: a crash now loses nothing
 
     def on_progress(progress) -> None:
         report(int(progress.step), int(progress.total), progress.preview_png)
@@ -91,19 +93,21 @@ def run_recipe(settings: LinkSettings, recipe, uploads: list[bytes], report, job
     return Outcome(pngs=list(result.png_bytes), recipe_json=result.recipe.to_json(), seeds=list(result.seeds))
 
 
-def finished_results(settings: LinkSettings, known_sha256: set[str], limit: int = 50) -> Outcome:
-    """PNGs of this .blend's finished jobs that it does not hold yet (e.g. Blender closed while
-    they ran). ``Outcome.pngs`` with their recipes in ``Outcome.recipe_json`` as a JSON list."""
+def finished_jobs(settings: LinkSettings, keys: list[str], known_sha256: set[str], limit: int = 200) -> Outcome:
+    """Every finished job of the client ``keys`` (a file's keys) with results the file does not
+    hold yet: ``Outcome.items`` = [(worker job id, [png], recipe json)]. Job thread only."""
     import json
 
-    client = connect(settings)
-    pngs, recipes = [], []
-    for info in client.history(limit=limit):
-        if info.state != "done":
-            continue
-        for item in sorted(info.results, key=lambda r: r.get("index", 0)):
-            if item["sha256"] in known_sha256:
+    items = []
+    for key in dict.fromkeys(k for k in keys if k):
+        client = connect(LinkSettings(url=settings.url, python=settings.python, start=settings.start,
+                                      online_access=settings.online_access, client_key=key))
+        for info in client.history(limit=limit):
+            if info.state != "done":
                 continue
-            pngs.append(client.fetch_result(item["sha256"]))
-            recipes.append(info.recipe or {})
-    return Outcome(pngs=pngs, recipe_json=json.dumps(recipes))
+            ordered = sorted(info.results, key=lambda r: r.get("index", 0))
+            wanted = [r["sha256"] for r in ordered if r["sha256"] not in known_sha256]
+            if wanted:
+                pngs = [client.fetch_result(sha) for sha in wanted]
+                items.append((info.id, pngs, json.dumps(info.recipe or {})))
+    return Outcome(items=items)

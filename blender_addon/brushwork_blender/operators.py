@@ -8,7 +8,7 @@ import json
 
 import bpy
 
-from . import capture, jobs, link, pixels, pose, props, results, sdk
+from . import capture, delivery, identity, jobs, journal, link, pixels, pose, props, sdk
 
 DEPTH_IMAGE = "Brushwork Depth"
 POSE_TEXT = "Brushwork Pose.json"
@@ -77,32 +77,45 @@ def scene_controls(context, settings, size, *, force_depth=False):
 
 
 class JobOperator:
-    """Shared: submit a recipe, report failures as one line, finish synchronously when asked."""
+    """Shared: submit a recipe with a record of its targets (``journal``), report what happened
+    in one line, finish synchronously where timers never fire."""
 
-    def submit(self, context, label, recipe, uploads, apply):
+    def submit(self, context, label, recipe, uploads, action: str, targets: list[dict], params: dict | None = None):
         try:
             settings = props.link_settings(context)
             recipe.validate()
         except sdk.BrushworkError as exc:
-            self.report({"ERROR"}, f"Brushwork: {exc}")
-            return {"CANCELLED"}
+            return self.fail(str(exc))
+        record = journal.new_record(action, label, identity.file_ref(), targets, params)
 
         def work(report, job):
-            return link.run_recipe(settings, recipe, uploads, report, job)
+            return link.run_recipe(settings, recipe, uploads, report, job,
+                                   on_submitted=lambda remote_id: journal.set_remote_id(record, remote_id))
 
-        job = jobs.start(label, work, apply)
-        if job.outcome is not None:  # ran synchronously (background mode)
-            if job.outcome.error:
-                self.report({"ERROR"}, f"Brushwork: {label}: {job.outcome.error}")
-                return {"CANCELLED"}
-            self.report({"INFO"}, f"Brushwork: {label}: done")
-        else:
+        def apply(outcome):
+            return delivery.deliver(record, outcome.pngs, outcome.recipe_json)
+
+        job = jobs.start(label, work, apply, on_failure=lambda _outcome: journal.forget(record), file=record["file"])
+        if job.outcome is None:
             self.report({"INFO"}, f"Brushwork: {label}: submitted")
+            return {"FINISHED"}
+        if job.outcome.cancelled:
+            return self.fail(f"{label}: cancelled")
+        if job.outcome.error:
+            return self.fail(f"{label}: {job.outcome.error}")
+        level, text = job.note or ("INFO", "done")
+        self.report({level}, f"Brushwork: {label}: {text}")
         return {"FINISHED"}
 
     def fail(self, message):
         self.report({"ERROR"}, f"Brushwork: {message}")
         return {"CANCELLED"}
+
+
+# Camera views: they line up with a picture taken from the camera, not with a UV layout.
+CAMERA_SPACE_REFUSAL = ("'{kinds}' is a camera view and a UV-space texture does not line up with it (the "
+                        "picture is laid out by the mesh's UVs, not as the camera sees it): use Project From "
+                        "Camera for camera-conditioned textures, or turn it off")
 
 
 class BRUSHWORK_OT_generate_texture(JobOperator, bpy.types.Operator):
@@ -117,21 +130,20 @@ class BRUSHWORK_OT_generate_texture(JobOperator, bpy.types.Operator):
         obj = context.active_object
         if obj is None or obj.type != "MESH":
             return self.fail("select a mesh object to put the texture on")
+        if not obj.data.uv_layers:
+            return self.fail(f"{obj.name!r} has no UV map, so a texture cannot be laid on it: unwrap it "
+                             "(Edit Mode > UV > Unwrap) or use Project From Camera")
+        kinds = [name for name, on in (("Depth from camera", settings.use_depth),
+                                       ("Pose from armatures", settings.use_pose)) if on]
+        if kinds:
+            return self.fail(CAMERA_SPACE_REFUSAL.format(kinds="' and '".join(kinds)))
         try:
-            size = (_snap8(settings.width), _snap8(settings.height))
-            controls, uploads = scene_controls(context, settings, size)
-            recipe = base_recipe(settings, controls=controls, tiling="xy" if settings.seamless else "")
-        except (ValueError, pose.BoneMapError, sdk.BrushworkError) as exc:
+            recipe = base_recipe(settings, tiling="xy" if settings.seamless else "")
+        except sdk.BrushworkError as exc:
             return self.fail(str(exc))
-        obj_name, stem = obj.name, f"{obj.name}-texture"
-
-        def apply(outcome):
-            target = bpy.data.objects.get(obj_name)
-            images = [results.store_png(png, stem, outcome.recipe_json, props.preferences()) for png in outcome.pngs]
-            if target is not None and images:
-                results.material_with_image(target, images[0])
-
-        return self.submit(context, f"texture for {obj_name}", recipe, uploads, apply)
+        slot = obj.active_material_index if obj.material_slots else 0
+        return self.submit(context, f"texture for {obj.name}", recipe, [], "texture",
+                           [identity.target("OBJECT", obj)], {"slot": slot})
 
 
 class BRUSHWORK_OT_project_from_camera(JobOperator, bpy.types.Operator):
@@ -159,27 +171,9 @@ class BRUSHWORK_OT_project_from_camera(JobOperator, bpy.types.Operator):
             recipe = base_recipe(settings, width=size[0], height=size[1], controls=controls)
         except (ValueError, pose.BoneMapError, sdk.BrushworkError) as exc:
             return self.fail(str(exc))
-        names, bake = [o.name for o in meshes], settings.bake_to_uvs
-        stem = f"{scene.camera.name}-projection"
-
-        def apply(outcome):
-            prefs = props.preferences()
-            image = results.store_png(outcome.pngs[0], stem, outcome.recipe_json, prefs)
-            for name in names:
-                obj = bpy.data.objects.get(name)
-                if obj is None:
-                    continue
-                other_uvs = [uv.name for uv in obj.data.uv_layers if uv.name != results.PROJECTION_UV]
-                results.project_uvs(obj, frame)
-                mat = results.material_with_image(obj, image, uv_map=results.PROJECTION_UV)
-                if bake and other_uvs:
-                    baked = results.bake_to_uvs(obj, mat, other_uvs[0], size, f"{obj.name}-bake-tmp")
-                    png = pixels.image_png(baked)
-                    stored = results.store_png(png, f"{obj.name}-baked", outcome.recipe_json, prefs)
-                    bpy.data.images.remove(baked)
-                    results.material_with_image(obj, stored, uv_map=other_uvs[0])
-
-        return self.submit(context, "camera projection", recipe, uploads, apply)
+        params = {"frame": frame.to_dict(), "bake": settings.bake_to_uvs, "stem": f"{scene.camera.name}-projection"}
+        return self.submit(context, "camera projection", recipe, uploads, "projection",
+                           [identity.target("OBJECT", o) for o in meshes], params)
 
 
 def _no_camera(operator) -> set:

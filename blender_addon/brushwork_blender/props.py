@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import link
+from . import identity, link
 
 SAMPLERS = ("Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "UniPC", "LCM", "Heun")
 
@@ -23,11 +23,16 @@ class BrushworkPreferences(bpy.types.AddonPreferences):
     start_worker: BoolProperty(name="Start the worker when needed", default=True)
     output_policy: EnumProperty(
         name="Save results",
-        items=[("BLEND", "Next to the .blend", "In a 'brushwork' folder beside the saved .blend; packed while it is unsaved"),
+        items=[("BLEND", "Next to the .blend",
+                 "In a 'brushwork' folder beside the saved .blend; packed while it is unsaved"),
                ("FOLDER", "In a folder", "In the output folder below"),
                ("PACK", "Pack into the .blend", "Always packed into the .blend file")],
         default="BLEND")
     output_folder: StringProperty(name="Output folder", subtype="DIR_PATH")
+    client_keys: StringProperty(
+        name="Client keys", options={"HIDDEN"},
+        description="JSON {file key: [.blend paths]}: every file's worker client key, so Recover Results "
+                    "finds a file's jobs even when it was not saved after its first job")
 
     def draw(self, context):
         col = self.layout.column()
@@ -45,19 +50,64 @@ def preferences(context=None):
     return addon.preferences if addon else None
 
 
-CLIENT_KEY_PROP = "brushwork_client_key"
+CLIENT_KEY_PROP = identity.FILE_KEY_PROP
 
 
-def client_key(scene) -> str:
-    """This scene's worker client key, made on first use and saved with the .blend: the worker
-    shows a client only its own jobs, so the key is what finds them again after a restart."""
-    key = scene.get(CLIENT_KEY_PROP)
+def client_key(scene=None) -> str:
+    """This file's worker client key, made on first use and saved with the .blend (a custom
+    property on its scenes) and remembered in the preferences and the add-on's job folder: the
+    worker shows a client only its own jobs, so the key is what finds them again after a crash."""
+    path = identity.norm_path(bpy.data.filepath)
+    key = identity.file_key(create=False)
     if not key:
-        import secrets
-
-        key = secrets.token_hex(16)
-        scene[CLIENT_KEY_PROP] = key
+        # A saved file that lost its key (Blender closed before it was saved with it) gets the key
+        # remembered for its path back, so its earlier jobs stay its own.
+        remembered = client_keys_for_path(path)
+        key = remembered[-1] if remembered else identity.file_key()
+        identity.adopt_file_key(key)
+    remember_client_key(key, path)
     return key
+
+
+def remember_client_key(key: str, path: str) -> None:
+    import json
+
+    from . import journal
+
+    journal.remember_key(key, path)
+    prefs = preferences()
+    if prefs is None:
+        return
+    try:
+        known = json.loads(prefs.client_keys or "{}")
+    except ValueError:
+        known = {}
+    paths = known.setdefault(key, [])
+    if path and path not in paths:
+        paths.append(path)
+    text = json.dumps(known)
+    if text != prefs.client_keys:
+        prefs.client_keys = text
+
+
+def client_keys_for_file() -> list[str]:
+    """Every key this file has had: its own, and those remembered for its path."""
+    return list(dict.fromkeys([client_key(), *client_keys_for_path(identity.norm_path(bpy.data.filepath))]))
+
+
+def client_keys_for_path(path: str) -> list[str]:
+    import json
+
+    from . import journal
+
+    keys = journal.keys_for(path)
+    prefs = preferences()
+    try:
+        known = json.loads(prefs.client_keys or "{}") if prefs else {}
+    except ValueError:
+        known = {}
+    keys += [k for k, paths in known.items() if path and path in paths]
+    return list(dict.fromkeys(keys))
 
 
 def link_settings(context=None) -> link.LinkSettings:
@@ -76,7 +126,8 @@ class BrushworkSceneSettings(bpy.types.PropertyGroup):
     prompt: StringProperty(name="Prompt", default="")
     negative_prompt: StringProperty(name="Negative", default="")
     preset: StringProperty(name="Preset", description="A Brushwork preset name (e.g. texture-seamless); empty: none")
-    model: StringProperty(name="Model", description="Hub id, model name in your model folders, or empty for the default")
+    model: StringProperty(name="Model",
+                          description="Hub id, model name in your model folders, or empty for the default")
     seed: IntProperty(name="Seed", description="-1: random (the seed used is stored on the image)", default=-1, min=-1)
     steps: IntProperty(name="Steps", default=25, min=1, max=200)
     cfg: FloatProperty(name="CFG", default=7.0, min=0.0, max=30.0)
@@ -84,21 +135,28 @@ class BrushworkSceneSettings(bpy.types.PropertyGroup):
     width: IntProperty(name="Width", default=512, min=64, max=4096, step=8)
     height: IntProperty(name="Height", default=512, min=64, max=4096, step=8)
     seamless: BoolProperty(name="Seamless", description="Tile seamlessly in both directions", default=False)
-    use_depth: BoolProperty(name="Depth from camera", description="Condition on the exact depth seen by the active camera")
+    use_depth: BoolProperty(name="Depth from camera",
+                            description="Condition on the exact depth seen by the active camera (Project From Camera)")
     depth_strength: FloatProperty(name="Depth strength", default=1.0, min=0.0, max=2.0)
-    depth_model: StringProperty(name="Depth ControlNet", description="ControlNet id, path or name; empty: the model family's default")
-    use_pose: BoolProperty(name="Pose from armatures", description="Condition on the selected armatures' poses (OpenPose)")
+    depth_model: StringProperty(name="Depth ControlNet",
+                                description="ControlNet id, path or name; empty: the model family's default")
+    use_pose: BoolProperty(name="Pose from armatures",
+                           description="Condition on the selected armatures' poses (OpenPose; Project From Camera)")
     pose_strength: FloatProperty(name="Pose strength", default=1.0, min=0.0, max=2.0)
-    pose_model: StringProperty(name="Pose ControlNet", description="ControlNet id, path or name; empty: the model family's default")
+    pose_model: StringProperty(name="Pose ControlNet",
+                               description="ControlNet id, path or name; empty: the model family's default")
     bone_map: EnumProperty(
         name="Bone map",
         items=[("AUTO", "Auto", "The built-in map that finds the most bones"),
                ("RIGIFY", "Rigify", "Rigify rigs (DEF- bones or metarig names)"),
                ("MIXAMO", "Mixamo", "Mixamo rigs (any mixamorig prefix)"),
-               ("TEXT", "Text block", "The JSON in the text block 'Brushwork Bone Map' (edit a copy of a built-in map)")],
+               ("TEXT", "Text block",
+                "The JSON in the text block 'Brushwork Bone Map' (edit a copy of a built-in map)")],
         default="AUTO")
-    strength: FloatProperty(name="Repaint strength", description="Denoising strength for inpainting", default=0.8, min=0.01, max=1.0)
-    bake_to_uvs: BoolProperty(name="Bake to existing UVs", description="After projecting, bake the texture onto the mesh's own UV map")
+    strength: FloatProperty(name="Repaint strength", description="Denoising strength for inpainting",
+                            default=0.8, min=0.01, max=1.0)
+    bake_to_uvs: BoolProperty(name="Bake to existing UVs",
+                              description="After projecting, bake the texture onto the mesh's own UV map")
 
 
 CLASSES = (BrushworkPreferences, BrushworkSceneSettings)

@@ -20,6 +20,7 @@ from . import capture, sdk
 
 RECIPE_PROP = "brushwork_recipe"  # custom property on images: the Recipe JSON as run
 SHA_PROP = "brushwork_sha256"  # custom property on images: sha256 of the PNG the worker made
+PREVIOUS_PROP = "brushwork_previous"  # on an inpainted image: the id of the image it replaced
 PROJECTION_UV = "Brushwork Projection"
 OUTPUT_SUBFOLDER = "brushwork"
 
@@ -98,9 +99,9 @@ def recipe_of(image):
     return sdk.Recipe.from_json(text) if text else None
 
 
-def material_with_image(obj, image, *, uv_map: str | None = None, name: str | None = None):
-    """A material showing ``image`` as base colour (through ``uv_map`` when given), made the
-    object's active material. Returns it."""
+def material_with_image(obj, image, *, uv_map: str | None = None, name: str | None = None, slot: int | None = None):
+    """A material showing ``image`` as base colour (through ``uv_map`` when given), put in material
+    slot ``slot`` (default: the active one; the old material stays in the file). Returns it."""
     mat = bpy.data.materials.new(name or f"Brushwork {image.name}")
     mat.use_nodes = True
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
@@ -118,8 +119,12 @@ def material_with_image(obj, image, *, uv_map: str | None = None, name: str | No
         # Outside the camera frame the projection has nothing to show: clip rather than repeat.
         tex.extension = "CLIP"
     nodes.active = tex
-    if obj.material_slots and obj.active_material_index < len(obj.material_slots):
-        obj.material_slots[obj.active_material_index].material = mat
+    index = obj.active_material_index if slot is None else slot
+    if obj.material_slots and index < len(obj.material_slots):
+        previous = obj.material_slots[index].material
+        if previous is not None and previous.users <= 1:
+            previous.use_fake_user = True  # nothing else uses it: keep it in the file, not purged on save
+        obj.material_slots[index].material = mat
     else:
         obj.data.materials.append(mat)
     return mat

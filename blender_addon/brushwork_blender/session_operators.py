@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import bpy
 
-from . import jobs, link, props, results, sdk
+from . import delivery, identity, jobs, journal, link, props, results, sdk
 
 
 class BRUSHWORK_OT_recover_results(bpy.types.Operator):
-    """Import this file's finished results it does not show yet (e.g. Blender closed mid-job)"""
+    """Bring in this file's finished results it does not hold yet (Blender closed or crashed mid-job,
+    the file was reloaded, or they ran from another Blender) and re-apply them to their targets"""
 
     bl_idname = "brushwork.recover_results"
     bl_label = "Recover Results"
@@ -21,23 +20,50 @@ class BRUSHWORK_OT_recover_results(bpy.types.Operator):
         except sdk.BrushworkError as exc:
             self.report({"ERROR"}, f"Brushwork: {exc}")
             return {"CANCELLED"}
+        keys = props.client_keys_for_file()
         known = results.known_result_hashes()
+        mine = {r["remote_id"]: r for r in journal.load_all() if r.get("remote_id") and identity.is_open(r["file"])}
 
         def work(report, job):
-            return link.finished_results(settings, known)
+            return link.finished_jobs(settings, keys, known)
 
         def apply(outcome):
-            recipes = json.loads(outcome.recipe_json or "[]")
-            for i, png in enumerate(outcome.pngs):
-                recipe = json.dumps(recipes[i]) if i < len(recipes) else ""
-                results.store_png(png, "recovered", recipe, props.preferences())
-            jobs.last_messages.append(f"recovered {len(outcome.pngs)} image(s)")
+            return recover(outcome.items, mine)
 
         job = jobs.start("recover results", work, apply)
-        if job.outcome is not None and job.outcome.error:
+        if job.outcome is None:
+            self.report({"INFO"}, "Brushwork: looking for finished results")
+            return {"FINISHED"}
+        if job.outcome.error:
             self.report({"ERROR"}, f"Brushwork: recover results: {job.outcome.error}")
             return {"CANCELLED"}
+        level, text = job.note or ("INFO", "done")
+        self.report({level}, f"Brushwork: {text}")
         return {"FINISHED"}
+
+
+def recover(items, records: dict):
+    """Main thread: re-apply each finished job through its record when the file has one (the
+    material, projection or inpainted image it was for), else keep it as an image; then retry the
+    kept results of this file."""
+    applied, imported, notes = 0, 0, []
+    for remote_id, pngs, recipe in items:
+        record = records.get(remote_id)
+        if record is not None:
+            note = delivery.deliver(record, pngs, recipe)
+            applied += note.level == "INFO"
+            if note.level != "INFO":
+                notes.append(note.text)
+        else:
+            for png in pngs:
+                delivery.image_for(png, "recovered", recipe)
+                imported += 1
+    for note in delivery.retry_pending():
+        applied += note.level == "INFO"
+    text = f"recovered {applied} result(s) onto their targets, {imported} more image(s)"
+    if notes:
+        return delivery.Note("WARNING", f"{text}; {'; '.join(notes)}")
+    return delivery.Note("INFO", text if applied or imported else "no finished results to recover")
 
 
 _preset_items_cache: list = []  # Blender needs the enum strings kept alive
@@ -145,4 +171,14 @@ CLASSES = (BRUSHWORK_OT_apply_preset, BRUSHWORK_OT_recover_results, BRUSHWORK_OT
 
 
 # Blender's own helper: registers in order, unregisters in reverse.
-register, unregister = bpy.utils.register_classes_factory(CLASSES)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
+def register():
+    _register_classes()
+    delivery.register()  # the job folder and the load/undo handlers that apply kept results
+
+
+def unregister():
+    delivery.unregister()
+    _unregister_classes()

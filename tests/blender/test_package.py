@@ -165,7 +165,7 @@ def test_operator_unhappy_paths_are_one_clear_line(installed):
     assert "no armature to capture" in u["pose_no_armature"]
     assert "no text block named 'Brushwork Bone Map'" in u["bone_map_text_missing"]
     assert "no active camera" in u["depth_no_camera"]
-    assert "no active camera to capture depth" in u["texture_depth_no_camera"]
+    assert "no active camera to project from" in u["project_no_camera"]
     assert "'odd' is 60×64: inpainting needs sides that are multiples of 8" in u["inpaint_odd_size"]
     assert "no mask for 'wall'" in u["inpaint_no_mask"]
     assert "mask 'wall mask' is 32×32, image 'wall' is 64×64" in u["inpaint_mask_size"]

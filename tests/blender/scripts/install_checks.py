@@ -123,9 +123,7 @@ if out["enabled"]:
     bpy.data.objects.remove(rig)
     scene.camera = None
     unhappy["depth_no_camera"] = error_of(bpy.ops.brushwork.capture_depth)
-    scene.brushwork.use_depth = True
-    unhappy["texture_depth_no_camera"] = error_of(bpy.ops.brushwork.generate_texture)
-    scene.brushwork.use_depth = False
+    unhappy["project_no_camera"] = error_of(bpy.ops.brushwork.project_from_camera)
     scene.camera = cam
     bpy.data.images.new("odd", 60, 64)
     bpy.data.images.new("odd mask", 60, 64)

@@ -125,20 +125,22 @@ def _():
 
 @step("pose")
 def _():
-    # 2b. depth AND pose from the camera condition one texture (two ControlNets on the worker)
+    # 2b. depth AND pose from the camera condition one picture (two ControlNets on the worker)
     arm = bpy.data.objects.new("rig", bpy.data.armatures.new("rig"))
     scene.collection.objects.link(arm)
     bpy.context.view_layer.objects.active = arm
     bpy.ops.object.mode_set(mode="EDIT")
-    for name, head, tail in (("DEF-spine.004", (0, 0, 1.2), (0, 0, 1.5)), ("DEF-upper_arm.L", (0.3, 0, 1.2), (0.6, 0, 1.0)),
+    for name, head, tail in (("DEF-spine.004", (0, 0, 1.2), (0, 0, 1.5)),
+                             ("DEF-upper_arm.L", (0.3, 0, 1.2), (0.6, 0, 1.0)),
                              ("DEF-upper_arm.R", (-0.3, 0, 1.2), (-0.6, 0, 1.0))):
         bone = arm.data.edit_bones.new(name)
         bone.head, bone.tail = head, tail
     bpy.ops.object.mode_set(mode="OBJECT")
+    # (camera views: through Project From Camera; a UV-space texture refuses them)
     select_only(cube)
     bw.use_depth, bw.use_pose, bw.pose_model = True, True, "controlnet-tiny-pose"
     try:
-        res = bpy.ops.brushwork.generate_texture()
+        res = bpy.ops.brushwork.project_from_camera()
     finally:
         bw.use_depth = bw.use_pose = False
         bpy.data.objects.remove(arm)
