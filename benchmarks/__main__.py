@@ -34,6 +34,7 @@ SUITES = [
     ("benchmarks.engine_bench", "run"),
     ("benchmarks.gpu_bench", "run"),
     ("benchmarks.large_texture_bench", "run"),
+    ("benchmarks.batch_bench", "run"),
 ]
 
 
