@@ -208,6 +208,10 @@ class Client:
     def cancel(self, job_id: str) -> JobInfo:
         return JobInfo.from_dict(self._json("POST", f"/jobs/{quote(job_id)}/cancel")["job"])
 
+    def cancel_all(self) -> list[str]:
+        """Cancel every waiting and running job of this client in one call; returns their ids."""
+        return list(self._json("POST", "/jobs/cancel")["cancelled"])
+
     def events(self, since: int = 0, *, job: str | None = None, timeout: float = 0.0,
                kinds: Iterable[str] | None = None) -> dict:
         """``{"instance", "events": [Event], "last_seq", "truncated"}``; waits up to ``timeout``.

@@ -112,6 +112,58 @@ class AuthError(WorkerError):
     http_status = 401
 
 
+class RequestError(BrushworkError):
+    """A request the worker cannot use (malformed HTTP, unknown method or version, bad field)."""
+
+    code = "bad_request"
+    http_status = 400
+
+
+class MethodNotAllowedError(RequestError):
+    code = "method_not_allowed"
+    http_status = 405
+
+
+class HTTPVersionError(RequestError):
+    code = "bad_http_version"
+    http_status = 400
+
+
+class QueueFullError(BrushworkError):
+    """Too many jobs waiting (for this client or in all): wait for some to finish, or cancel."""
+
+    code = "queue_full"
+    http_status = 429
+
+    def __init__(self, message: str, limit: int | None = None):
+        self.limit = limit
+        super().__init__(message)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "limit": self.limit}
+
+
+class BusyError(BrushworkError):
+    """Too many requests of one kind at once (uploads): retry in a moment."""
+
+    code = "busy"
+    http_status = 429
+
+
+class OutputFolderError(BrushworkError):
+    """The destination folder cannot take the result: read-only, full, or not a folder."""
+
+    code = "output_unwritable"
+    http_status = 409
+
+
+class HistoryError(WorkerError):
+    """The job history (history.sqlite) cannot be written now (locked by another program, disk full)."""
+
+    code = "history_unavailable"
+    http_status = 503
+
+
 _BY_CODE = {
     cls.code: cls
     for cls in (
@@ -129,6 +181,13 @@ _BY_CODE = {
         OutOfMemoryError,
         WorkerError,
         AuthError,
+        RequestError,
+        MethodNotAllowedError,
+        HTTPVersionError,
+        QueueFullError,
+        BusyError,
+        OutputFolderError,
+        HistoryError,
     )
 }
 
@@ -144,5 +203,8 @@ def error_from_dict(data: dict) -> BrushworkError:
         return RecipeError(field, message[len(prefix):] if message.startswith(prefix) else message)
     if cls is OutOfMemoryError:
         return OutOfMemoryError(message, data.get("needed_bytes"))
+    if cls is QueueFullError:
+        limit = data.get("limit")
+        return QueueFullError(message, limit if isinstance(limit, int) else None)
     err = cls(message)
     return err

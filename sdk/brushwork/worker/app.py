@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sys
 import threading
@@ -46,6 +47,7 @@ class Worker:
                  device: str | None = None, studio_factory=None, preload: bool | None = None):
         self.state_dir = paths.state_dir()
         self.token, self.token_path = auth.load_or_create_token(self.state_dir)
+        _make_private(self.state_dir)
         self.instance = secrets.token_hex(8)
         self.started = time.time()
         self.history = History(self.state_dir / protocol.HISTORY_FILE)
@@ -55,8 +57,10 @@ class Worker:
         self.outputs = Outputs.load()
         self.outputs.sweep_partials()
         self.assets = AssetStore(self.state_dir / "assets")
+        _make_private(self.assets.root)
         self.events = EventLog()
-        self.hub = Hub(self.events, on_change=lambda job: self.history.save(job.client, job.info(None)))
+        self.hub = Hub(self.events, on_change=lambda job: self.history.save(job.client, job.info(None)),
+                       on_change_many=lambda jobs: self.history.save_many([(j.client, j.info(None)) for j in jobs]))
         if preload is None:
             preload = os.environ.get("BRUSHWORK_WORKER_PRELOAD", "1").strip() not in ("0", "false", "no")
         self.runner = EngineRunner(self.hub, self.outputs, device=device, studio_factory=studio_factory,
@@ -102,7 +106,7 @@ class Worker:
             self.runner.stop_requested.set()
             # Wait for a running job to stop (at its next step, without writing anything); an
             # engine still importing has nothing to clean up and is not waited for.
-            if self.runner.busy.is_set():
+            if self.runner.busy.is_set() and self.runner.ready.is_set():
                 self.runner.join(timeout=60)
             self.events.close()  # wakes long-polls so their connections end
             self.httpd.shutdown()
@@ -135,10 +139,25 @@ class Worker:
             engine, error = "failed", self.runner.load_error.to_dict()
         else:
             engine, error = "ready", None
+        if not self.runner.is_alive() and self.runner.ident is not None and not self.runner.stop_requested.is_set():
+            engine = "dead"  # never expected (the thread guards every step), but never hidden either
         device = getattr(self.runner.studio, "device", None)
-        return {"ok": True, "version": __version__, "pid": os.getpid(), "instance": self.instance,
+        writable = self.history.writable()
+        pending = self.hub.unsaved_count()
+        errors = [e for e in (self.runner.last_error, self.hub.last_error) if e]
+        last_error = max(errors, key=lambda e: e.get("time", 0)) if errors else None
+        try:
+            state_free: int | None = shutil.disk_usage(self.state_dir).free
+        except OSError:
+            state_free = None
+        return {"ok": engine not in ("dead", "failed") and writable and not pending,
+                "version": __version__, "pid": os.getpid(), "instance": self.instance,
                 "engine": engine, "engine_error": error, "device": str(device) if device else None,
-                "queue": self.hub.queue_length(), "uptime_s": round(time.time() - self.started, 3)}
+                "queue": self.hub.queue_length(), "uptime_s": round(time.time() - self.started, 3),
+                "history": {"writable": writable, "pending_writes": pending, "error": self.history.last_error},
+                "disk_free": {"state": state_free, "destinations": self.outputs.free_bytes()},
+                "last_error": last_error,
+                "limits": {"queued_per_client": self.hub.max_per_client, "queued_total": self.hub.max_total}}
 
     def job_info(self, client: str, job_id: str):
         found = self.hub.get(client, job_id)
@@ -173,12 +192,26 @@ class Worker:
         return out
 
 
+def _make_private(folder) -> None:
+    """The worker's own folders (state, assets) are 0700, even when an older version made them 0755."""
+    if os.name != "posix":
+        return
+    try:
+        if folder.stat().st_uid == os.getuid() and folder.stat().st_mode & 0o077:
+            os.chmod(folder, 0o700)
+    except OSError:
+        pass
+
+
 def _plain(value):
     return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
 
 
 def main(port: int | None = None, listen: str | None = None, device: str | None = None) -> int:
     """Run a worker in this process until stopped. Prints where it listens and its token file."""
+    # The artist's prompts, uploads, results and logs are theirs alone on a shared machine:
+    # everything this process creates is 0600 (files) / 0700 (folders).
+    os.umask(0o077)
     logging.basicConfig(level=os.environ.get("BRUSHWORK_LOG", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if port is None:

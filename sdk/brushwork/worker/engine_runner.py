@@ -8,15 +8,24 @@ Every failure becomes the job's error (with the engine's code); this thread neve
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import io
 import logging
 import re
 import threading
+import time
 import traceback
 
 from .. import protocol
-from ..errors import BrushworkError, CancelledError, InputImageError, ModelNotFoundError, OutOfMemoryError
+from ..errors import (
+    BrushworkError,
+    CancelledError,
+    InputImageError,
+    ModelNotFoundError,
+    OutOfMemoryError,
+    OutputFolderError,
+)
 from ..recipe import Recipe
 from .hub import Hub, Job
 from .outputs import Outputs
@@ -43,6 +52,7 @@ class EngineRunner(threading.Thread):
         self.stop_requested = threading.Event()
         self.preload = preload  # False: load the engine with the first job (light idle workers)
         self.busy = threading.Event()  # set while a job runs
+        self.last_error: dict | None = None  # the last thing that went wrong on this thread (health)
 
     # ---- thread -------------------------------------------------------------------------------
 
@@ -50,15 +60,35 @@ class EngineRunner(threading.Thread):
         if self.preload:
             self._load_engine()
         while not self.stop_requested.is_set():
-            job = self.hub.next_job(timeout=0.5)
-            if job is not None:
-                self.busy.set()
-                try:
-                    if not self.ready.is_set():
-                        self._load_engine()
-                    self.run_job(job)
-                finally:
-                    self.busy.clear()
+            # Every step is guarded: a failure here (history locked, disk full, a bug) is logged
+            # and reported in health, and the thread goes on with the next job.
+            try:
+                self.hub.flush_unsaved()
+                job = self.hub.next_job(timeout=0.5)
+            except Exception as exc:
+                self._note(exc, "taking the next job")
+                time.sleep(0.5)
+                continue
+            if job is None:
+                continue
+            self.busy.set()
+            try:
+                if not self.ready.is_set():
+                    self._load_engine()
+                self.run_job(job)
+            except Exception as exc:
+                self._note(exc, f"job {job.id}")
+                if job.state not in protocol.FINAL_STATES:
+                    try:
+                        self.hub.finish(job, protocol.FAILED, error=to_brushwork_error(exc).to_dict())
+                    except Exception as again:
+                        self._note(again, f"failing job {job.id}")
+            finally:
+                self.busy.clear()
+
+    def _note(self, exc: BaseException, where: str) -> None:
+        log.error("GPU thread: %s failed, going on: %s: %s", where, type(exc).__name__, exc)
+        self.last_error = {**to_brushwork_error(exc).to_dict(), "where": where, "time": time.time()}
 
     def _load_engine(self) -> None:
         try:
@@ -94,11 +124,14 @@ class EngineRunner(threading.Thread):
                                           cancel=job.cancel)
             stem = self.outputs.stem_for(job.destination, job.id)
             # Written (atomically, with the Recipe inside) BEFORE the job may say done.
-            written = result.save(stem)
-            results = []
-            for index, (path, seed) in enumerate(zip(written, result.seeds)):
-                results.append({"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                                "path": str(path), "seed": int(seed), "index": index})
+            try:
+                written = result.save(stem)
+                results = []
+                for index, (path, seed) in enumerate(zip(written, result.seeds)):
+                    results.append({"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                    "path": str(path), "seed": int(seed), "index": index})
+            except OSError as exc:
+                raise output_error(exc, self.outputs.folders[job.destination], job.destination) from None
             self.hub.finish(job, protocol.DONE, results=results, ran_recipe=result.recipe.to_dict())
         except CancelledError as exc:
             self.hub.finish(job, protocol.CANCELLED, error=exc.to_dict())
@@ -155,6 +188,16 @@ class EngineRunner(threading.Thread):
             if width * height > protocol.MAX_IMAGE_PIXELS:
                 raise InputImageError(f"{where}: {width}x{height} is too many pixels "
                                       f"(at most {protocol.MAX_IMAGE_PIXELS})")
+
+
+def output_error(exc: OSError, folder, destination: str) -> OutputFolderError:
+    """A failed write of a result as the artist would say it: full, read-only, not a folder."""
+    why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+           errno.EROFS: "it is on a read-only file system", errno.EACCES: "permission denied",
+           errno.EPERM: "permission denied", errno.ENOTDIR: "a part of its path is a file, not a folder",
+           errno.EEXIST: "a part of its path is a file, not a folder"}.get(exc.errno or 0, exc.strerror or str(exc))
+    return OutputFolderError(f"destination {destination!r}: cannot write the result in {folder} ({why}); "
+                             "nothing was written; free some space or fix the folder and submit again")
 
 
 def to_brushwork_error(exc: BaseException) -> BrushworkError:

@@ -7,17 +7,24 @@ the moment an event for their client arrives. Nothing here knows HTTP or the eng
 from __future__ import annotations
 
 import collections
+import logging
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 
 from .. import protocol
-from ..errors import BrushworkError, CancelledError
+from ..errors import BrushworkError, CancelledError, HistoryError, QueueFullError
 from ..protocol import Event, JobInfo
 from ..recipe import Recipe
 
-KEEP_FINISHED = 1000  # finished jobs kept in memory; older ones are read from the history
+log = logging.getLogger("brushwork.worker")
+
+# Finished jobs kept in memory (their recipes can hold megabytes of signals); older ones are read
+# from the history. Jobs whose history write is still pending are kept until it goes through.
+KEEP_FINISHED = 200
+MAX_QUEUED_PER_CLIENT = 64  # waiting jobs of one client; more is a 429 queue_full
+MAX_QUEUED_TOTAL = 256  # waiting jobs of all clients together
 
 
 class NotFound(BrushworkError):
@@ -119,9 +126,18 @@ class EventLog:
 class Hub:
     """The queue and every job the worker knows in memory."""
 
-    def __init__(self, events: EventLog, on_change=None):
+    def __init__(self, events: EventLog, on_change=None, *, on_change_many=None,
+                 max_per_client: int = MAX_QUEUED_PER_CLIENT, max_total: int = MAX_QUEUED_TOTAL,
+                 keep_finished: int = KEEP_FINISHED):
         self.events = events
         self._save = on_change or (lambda job: None)  # persists a job (history)
+        self._save_many = on_change_many or (lambda jobs: [self._save(j) for j in jobs])
+        self.max_per_client, self.max_total, self.keep_finished = max_per_client, max_total, keep_finished
+        self._reserved: collections.Counter[str] = collections.Counter()  # submits being saved, per client
+        # Jobs whose last state change could not be written (history locked, disk full): written
+        # again by ``flush_unsaved`` until it goes through, and kept in memory until then.
+        self._unsaved: dict[str, Job] = {}
+        self.last_error: dict | None = None  # the last history failure, for /v1/health
         # Reading a job's state and writing it happen under one lock, so a slow writer can never
         # store an older state over a newer one (e.g. "running" after "done").
         self._save_lock = threading.Lock()
@@ -134,11 +150,22 @@ class Hub:
     # ---- client side --------------------------------------------------------------------------
 
     def submit(self, client: str, recipe: Recipe, destination: str, live: bool) -> tuple[Job, int]:
+        """Queue a job, saved first: when the history cannot take it, HistoryError and no job."""
         job = Job(id=secrets.token_hex(8), client=client, recipe=recipe, destination=destination, live=live)
-        replaced = None
         with self._lock:
             if self._stopping:
                 raise Conflict("the worker is shutting down")
+            self._check_room(client, live)
+            self._reserved[client] += 1  # counted against the limits while it is being saved
+        try:
+            self._on_change(job, strict=True)
+        finally:
+            with self._lock:
+                self._reserved[client] -= 1
+                if not self._reserved[client]:
+                    del self._reserved[client]
+        replaced = None
+        with self._lock:
             slot = len(self._queue)
             if live:
                 # Latest wins: a live job replaces this client's live job still waiting in the queue.
@@ -156,12 +183,23 @@ class Hub:
             self._jobs[job.id] = job
             position = self._position(job)
             self._lock.notify_all()
-        self._on_change(job)
         self.events.emit(client, protocol.EV_QUEUED, job.id, {"position": position, "live": live})
         if replaced is not None:
             self._on_change(replaced)
             self.events.emit(client, protocol.EV_CANCELLED, replaced.id, {"error": replaced.error})
         return job, position
+
+    def _check_room(self, client: str, live: bool) -> None:
+        if live and any(j.client == client and j.live for j in self._queue):
+            return  # it replaces a waiting live job: the queue does not grow
+        total = len(self._queue) + sum(self._reserved.values())
+        if total >= self.max_total:
+            raise QueueFullError(f"the worker's queue is full ({self.max_total} jobs waiting in all): "
+                                 "retry when some have finished", self.max_total)
+        mine = sum(1 for j in self._queue if j.client == client) + self._reserved.get(client, 0)
+        if mine >= self.max_per_client:
+            raise QueueFullError(f"this client already has {mine} jobs waiting (at most {self.max_per_client}): "
+                                 "wait for some to finish or cancel them", self.max_per_client)
 
     def get(self, client: str, job_id: str) -> tuple[Job, int | None] | None:
         with self._lock:
@@ -193,6 +231,47 @@ class Hub:
             self._on_change(job)
             self.events.emit(client, protocol.EV_CANCELLED, job.id, {"error": job.error})
         return info
+
+    def cancel_all(self, client: str) -> list[str]:
+        """Cancel every waiting and running job of ``client`` in one pass and one history write."""
+        with self._lock:
+            mine = [j for j in self._queue if j.client == client]
+            if mine:
+                self._queue = [j for j in self._queue if j.client != client]
+            error = CancelledError("cancelled by the client (cancel all)").to_dict()
+            for job in mine:
+                self._set_final(job, protocol.CANCELLED, error=dict(error))
+            running = self._running if self._running is not None and self._running.client == client else None
+            if running is not None:
+                running.cancel.set()
+        if mine:
+            self._on_change_many(mine)
+            for job in mine:
+                self.events.emit(client, protocol.EV_CANCELLED, job.id, {"error": job.error})
+        return [j.id for j in mine] + ([running.id] if running is not None else [])
+
+    def unsaved_count(self) -> int:
+        with self._lock:
+            return len(self._unsaved)
+
+    def flush_unsaved(self) -> bool:
+        """Write again the jobs whose history write failed; True when none is left."""
+        with self._lock:
+            pending = list(self._unsaved.values())
+        if not pending:
+            return True
+        self._on_change_many(pending)
+        return not self._unsaved
+
+    def result_path(self, client: str, sha256: str) -> str | None:
+        """Where a result of a job still in memory was written (its history row may be pending)."""
+        with self._lock:
+            for job in reversed(self._jobs.values()):
+                if job.client == client:
+                    for res in job.results:
+                        if res.get("sha256") == sha256:
+                            return str(res.get("path"))
+        return None
 
     def queue_length(self) -> int:
         with self._lock:
@@ -241,16 +320,38 @@ class Hub:
             if self._running is not None:
                 self._running.cancel.set()
             self._lock.notify_all()
+        if dropped:
+            self._on_change_many(dropped)
         for job in dropped:
-            self._on_change(job)
             self.events.emit(job.client, protocol.EV_CANCELLED, job.id, {"error": job.error})
         return dropped
 
     # ---- internals ----------------------------------------------------------------------------
 
-    def _on_change(self, job: Job) -> None:
-        with self._save_lock:
-            self._save(job)
+    def _on_change(self, job: Job, *, strict: bool = False) -> None:
+        """Write the job's state to the history. ``strict`` (a submit): a failure raises and
+        nothing is kept. Otherwise a failure never propagates: the job is written again later."""
+        self._on_change_many([job], strict=strict)
+
+    def _on_change_many(self, jobs: list[Job], *, strict: bool = False) -> None:
+        try:
+            with self._save_lock:
+                self._save_many(jobs)
+        except Exception as exc:
+            error = exc if isinstance(exc, HistoryError) else HistoryError(
+                f"the job history cannot be written ({type(exc).__name__}: {exc})")
+            with self._lock:
+                self.last_error = {**error.to_dict(), "time": time.time()}
+                if not strict:
+                    for job in jobs:
+                        self._unsaved[job.id] = job
+            if strict:
+                raise error from None
+            log.warning("history write of %d job(s) failed, kept to retry: %s", len(jobs), error)
+            return
+        with self._lock:
+            for job in jobs:
+                self._unsaved.pop(job.id, None)
 
     def _position(self, job: Job) -> int | None:
         if job.state == protocol.RUNNING:
@@ -264,8 +365,17 @@ class Hub:
         job.state, job.finished = state, time.time()
         job.results = list(results or [])
         job.error = error
-        while len(self._jobs) > KEEP_FINISHED + len(self._queue) + 1:
-            oldest_id = next(iter(self._jobs))
-            if self._jobs[oldest_id].state not in protocol.FINAL_STATES:
+        self._release_finished()
+
+    def _release_finished(self) -> None:
+        """Forget the oldest finished jobs beyond ``keep_finished`` (the history has them)."""
+        finished = sum(1 for j in self._jobs.values() if j.state in protocol.FINAL_STATES)
+        if finished <= self.keep_finished:
+            return
+        for job_id in list(self._jobs):
+            if finished <= self.keep_finished:
                 break
-            self._jobs.pop(oldest_id)
+            job = self._jobs[job_id]
+            if job.state in protocol.FINAL_STATES and job_id not in self._unsaved:
+                del self._jobs[job_id]
+                finished -= 1

@@ -11,13 +11,18 @@ Files are ``<folder>/<YYYY-MM-DD>/<HHMMSS>-<job id>.png`` (batch: ``-1.png``, ``
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import time
 import tomllib
 from pathlib import Path
 
 from .. import paths, protocol
-from ..errors import BrushworkError
+from ..errors import BrushworkError, OutputFolderError
+
+# A destination with less free space than this refuses new jobs (a 1024² PNG is ~2 MB).
+MIN_FREE_BYTES = 32 * 1024 * 1024
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -53,6 +58,43 @@ class Outputs:
             raise DestinationError(f"destination: unknown destination {shown} (known: "
                                    f"{', '.join(sorted(self.folders))}); destinations are names, not paths")
         return name
+
+    def check_writable(self, name: str) -> None:
+        """OutputFolderError now (at submit) when the folder could not take a result: a read-only
+        file system, no write permission, a file in the way, or under MIN_FREE_BYTES free."""
+        folder = self.folders[name]
+        existing = folder
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        why = None
+        if not existing.is_dir():
+            why = f"{existing} is not a folder"
+        else:
+            try:
+                stats = os.statvfs(existing) if hasattr(os, "statvfs") else None
+                free = shutil.disk_usage(existing).free
+            except OSError as exc:
+                stats, free, why = None, 0, f"cannot read it ({exc.strerror or exc})"
+            if why is None and stats is not None and stats.f_flag & os.ST_RDONLY:
+                why = "it is on a read-only file system"
+            elif why is None and not os.access(existing, os.W_OK | os.X_OK):
+                why = "no permission to write there"
+            elif why is None and free < MIN_FREE_BYTES:
+                why = f"only {free // 1024} KiB free (at least {MIN_FREE_BYTES // (1024 * 1024)} MiB needed)"
+        if why:
+            raise OutputFolderError(f"destination {name!r} ({folder}) cannot take results: {why}")
+
+    def free_bytes(self) -> dict[str, int | None]:
+        out: dict[str, int | None] = {}
+        for name, folder in self.folders.items():
+            existing = folder
+            while not existing.exists() and existing.parent != existing:
+                existing = existing.parent
+            try:
+                out[name] = shutil.disk_usage(existing).free
+            except OSError:
+                out[name] = None
+        return out
 
     def stem_for(self, destination: str, job_id: str) -> Path:
         now = time.localtime()

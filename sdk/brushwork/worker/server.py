@@ -14,6 +14,7 @@ import socket
 import traceback
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .. import __version__, protocol
@@ -25,6 +26,7 @@ from .hub import NotFound
 log = logging.getLogger("brushwork.worker")
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+RETRY_AFTER_S = 2  # what a 429 (queue full, uploads busy) or 503 (history locked) asks a client to wait
 
 
 class Problem(BrushworkError):
@@ -96,6 +98,8 @@ class Handler(BaseHTTPRequestHandler):
     def _fail(self, exc: BrushworkError) -> None:
         status = int(getattr(exc, "http_status", 400) or 400)
         extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status in (429, 503):
+            extra = {"Retry-After": str(RETRY_AFTER_S)}
         self._send_json(status, {"error": exc.to_dict()}, extra)
 
     def do_GET(self):
@@ -208,6 +212,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._send_json(200, {"jobs": [j.to_dict() for j in w.hub.list(self.client_id)]})
         if key == ("GET", "jobs", 2):
             return self._send_json(200, {"job": w.job_info(self.client_id, _job_id(route[1])).to_dict()})
+        if key == ("POST", "jobs", 2) and route[1] == "cancel":  # cancel all of this client's jobs
+            self._discard_body()
+            return self._send_json(200, {"cancelled": w.hub.cancel_all(self.client_id)})
         if key == ("POST", "jobs", 3) and route[2] == "cancel":
             self._discard_body()
             return self._send_json(200, {"job": w.hub.cancel(self.client_id, _job_id(route[1])).to_dict()})
@@ -263,6 +270,7 @@ class Handler(BaseHTTPRequestHandler):
         w = self.server.worker
         destination = w.outputs.check(data.get("destination"))
         recipe = parse_recipe(data.get("recipe"), w.assets)
+        w.outputs.check_writable(destination)
         job, position = w.hub.submit(self.client_id, recipe, destination, live)
         self._send_json(201, {"job": job.info(position).to_dict(), "position": position})
 
@@ -282,7 +290,11 @@ class Handler(BaseHTTPRequestHandler):
         digest = digest.removeprefix("sha256:").removesuffix(".png")
         if not protocol.is_sha256_hex(digest):
             raise Problem(400, "bad_request", "GET /v1/results/<64 lowercase hex digits>")
-        path = self.server.worker.history.result_path(digest, self.client_id)
+        w = self.server.worker
+        path = w.history.result_path(digest, self.client_id)
+        if path is None:  # a job still in memory whose history write is pending
+            in_memory = w.hub.result_path(self.client_id, digest)
+            path = Path(in_memory) if in_memory else None
         if path is None:
             raise NotFound(f"no result {digest[:12]}... of this client")
         try:
