@@ -31,7 +31,8 @@ def _inputs(folder: Path, size: int) -> tuple[str, str, str]:
     mask = Image.new("L", (size, size), 0)
     ImageDraw.Draw(mask).rectangle([size // 4, size // 4, 3 * size // 4, 3 * size // 4], fill=255)
     sketch = Image.new("RGB", (size, size), 0)
-    ImageDraw.Draw(sketch).ellipse([size // 8, size // 8, 7 * size // 8, 7 * size // 8], outline=(255, 255, 255), width=2)
+    ImageDraw.Draw(sketch).ellipse([size // 8, size // 8, 7 * size // 8, 7 * size // 8],
+                                   outline=(255, 255, 255), width=2)
     paths = []
     for name, im in (("init.png", init), ("mask.png", mask), ("sketch.png", sketch)):
         p = folder / name
@@ -64,7 +65,8 @@ def task_switch(quick: bool) -> Figure:
         jobs = {
             "txt2img": base,
             "inpaint": base.replace(init_image=init, mask=mask, strength=0.9),
-            "controlnet": base.replace(controls=[Control(kind="scribble", image=sketch, model="controlnet-tiny-scribble")]),
+            "controlnet": base.replace(
+                controls=[Control(kind="scribble", image=sketch, model="controlnet-tiny-scribble")]),
         }
         cold = []
         for _ in range(2 if quick else 4):

@@ -325,7 +325,8 @@ def _sd15_group(plan: Plan) -> list[Figure]:
 
     path, picture = _control_picture(plan)
     net_folder = plan.model("controlnet")
-    control = _recipe(folder, size, steps, 7.0, controls=[Control(kind="depth", image=str(path), model=str(net_folder))])
+    control = _recipe(folder, size, steps, 7.0,
+                      controls=[Control(kind="depth", image=str(path), model=str(net_folder))])
     net = ControlNetModel.from_pretrained(str(net_folder), torch_dtype=plan.dtype).to(plan.device)
     plain_cn = StableDiffusionControlNetPipeline.from_pipe(plain, controlnet=net)
     plain_cn.set_progress_bar_config(disable=True)

@@ -81,7 +81,8 @@ def _peak_rss() -> int:
 
 
 def _measure(model: str, size: int, steps: int, device: str) -> dict:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])))
+    pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=pythonpath)
     proc = subprocess.run([sys.executable, "-m", "benchmarks.large_texture_bench", "--job", str(size),
                            "--model", model, "--steps", str(steps), "--device", device],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)

@@ -83,7 +83,7 @@ def realsize_pipeline(family: str = "sd15", *, dtype=None, device: str | None = 
         for part, cls in encoders:
             cls(CLIPTextConfig(**_config(family, part, shrink))).to(dtype).save_pretrained(partial / part)
     pads = {"sd15": (None,), "sdxl": (None, "!"), "sd-turbo": ("!",)}[family]
-    for tok, pad in zip(("tokenizer", "tokenizer_2"), pads):
+    for tok, pad in zip(("tokenizer", "tokenizer_2"), pads, strict=False):  # sd15/sd-turbo: one tokenizer only
         if not (partial / tok).exists():
             _tokenizer(partial / tok, pad)
     (partial / "COMPLETE").write_text("ok")

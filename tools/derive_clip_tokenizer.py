@@ -11,7 +11,8 @@ Usage:
     pip download open_clip_torch --no-deps -d /tmp/oc
     python tools/derive_clip_tokenizer.py /tmp/oc/open_clip_torch-*.whl sdk/brushwork/models/configs/clip-tokenizer
     # optional: compare with open_clip's reference SimpleTokenizer (needs ftfy + regex + transformers)
-    python tools/derive_clip_tokenizer.py --verify /tmp/oc/open_clip_torch-*.whl sdk/brushwork/models/configs/clip-tokenizer
+    python tools/derive_clip_tokenizer.py --verify /tmp/oc/open_clip_torch-*.whl \
+        sdk/brushwork/models/configs/clip-tokenizer
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def bytes_to_unicode() -> dict[int, str]:
             printable.append(b)
             codes.append(256 + extra)
             extra += 1
-    return dict(zip(printable, (chr(c) for c in codes)))
+    return dict(zip(printable, (chr(c) for c in codes), strict=True))
 
 
 def read_bpe_table(source: Path) -> str:

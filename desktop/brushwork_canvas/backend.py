@@ -156,8 +156,8 @@ class ClientBackend:
                     continue
                 seed = res.get("seed", recipe.seed)
                 one = recipe.replace(seed=seed, batch=1) if recipe.batch > 1 else recipe
-                out.append(FinishedResult(job=str(info.id), sha256=res["sha256"], png=client.fetch_result(res["sha256"]),
-                                          recipe=one, finished=finished))
+                out.append(FinishedResult(job=str(info.id), sha256=res["sha256"],
+                                          png=client.fetch_result(res["sha256"]), recipe=one, finished=finished))
         return out, latest
 
 

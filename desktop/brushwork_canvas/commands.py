@@ -56,7 +56,8 @@ class StrokeCommand(_AfterTheFact):
 
 
 class PoseCommand(_AfterTheFact):
-    def __init__(self, doc: Document, layer_id: str, before: list[Person], after: list[Person], text: str = "Move joint"):
+    def __init__(self, doc: Document, layer_id: str, before: list[Person], after: list[Person],
+                 text: str = "Move joint"):
         super().__init__(text)
         self.doc, self.layer_id = doc, layer_id
         self.before, self.after = copy_people(before), copy_people(after)

@@ -126,7 +126,8 @@ def check_size(width: int, height: int) -> tuple[int, int]:
     """Document sides are what a Recipe accepts: MIN_SIDE..MAX_SIDE, multiples of 8."""
     for name, side in (("width", width), ("height", height)):
         if not isinstance(side, int) or not MIN_SIDE <= side <= MAX_SIDE or side % 8:
-            raise CanvasError(f"document {name} must be a multiple of 8 between {MIN_SIDE} and {MAX_SIDE}, got {side!r}")
+            raise CanvasError(f"document {name} must be a multiple of 8 between {MIN_SIDE} and {MAX_SIDE}, "
+                              f"got {side!r}")
     return width, height
 
 

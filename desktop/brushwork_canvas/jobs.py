@@ -132,7 +132,8 @@ class JobRunner(QObject):
             try:
                 value = fn()
             except Exception as exc:
-                self._emit(self.call_failed, key, str(exc) if isinstance(exc, BrushworkError) else f"{type(exc).__name__}: {exc}")
+                message = str(exc) if isinstance(exc, BrushworkError) else f"{type(exc).__name__}: {exc}"
+                self._emit(self.call_failed, key, message)
                 return
             self._emit(self.call_done, key, value)
 

@@ -194,7 +194,8 @@ class LayersPanel(QWidget):
         layer_id = item.data(Qt.ItemDataRole.UserRole)
         visible = item.checkState() == Qt.CheckState.Checked
         if self.doc.layer(layer_id).visible != visible:
-            self.doc.undo_stack.push(SetLayerProps(self.doc, layer_id, "Show layer" if visible else "Hide layer", visible=visible))
+            text = "Show layer" if visible else "Hide layer"
+            self.doc.undo_stack.push(SetLayerProps(self.doc, layer_id, text, visible=visible))
 
     def _delete(self) -> None:
         if self.doc.active:

@@ -57,7 +57,8 @@ class Stroke:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         if self.erase:
             painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Clear)
-        painter.setPen(QPen(self.color, self.size, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
+        painter.setPen(QPen(self.color, self.size, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
+                            Qt.PenJoinStyle.RoundJoin))
         painter.drawLine(a, b)
         painter.end()
         pad = int(self.size) + 2

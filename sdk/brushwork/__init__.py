@@ -27,7 +27,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdapterError", "AuthError", "BrushworkError", "CancelledError", "Control", "Embedding", "InputImageError",
-    "Lora", "MissingDependencyError", "ModelError", "ModelNotFoundError", "OutOfMemoryError", "PresetError", "Recipe", "RecipeError",
+    "Lora", "MissingDependencyError", "ModelError", "ModelNotFoundError", "OutOfMemoryError", "PresetError", "Recipe",
+    "RecipeError",
     "Studio", "UnsafeCheckpointError", "WorkerError", "batch", "connect", "__version__",
 ]
 

@@ -61,9 +61,9 @@ def test_save_open_round_trip_keeps_layers_pixels_pose_history_and_settings(full
     assert [p.name for p in tmp_path.iterdir()] == ["art.bwcanvas"], "no temporary file left behind"
     back = load_document(path)
     assert (back.width, back.height) == (64, 64)
-    assert [(l.id, l.kind, l.name, l.visible, l.opacity) for l in back.layers] == \
-        [(l.id, l.kind, l.name, l.visible, l.opacity) for l in full_doc.layers]
-    for a, b in zip(full_doc.layers, back.layers):
+    assert [(la.id, la.kind, la.name, la.visible, la.opacity) for la in back.layers] == \
+        [(la.id, la.kind, la.name, la.visible, la.opacity) for la in full_doc.layers]
+    for a, b in zip(full_doc.layers, back.layers, strict=True):
         assert a.control == b.control
         if a.kind == "pose":
             assert b.people == a.people
@@ -144,7 +144,8 @@ def test_autosave_writes_after_a_result_at_once_and_reopens(qtbot, full_doc, tmp
 
     saver = Autosaver(full_doc)
     assert saver.path == autosave_path() and str(tmp_path) in str(saver.path), "under the test's BRUSHWORK_HOME"
-    full_doc.add_history(HistoryEntry(png=result_png(full_doc, (0, 0, 255)), recipe=Recipe(seed=5, width=64, height=64)))
+    full_doc.add_history(HistoryEntry(png=result_png(full_doc, (0, 0, 255)),
+                                      recipe=Recipe(seed=5, width=64, height=64)))
     assert saver.saves == 1, "a result is saved without waiting"
     assert len(load_document(saver.path).history) == 2
     scribble(full_doc, full_doc.layers[0], (5, 60), (60, 5))
@@ -256,7 +257,7 @@ def test_an_unreadable_autosave_is_kept_aside_not_overwritten(qtbot):
     qtbot.addWidget(win)
     assert autosave_path().with_suffix(".unreadable").read_bytes() == b"garbage"
     assert "could not be read" in win.statusBar().currentMessage()
-    assert [l.kind for l in win.doc.layers] == ["sketch"]
+    assert [layer.kind for layer in win.doc.layers] == ["sketch"]
     win.close()
 
 

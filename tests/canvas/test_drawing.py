@@ -142,20 +142,20 @@ def test_bad_openpose_json_is_one_clear_error(bad, reason):
 
 def test_layer_operations_undo_and_redo(doc):
     a, b = add(doc, "sketch"), add(doc, "mask")
-    assert [l.id for l in doc.layers] == [a.id, b.id]
+    assert [layer.id for layer in doc.layers] == [a.id, b.id]
     doc.undo_stack.push(MoveLayer(doc, b.id, 0))
-    assert [l.id for l in doc.layers] == [b.id, a.id]
+    assert [layer.id for layer in doc.layers] == [b.id, a.id]
     doc.undo_stack.push(RemoveLayer(doc, a.id))
-    assert [l.id for l in doc.layers] == [b.id]
+    assert [layer.id for layer in doc.layers] == [b.id]
     doc.undo_stack.undo()
     doc.undo_stack.undo()
-    assert [l.id for l in doc.layers] == [a.id, b.id]
+    assert [layer.id for layer in doc.layers] == [a.id, b.id]
     doc.undo_stack.undo()
     doc.undo_stack.undo()
     assert doc.layers == []
     for _ in range(4):
         doc.undo_stack.redo()
-    assert [l.id for l in doc.layers] == [b.id]
+    assert [layer.id for layer in doc.layers] == [b.id]
 
 
 def test_stroke_outside_the_document_records_nothing(doc):

@@ -43,7 +43,8 @@ def test_a_preset_loads_its_tiling_into_the_panel_and_the_artist_can_turn_it_off
 
 def test_reuse_settings_brings_back_the_tiling(window):
     doc = window.doc
-    doc.add_history(HistoryEntry(png=b"a damaged picture: listed all the same", recipe=Recipe(prompt="bricks", tiling="y", seed=4)))
+    doc.add_history(HistoryEntry(png=b"a damaged picture: listed all the same",
+                                 recipe=Recipe(prompt="bricks", tiling="y", seed=4)))
     reuse_settings(doc, doc.history[0].id)
     assert window.history_panel.list.count() == 1
     layers = len(doc.layers)

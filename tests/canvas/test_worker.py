@@ -26,7 +26,8 @@ def worker(tiny_models, tmp_path_factory):
     try:
         client = proc.client()
         try:  # the canvas tests need a worker that generates; say plainly when it cannot
-            client.generate(Recipe(prompt="probe", model="tiny-sd15", width=64, height=64, steps=1, seed=1), timeout=120)
+            client.generate(Recipe(prompt="probe", model="tiny-sd15", width=64, height=64, steps=1, seed=1),
+                            timeout=120)
         except Exception as exc:
             pytest.skip(f"the worker cannot generate with the tiny models yet: {exc}")
         yield proc
@@ -157,7 +158,7 @@ def test_the_worker_dying_mid_job_loses_nothing(real_window, worker, qtbot):
         # the drawing is intact, and autosaved
         assert win.autosaver.save_now()
         saved = load_document(win.autosaver.path)
-        assert [l.kind for l in saved.layers] == [l.kind for l in win.doc.layers]
+        assert [layer.kind for layer in saved.layers] == [layer.kind for layer in win.doc.layers]
         draw(win, 40)  # the canvas still works
         assert win.doc.undo_stack.count() >= 2
     finally:

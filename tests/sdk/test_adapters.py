@@ -242,7 +242,8 @@ def test_generation_with_a_lora(sd15, files):
 
 def test_sdxl_lora_on_sd15_is_a_clear_error(sd15, files):
     base = unet_out(sd15)
-    with pytest.raises(AdapterError, match=r"LoRA xl_style\.safetensors does not fit this sd15 model: its layer sizes differ"):
+    with pytest.raises(AdapterError,
+                       match=r"LoRA xl_style\.safetensors does not fit this sd15 model: its layer sizes differ"):
         apply_adapters(sd15, [(str(files["sdxl"]), 1.0)], [])
     assert sd15.get_list_adapters().get("unet", []) == []
     assert torch.equal(unet_out(sd15), base)
@@ -327,7 +328,8 @@ def test_sdxl_embedding_goes_into_both_encoders(sdxl, files):
 @pytest.mark.parametrize("family, key, message", [
     ("sd15", "ti_sdxl", r"xl_emb\.safetensors is an SDXL embedding .*sd15"),
     ("sdxl", "ti", r"mystyle\.safetensors is not an SDXL embedding"),
-    ("sd15", "ti_wide", r"wide\.safetensors does not fit this sd15 model: its vectors are 48 wide, this text encoder.s are 32"),
+    ("sd15", "ti_wide",
+     r"wide\.safetensors does not fit this sd15 model: its vectors are 48 wide, this text encoder.s are 32"),
     ("sd15", "corrupt", r"corrupt\.safetensors cannot be read"),
 ])
 def test_embedding_that_does_not_fit(sd15, sdxl, files, family, key, message):

@@ -101,7 +101,8 @@ def test_mask_grow_widens_the_repainted_area(studio, tiny_models, pictures):
 
 def test_controlnet_single_and_multi_change_the_image(studio, tiny_models, pictures):
     none = studio.generate(recipe(tiny_models.sd15)).images[0]
-    one = studio.generate(recipe(tiny_models.sd15, controls=[control(tiny_models, image=pictures["control"])])).images[0]
+    one = studio.generate(recipe(tiny_models.sd15,
+                                 controls=[control(tiny_models, image=pictures["control"])])).images[0]
     two = studio.generate(recipe(tiny_models.sd15, controls=[
         control(tiny_models, image=pictures["control"]),
         control(tiny_models, "canny", image=pictures["control2"], strength=0.8)])).images[0]

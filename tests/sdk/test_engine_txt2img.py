@@ -113,7 +113,7 @@ def test_save_batch_writes_numbered_pngs_with_own_seed(studio, tiny_models, tmp_
     result = studio.generate(recipe(tiny_models.sd15, seed=77, batch=2))
     paths = result.save(tmp_path / "shot.png")
     assert [p.name for p in paths] == ["shot-1.png", "shot-2.png"]
-    for path, seed in zip(paths, (77, 78)):
+    for path, seed in zip(paths, (77, 78), strict=True):
         with Image.open(path) as img:
             img.load()
             assert "parameters" in img.info

@@ -172,7 +172,8 @@ def test_controlnet_by_kind_name_maps_to_the_family_hub_id(monkeypatch, tmp_path
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    assert sources.resolve("depth", "controlnet", Settings(), family="sd15").id == "lllyasviel/control_v11f1p_sd15_depth"
+    assert sources.resolve("depth", "controlnet", Settings(), family="sd15").id == \
+        "lllyasviel/control_v11f1p_sd15_depth"
     assert sources.resolve("depth", "controlnet", Settings(), family="sdxl").id == "diffusers/controlnet-depth-sdxl-1.0"
     with pytest.raises(ModelNotFoundError, match="no public inpaint ControlNet is known for sdxl"):
         sources.resolve("inpaint", "controlnet", Settings(), family="sdxl")

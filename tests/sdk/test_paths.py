@@ -1,6 +1,7 @@
 """Where Brushwork keeps files: BRUSHWORK_HOME overrides, else the platformdirs conventions."""
 
 import sys
+from pathlib import Path
 
 import pytest
 from brushwork import paths
@@ -34,5 +35,5 @@ def test_agrees_with_platformdirs(monkeypatch):
 
 
 def test_paths_module_is_stdlib_only():
-    source = (paths.__file__ and open(paths.__file__).read())
+    source = Path(paths.__file__).read_text()
     assert "platformdirs" not in [line.split()[1] for line in source.splitlines() if line.startswith("import ")]

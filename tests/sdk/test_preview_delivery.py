@@ -39,7 +39,7 @@ def test_cpu_previews_arrive_during_their_own_step():
     arrived = _drive(StepWatcher(family="sd15", image_index=0, on_progress=seen.append, cancel=None), latents, seen)
     assert arrived == [1, 2, 3]
     assert [(p.step, p.total) for p in seen] == [(1, 3), (2, 3), (3, 3)]
-    for p, latent in zip(seen, latents):
+    for p, latent in zip(seen, latents, strict=True):
         assert np.array_equal(np.asarray(p.preview), np.asarray(latent_to_rgb(latent, "sd15")))
 
 
@@ -65,7 +65,7 @@ def test_cuda_previews_arrive_in_order_by_the_next_step_and_match_the_cpu_pictur
     arrived = _drive(StepWatcher(family="sd15", image_index=2, on_progress=seen.append, cancel=None), latents, seen)
     assert arrived[0] in (0, 1) and arrived[1] >= 1 and arrived[2] == 3  # one late at most; the last flushed
     assert [(p.step, p.total, p.image_index) for p in seen] == [(1, 3, 2), (2, 3, 2), (3, 3, 2)]
-    for p, latent in zip(seen, latents):
+    for p, latent in zip(seen, latents, strict=True):
         cpu = np.asarray(latent_to_rgb(latent.cpu(), "sd15")).astype(int)
         assert np.abs(np.asarray(p.preview).astype(int) - cpu).max() <= 1
 

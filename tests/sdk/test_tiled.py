@@ -88,7 +88,8 @@ def test_upscale_reads_across_the_edge_on_seamless_axes_only():
     plain = chw(upscale(small, 192, 192, ""))
     assert seam_ratio(wrapped, -1) < seam_ratio(plain, -1)
     assert seam_ratio(wrapped, -1) < 1.6
-    assert torch.equal(chw(upscale(small, 192, 192, "y"))[:, :, 20:170], chw(upscale(small, 192, 192, "xy"))[:, :, 20:170])
+    assert torch.equal(chw(upscale(small, 192, 192, "y"))[:, :, 20:170],
+                       chw(upscale(small, 192, 192, "xy"))[:, :, 20:170])
 
 
 # ---- through the Studio -------------------------------------------------------------------------

@@ -132,16 +132,11 @@ def _sha(path):
 def test_builders_are_deterministic_and_take_other_configs(tmp_path):
     from diffusers import StableDiffusionPipeline
 
-    a = tiny_mod.build_tiny_sd15(tmp_path / "a", seed=3, unet={"block_out_channels": (32, 64, 64),
-                                                                "layers_per_block": 1,
-                                                                "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-                                                                "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")},
-                                 text_encoder={"num_hidden_layers": 2})
-    b = tiny_mod.build_tiny_sd15(tmp_path / "b", seed=3, unet={"block_out_channels": (32, 64, 64),
-                                                                "layers_per_block": 1,
-                                                                "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-                                                                "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")},
-                                 text_encoder={"num_hidden_layers": 2})
+    unet = {"block_out_channels": (32, 64, 64), "layers_per_block": 1,
+            "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")}
+    a = tiny_mod.build_tiny_sd15(tmp_path / "a", seed=3, unet=dict(unet), text_encoder={"num_hidden_layers": 2})
+    b = tiny_mod.build_tiny_sd15(tmp_path / "b", seed=3, unet=dict(unet), text_encoder={"num_hidden_layers": 2})
     for part in ("unet", "vae", "text_encoder"):
         assert _sha(next((a / part).glob("*.safetensors"))) == _sha(next((b / part).glob("*.safetensors")))
     pipe = StableDiffusionPipeline.from_pretrained(a, local_files_only=True)

@@ -306,7 +306,7 @@ def _load_embedding(pipe, p: Path, token: str, digest: str, family: str, allow_p
         # diffusers adds the tokens (tok, tok_1, ... for multi-vector files) before it copies the
         # vectors, so a failure can leave them in one or both tokenizers: take out every new one
         # (SDXL: a token must never live in one encoder only)
-        for (_, tokenizer, encoder), before in zip(targets, added_before):
+        for (_, tokenizer, encoder), before in zip(targets, added_before, strict=True):
             new = sorted(set(tokenizer.get_added_vocab()) - before)
             if new:
                 try:

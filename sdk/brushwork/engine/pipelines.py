@@ -60,9 +60,9 @@ def family_of(pipe, declared: str | None = None) -> str:
         return declared
     if getattr(pipe, "text_encoder_2", None) is not None:
         return "sdxl"
-    if getattr(getattr(pipe, "unet", None), "config", None) is not None:
-        if pipe.unet.config.get("addition_embed_type") == "text_time":
-            return "sdxl"
+    if (getattr(getattr(pipe, "unet", None), "config", None) is not None
+            and pipe.unet.config.get("addition_embed_type") == "text_time"):
+        return "sdxl"
     return "sd15"
 
 

@@ -106,9 +106,9 @@ def find_by_name(dirs: list[Path], kind: str, name: str, accept=None) -> Path | 
     if len(rel.parts) == 1:  # plain names also match inside sub-folders (A1111 shows "sub/name")
         for folder in folders:
             for candidate in _walk(folder, kind):
-                if candidate.name == rel.name or (candidate.is_file() and candidate.stem == rel.name):
-                    if accept is None or accept(candidate):
-                        return candidate
+                named = candidate.name == rel.name or (candidate.is_file() and candidate.stem == rel.name)
+                if named and (accept is None or accept(candidate)):
+                    return candidate
     return None
 
 
