@@ -311,8 +311,7 @@ def _preset_choices(preset, fields: dict, defaults, demo: bool, ref, notes: list
                      f"with its own ({defaults.steps} steps, CFG {defaults.cfg:g}, {defaults.sampler})")
     if {"width", "height"} <= given:
         w, h = int(preset.fields["width"]), int(preset.fields["height"])
-        if (w, h) != (defaults.width, defaults.height):
-            fields["width"], fields["height"] = scaled_size(w, h, defaults)
+        fields["width"], fields["height"] = scaled_size(w, h, defaults)
     return keep
 
 

@@ -12,10 +12,12 @@ import warnings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputImageError
+from ..recipe import MAX_SIDE
 
-# 8192 x 8192: twice the largest side a Recipe allows, so a 4096² output can be inpainted from a
-# larger photo, while a bomb (a tiny PNG claiming 100k x 100k) is refused before it is decoded.
-MAX_PIXELS = 8192 * 8192
+# Twice the pixels of the largest output a Recipe allows (33.5 M), the same limit as the worker's
+# (protocol.MAX_IMAGE_PIXELS): a 4096² output can come from a larger photo, while a bomb (a tiny
+# PNG claiming 100k x 100k) is refused before it is decoded.
+MAX_PIXELS = 2 * MAX_SIDE * MAX_SIDE
 
 
 def open_image(data: bytes, *, what: str = "image", max_pixels: int = MAX_PIXELS) -> Image.Image:

@@ -10,7 +10,6 @@ import json
 import sys
 
 from ..errors import BrushworkError, ModelNotFoundError, UnsafeCheckpointError
-from . import registry
 from .settings import Settings
 from .sources import KINDS, ModelRef, list_models, resolve
 
@@ -71,7 +70,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         row["files"], row["sha256"] = [], None
         row["note"] = str(exc)
     if ref.kind == "pipeline":
-        row["recommended"] = registry.recommended(ref.family, ref.variant, ref.id)
+        from .defaults import defaults_for_ref
+
+        found = defaults_for_ref(ref)
+        row["recommended"] = {"steps": found.steps, "cfg": found.cfg, "sampler": found.sampler,
+                              "width": found.width, "height": found.height, "from": found.why}
     if args.json:
         print(json.dumps(row))
         return 0
@@ -79,7 +82,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"{key + ':':<10} {row[key] if row[key] is not None else '?'}")
     if "recommended" in row:
         rec = row["recommended"]
-        print(f"{'settings:':<10} {rec['steps']} steps, cfg {rec['cfg']}, {rec['sampler']}")
+        print(f"{'defaults:':<10} {rec['width']}x{rec['height']}, {rec['steps']} steps, CFG {rec['cfg']:g}, "
+              f"{rec['sampler']} ({rec['from']}; what `brushwork generate` uses when you leave them out)")
     for f in row["files"]:
         print(f"{'file:':<10} {f['path']} ({f['bytes'] / 1e6:.1f} MB)")
     if row.get("note"):
@@ -111,10 +115,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     _check_network(repo_id)
     try:
         kind, files = _repo_files(repo_id)
-        if kind == "pipeline":
-            folder = _download_pipeline(repo_id)
-        else:
-            folder = _download_files(repo_id, files)
+        folder = _download_pipeline(repo_id) if kind == "pipeline" else _download_files(repo_id, files)
     except BrushworkError:
         raise
     except Exception as exc:  # no network, 404, gated repo: one line, naming the model

@@ -56,8 +56,8 @@ class ModelDefaults:
         return {k: v for k, v in asdict(self).items() if k in DEFAULTED_FIELDS}
 
     def describe(self) -> str:
-        return (f"{self.width}x{self.height}, {self.steps} step{'s' if self.steps != 1 else ''}, CFG {self.cfg:g}, {self.sampler} "
-                f"({self.why})")
+        steps = f"{self.steps} step{'s' if self.steps != 1 else ''}"
+        return f"{self.width}x{self.height}, {steps}, CFG {self.cfg:g}, {self.sampler} ({self.why})"
 
 
 def few_step_hint(name: str) -> str | None:
@@ -130,12 +130,17 @@ def apply(fields: dict[str, Any], explicit: set[str] | frozenset[str], defaults:
     return out
 
 
+PRESET_REFERENCE_AREA = 512 * 512  # presets give sizes for SD 1.5
+
+
 def scaled_size(width: int, height: int, defaults: ModelDefaults) -> tuple[int, int]:
-    """A preset's picture shape (e.g. portrait 512x768) at this model's native area."""
-    area = defaults.width * defaults.height
+    """A preset's size (written for SD 1.5's 512² area) for this model: the same shape, scaled by
+    the model's native area (portrait 512x768 stays on SD 1.5, is 1024x1536 on SDXL)."""
+    area = width * height * defaults.width * defaults.height / PRESET_REFERENCE_AREA
     aspect = width / height
+    step = 64 if min(defaults.width, defaults.height) >= 512 else 8  # SD sizes come in 64s
     w = math.sqrt(area * aspect)
-    return max(64, _multiple_of_8(w)), max(64, _multiple_of_8(w / aspect))
+    return max(64, int(round(w / step)) * step), max(64, int(round(w / aspect / step)) * step)
 
 
 # ---- what the model's own files say ----------------------------------------------------------
