@@ -78,6 +78,7 @@ class MultiviewRun:
     margin: int
     prefs: object
     pbr: bool = False
+    textures: list | None = None  # the finished textures, computed on the last job's thread
     jobs: list = field(default_factory=list)
     recipes: list[str] = field(default_factory=list)
     skipped: int = 0
@@ -169,7 +170,8 @@ def start_view(run: MultiviewRun, index: int, previous_picture: np.ndarray | Non
     def work(report, job):
         if previous_picture is not None:
             run.bake.add_view(run.plans[index - 1].prepared, previous_picture)
-        if plan is None:
+        if plan is None:  # the fill and padding (numpy) here too, off the main thread
+            run.textures = run.bake.textures(run.margin)
             return jobs.Outcome()
         known = None
         if run.sequential and run.bake.views > 0:
@@ -185,7 +187,7 @@ def start_view(run: MultiviewRun, index: int, previous_picture: np.ndarray | Non
     def apply(outcome):
         if plan is None:
             run.report = run.bake.write(margin=run.margin, stem="multiview", recipe_json=results.recipe_json(
-                {"views": run.recipes}), prefs=run.prefs, pbr=run.pbr)
+                {"views": run.recipes}), prefs=run.prefs, pbr=run.pbr, textures=run.textures)
             global last_summary
             last_summary = run.report.summary()
             jobs.last_messages.append(last_summary)

@@ -196,16 +196,19 @@ class MultiViewBake:
         return out
 
     def write(self, *, margin: int = 8, stem: str = "multiview", recipe_json: str = "", prefs=None,
-              assign: bool = True, pbr: bool = False) -> BakeReport:
+              assign: bool = True, pbr: bool = False, textures: list | None = None) -> BakeReport:
         """Store each target's texture as an image and (``assign``) put it on a copy of the slot's
         material, read through the mesh's own UV map; with ``pbr`` also height / normal /
-        roughness maps derived from it, wired into the material. Returns the report."""
+        roughness maps derived from it, wired into the material. ``textures``: what ``textures(margin)``
+        returned, computed earlier (e.g. on a job thread). Returns the report."""
         import bpy
 
         from .. import pixels, results
 
         report = BakeReport(problems=list(self.problems), views=self.views)
-        for target, (texture, seen, unseen, kept) in zip(self.targets, self.textures(margin), strict=True):
+        if textures is None:
+            textures = self.textures(margin)
+        for target, (texture, seen, unseen, kept) in zip(self.targets, textures, strict=True):
             png = pixels.encode_png(np.round(np.clip(texture, 0.0, 1.0) * 255.0))
             name = f"{target.mesh_name}-{target.material_name or 'slot' + str(target.slot + 1)}-{stem}"
             image = results.store_png(png, name, recipe_json, prefs)

@@ -11,17 +11,26 @@ from __future__ import annotations
 
 import numpy as np
 
-_NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 
-
-def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """``a`` moved by (dy, dx) with zeros coming in (no wrap-around)."""
+def _sum4(a: np.ndarray) -> np.ndarray:
+    """Sum of the 4 edge neighbours of every texel (zeros beyond the border), by slice adds."""
     out = np.zeros_like(a)
-    h, w = a.shape[:2]
-    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-    out[yd, xd] = a[ys, xs]
+    out[1:] += a[:-1]
+    out[:-1] += a[1:]
+    out[:, 1:] += a[:, :-1]
+    out[:, :-1] += a[:, 1:]
     return out
+
+
+def _sum8(a: np.ndarray) -> np.ndarray:
+    """Sum of the 8 neighbours of every texel (zeros beyond the border)."""
+    rows = a.copy()
+    rows[1:] += a[:-1]
+    rows[:-1] += a[1:]  # each texel + its vertical neighbours
+    out = rows.copy()
+    out[:, 1:] += rows[:, :-1]
+    out[:, :-1] += rows[:, 1:]
+    return out - a
 
 
 def dilate(image: np.ndarray, known: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -30,13 +39,9 @@ def dilate(image: np.ndarray, known: np.ndarray, steps: int) -> tuple[np.ndarray
     img = np.array(image, dtype=np.float64, copy=True)
     mask = np.array(known, dtype=bool, copy=True)
     for _ in range(max(0, int(steps))):
-        total = np.zeros_like(img)
-        count = np.zeros(mask.shape, dtype=np.float64)
         m = mask.astype(np.float64)
-        masked = img * m[..., None]
-        for dy, dx in _NEIGHBOURS:
-            total += _shift(masked, dy, dx)
-            count += _shift(m, dy, dx)
+        total = _sum8(img * m[..., None])
+        count = _sum8(m)
         grow = (~mask) & (count > 0)
         if not grow.any():
             break
@@ -79,18 +84,20 @@ def push_pull(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     return out
 
 
+def _upsample_axis(a: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """Linear 2× upsampling along ``axis`` (texel centres aligned, edges clamped), cropped to n."""
+    a = np.moveaxis(a, axis, 0)
+    prev = np.concatenate([a[:1], a[:-1]], axis=0)
+    nxt = np.concatenate([a[1:], a[-1:]], axis=0)
+    out = np.empty((2 * a.shape[0],) + a.shape[1:], dtype=a.dtype)
+    out[0::2] = 0.75 * a + 0.25 * prev
+    out[1::2] = 0.75 * a + 0.25 * nxt
+    return np.moveaxis(out[:n], 0, axis)
+
+
 def _upsample(coarse: np.ndarray, h: int, w: int) -> np.ndarray:
     """Bilinear 2× upsampling (texel centres aligned) cropped to (h, w): smooth pull-back, no blocks."""
-    ch, cw = coarse.shape[:2]
-    ys = np.clip((np.arange(h) + 0.5) / 2.0 - 0.5, 0.0, ch - 1.0)
-    xs = np.clip((np.arange(w) + 0.5) / 2.0 - 0.5, 0.0, cw - 1.0)
-    y0 = np.floor(ys).astype(np.int64)
-    x0 = np.floor(xs).astype(np.int64)
-    y1, x1 = np.minimum(y0 + 1, ch - 1), np.minimum(x0 + 1, cw - 1)
-    fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
-    top = coarse[y0][:, x0] * (1 - fx) + coarse[y0][:, x1] * fx
-    bottom = coarse[y1][:, x0] * (1 - fx) + coarse[y1][:, x1] * fx
-    return top * (1 - fy) + bottom * fy
+    return _upsample_axis(_upsample_axis(coarse, h, 0), w, 1)
 
 
 def _half(a: np.ndarray) -> np.ndarray:
@@ -121,20 +128,30 @@ def relax(image: np.ndarray, confidence: np.ndarray, region: np.ndarray, iterati
         coarse_c = cw / 4.0
         coarse_region = _half(region.astype(np.float64)) > 0
         known = cw > 0
-        coarse_img = push_pull(coarse_img, known) if known.any() else coarse_img
+        if min(coarse_img.shape[:2]) <= 32 and known.any():  # a starting guess where nothing is known
+            coarse_img = push_pull(coarse_img, known)
         solved = relax(coarse_img, coarse_c, coarse_region, iterations)
         img = np.where((c < 1.0)[..., None], _upsample(solved, h, w), data)
-    m = region.astype(np.float64)
-    count = sum(_shift(m, dy, dx) for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)))
-    update = region & (c < 1.0) & (count > 0)
+    m = region.astype(np.float64)[..., None]
+    count = _sum4(m)
+    update = region & (c < 1.0) & (count[..., 0] > 0)
     if not update.any():
         return img
-    cu = c[update][:, None]
-    held = data[update] * cu
+    # Work on the rows and columns that hold texels to update (plus a border of neighbours).
+    rows, cols = np.nonzero(update)
+    r0, r1 = max(0, rows.min() - 1), min(h, rows.max() + 2)
+    c0, c1 = max(0, cols.min() - 1), min(w, cols.max() + 2)
+    # float32 inside the loop: colours need no more, and it halves the memory traffic.
+    f32 = np.float32
+    sub = img[r0:r1, c0:c1].astype(f32)
+    ms = m[r0:r1, c0:c1].astype(f32)
+    up = update[r0:r1, c0:c1][..., None]
+    keep = c[r0:r1, c0:c1][..., None]
+    held = (data[r0:r1, c0:c1] * keep).astype(f32)
+    free = ((1.0 - keep) / np.maximum(count[r0:r1, c0:c1], 1.0)).astype(f32)
     for _ in range(int(iterations)):
-        masked = img * m[..., None]
-        total = sum(_shift(masked, dy, dx) for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)))
-        img[update] = held + (1.0 - cu) * total[update] / count[update, None]
+        sub = np.where(up, held + free * _sum4(sub * ms), sub)
+    img[r0:r1, c0:c1] = sub
     return img
 
 

@@ -37,8 +37,8 @@ def rasterize(tri_uvs: np.ndarray, size: tuple[int, int]) -> TexelRaster:
     """``tri_uvs`` (t, 3, 2) UVs of each triangle's corners; ``size`` = (w, h) texels.
 
     A texel belongs to a triangle when its centre is inside it (edges included, with a tiny
-    tolerance so texels on a shared edge are never lost). Where UV triangles overlap, the later
-    one wins. Degenerate (zero-area) UV triangles cover nothing."""
+    tolerance so texels on a shared edge are never lost). Where UV triangles overlap, one of them
+    wins. Degenerate (zero-area) UV triangles cover nothing."""
     w, h = int(size[0]), int(size[1])
     tri_index = np.full((h, w), -1, dtype=np.int32)
     bary_out = np.zeros((h, w, 3), dtype=np.float32)
@@ -52,22 +52,38 @@ def rasterize(tri_uvs: np.ndarray, size: tuple[int, int]) -> TexelRaster:
     y0 = np.clip(np.floor(py.min(axis=1) - 0.5).astype(np.int64), 0, h)
     y1 = np.clip(np.ceil(py.max(axis=1) - 0.5).astype(np.int64) + 1, 0, h)
     eps = 1e-7
-    for t in np.nonzero((np.abs(area) > 1e-12) & (x1 > x0) & (y1 > y0))[0]:
-        xs = np.arange(x0[t], x1[t]) + 0.5
-        ys = np.arange(y0[t], y1[t]) + 0.5
-        gx, gy = np.meshgrid(xs, ys)
-        ax, bx, cx = px[t]
-        ay, by, cy = py[t]
-        inv = 1.0 / area[t]
-        l1 = ((gx - ax) * (cy - ay) - (cx - ax) * (gy - ay)) * inv
-        l2 = ((bx - ax) * (gy - ay) - (gx - ax) * (by - ay)) * inv
-        l0 = 1.0 - l1 - l2
-        inside = (l0 >= -eps) & (l1 >= -eps) & (l2 >= -eps)
-        if not inside.any():
-            continue
-        rows, cols = np.nonzero(inside)
-        rows = rows + y0[t]
-        cols = cols + x0[t]
-        tri_index[rows, cols] = t
-        bary_out[rows, cols] = np.stack([l0[inside], l1[inside], l2[inside]], axis=-1)
+    ok = (np.abs(area) > 1e-12) & (x1 > x0) & (y1 > y0)
+    side = np.maximum(x1 - x0, y1 - y0)
+    # Small triangles (nearly all of them) in batches: every triangle of a batch tests the same
+    # S×S block of texels from its bbox corner; big ones one by one.
+    for s_lo, s_hi in ((0, 2), (2, 4), (4, 8), (8, 16), (16, 32), (32, 64)):
+        batch = np.nonzero(ok & (side > s_lo) & (side <= s_hi))[0]
+        per = max(1, (1 << 22) // (s_hi * s_hi))  # ~4M candidate texels per chunk
+        for start in range(0, len(batch), per):
+            _raster_batch(batch[start:start + per], s_hi, px, py, area, x0, x1, y0, y1, tri_index, bary_out, eps)
+    for t in np.nonzero(ok & (side > 64))[0]:
+        _raster_batch(np.array([t]), int(side[t]), px, py, area, x0, x1, y0, y1, tri_index, bary_out, eps)
     return TexelRaster(tri_index, bary_out)
+
+
+def _raster_batch(tris, size, px, py, area, x0, x1, y0, y1, tri_index, bary_out, eps) -> None:
+    """Texel centres inside triangles ``tris``, each tested over a ``size``² block from its bbox."""
+    off = np.arange(size)
+    gx = x0[tris, None, None] + off[None, None, :]  # (T, 1, S)
+    gy = y0[tris, None, None] + off[None, :, None]  # (T, S, 1)
+    valid = (gx < x1[tris, None, None]) & (gy < y1[tris, None, None])  # (T, S, S)
+    cx, cy = gx + 0.5, gy + 0.5
+    ax, bx, cxx = (px[tris, k][:, None, None] for k in range(3))
+    ay, by, cyy = (py[tris, k][:, None, None] for k in range(3))
+    inv = 1.0 / area[tris][:, None, None]
+    l1 = ((cx - ax) * (cyy - ay) - (cxx - ax) * (cy - ay)) * inv
+    l2 = ((bx - ax) * (cy - ay) - (cx - ax) * (by - ay)) * inv
+    l0 = 1.0 - l1 - l2
+    inside = valid & (l0 >= -eps) & (l1 >= -eps) & (l2 >= -eps)
+    t_idx, r, c = np.nonzero(inside)
+    if not len(t_idx):
+        return
+    rows = gy[t_idx, r, 0]
+    cols = gx[t_idx, 0, c]
+    tri_index[rows, cols] = tris[t_idx]
+    bary_out[rows, cols] = np.stack([l0[t_idx, r, c], l1[t_idx, r, c], l2[t_idx, r, c]], axis=-1)
