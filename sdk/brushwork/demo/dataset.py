@@ -36,16 +36,25 @@ COLOURS: dict[str, tuple[float, float, float]] = {
 
 # Pattern name -> the phrases a caption may use for it. The first phrase is the canonical one.
 PATTERNS: dict[str, tuple[str, ...]] = {
-    "bricks": ("bricks", "brick wall", "brickwork"),
-    "tiles": ("tiles", "tile floor", "tiled wall"),
-    "stripes": ("stripes", "striped fabric", "stripe pattern"),
-    "checker": ("checker", "checkerboard", "checkered pattern"),
+    "bricks": ("bricks", "brick wall", "brickwork", "brick texture"),
+    "tiles": ("tiles", "tile floor", "tiled wall", "ceramic tiles", "floor tiles"),
+    "stripes": ("stripes", "striped fabric", "stripe pattern", "striped wallpaper"),
+    "checker": ("checker", "checkerboard", "checkered pattern", "checkered floor", "chessboard"),
     "wood": ("wood", "wood grain", "wooden planks"),
     "marble": ("marble", "marble stone", "polished marble"),
     "noise": ("noise", "cloudy noise", "grunge"),
 }
 
 SHAPES = ("sphere", "box", "plane")
+
+# The presets' own wording (presets/texture-seamless.toml's prompt suffix and friends) is among
+# the templates: the frozen text encoder shifts a caption's meaning with every word it has not
+# seen, and a suffix the UNet never read turned the picture dark (issue 19).
+PRESET_SUFFIXES = (
+    "seamless tileable texture, flat even lighting, top-down view, high detail",
+    "high detail",
+    "photo texture",
+)
 
 _TEMPLATES = (
     "{c} {p}",
@@ -55,7 +64,24 @@ _TEMPLATES = (
     "{c} {p}, seamless texture",
     "seamless {c} {p} texture, tileable",
     "{p}, {c}",
+    "{c} {p}, " + PRESET_SUFFIXES[0],
+    "{c} {p}, " + PRESET_SUFFIXES[0],
+    "{c} {p}, " + PRESET_SUFFIXES[1],
+    "{c} {p}, " + PRESET_SUFFIXES[2],
 )
+
+# What presets put in the negative prompt. Training shows the UNet some of these (and mixes of
+# them) in place of the empty caption, so that classifier-free guidance with a negative prompt
+# pushes away from "nothing in particular" as it does without one ("random negatives").
+NEGATIVE_WORDS = ("lowres", "blurry", "flat", "text", "watermark", "deformed", "extra fingers", "seam",
+                  "border", "frame", "vignette", "cast shadows", "perspective", "horizon", "extra limbs",
+                  "bad anatomy", "deformed hands")
+
+
+def random_negative(rng: np.random.Generator) -> str:
+    count = int(rng.integers(1, 6))
+    picks = rng.choice(len(NEGATIVE_WORDS), size=count, replace=False)
+    return ", ".join(NEGATIVE_WORDS[int(i)] for i in picks)
 
 BACKDROP = 0.12  # grey level behind the shapes of depth scenes (depth 0 = nothing there)
 
@@ -103,45 +129,48 @@ def _soft_line(distance: np.ndarray, width: float) -> np.ndarray:
 
 def _bricks(size: int, rng: np.random.Generator) -> np.ndarray:
     u, v = _grid(size)
-    rows = int(rng.choice([4, 6, 8]))
+    # Bricks at least 16 px wide and 10 px high with 2 px mortar: on 8x8 latents (one latent pixel
+    # per 8x8 pixels) narrower bricks lost their vertical joints and came out as planks.
+    rows = int(rng.choice([4, 4, 6]))
     cols = rows // 2
     row = np.floor(v * rows)
     shift = (row % 2) * 0.5
     bu = (u * cols + shift) % 1.0
     bv = (v * rows) % 1.0
     brick_id = (np.floor(u * cols + shift) % cols) + row * cols
-    mortar = np.maximum(_soft_line(np.minimum(bu, 1 - bu) * size / cols, 1.2),
-                        _soft_line(np.minimum(bv, 1 - bv) * size / rows, 1.2))
-    shade = rng.uniform(0.7, 1.0, size=rows * cols + 1).astype(np.float32)[brick_id.astype(int)]
+    mortar = np.maximum(_soft_line(np.minimum(bu, 1 - bu) * size / cols, 2.2),
+                        _soft_line(np.minimum(bv, 1 - bv) * size / rows, 2.2))
+    shade = rng.uniform(0.75, 1.0, size=rows * cols + 1).astype(np.float32)[brick_id.astype(int)]
     grain = periodic_noise(size, rng, 0.25)
-    return np.clip(shade * (0.85 + 0.15 * grain) * (1 - mortar) + 0.25 * mortar, 0, 1)
+    return np.clip(shade * (0.85 + 0.15 * grain) * (1 - mortar) + 0.1 * mortar, 0, 1)
 
 
 def _tiles(size: int, rng: np.random.Generator) -> np.ndarray:
     u, v = _grid(size)
-    n = int(rng.choice([2, 4, 8]))
+    n = int(rng.choice([2, 4, 4]))  # square tiles of 16 or 32 px, grout lines on both axes
     tu, tv = (u * n) % 1.0, (v * n) % 1.0
-    grout = np.maximum(_soft_line(np.minimum(tu, 1 - tu) * size / n, 1.0),
-                       _soft_line(np.minimum(tv, 1 - tv) * size / n, 1.0))
+    grout = np.maximum(_soft_line(np.minimum(tu, 1 - tu) * size / n, 1.8),
+                       _soft_line(np.minimum(tv, 1 - tv) * size / n, 1.8))
     tile_id = (np.floor(u * n) + n * np.floor(v * n)).astype(int)
     shade = rng.uniform(0.85, 1.0, size=n * n).astype(np.float32)[tile_id]
-    return np.clip(shade * (1 - grout) + 0.35 * grout, 0, 1)
+    return np.clip(shade * (1 - grout) + 0.2 * grout, 0, 1)
 
 
 def _stripes(size: int, rng: np.random.Generator) -> np.ndarray:
     u, v = _grid(size)
-    k = int(rng.choice([3, 4, 6, 8]))
-    direction = int(rng.integers(3))  # vertical, horizontal, diagonal (all periodic)
-    phase = {0: u * k, 1: v * k, 2: (u + v) * k}[direction]
+    k = int(rng.choice([3, 4, 4, 6]))
+    direction = int(rng.integers(2))  # vertical or horizontal: stripes vary along one axis only
+    phase = {0: u * k, 1: v * k}[direction]
     s = 0.5 + 0.5 * np.sin(2 * np.pi * phase + rng.uniform(0, 2 * np.pi))
     return np.clip((s - 0.5) * 4 + 0.5, 0, 1) * 0.7 + 0.3
 
 
 def _checker(size: int, rng: np.random.Generator) -> np.ndarray:
     u, v = _grid(size)
-    n = int(rng.choice([2, 4, 8]))
+    # 16 px cells: 8 px cells are one latent pixel each, and 2 cells a side read as four squares
+    n = 4 if size <= 128 else int(rng.choice([4, 8]))
     cell = (np.floor(u * n) + np.floor(v * n)) % 2
-    return 0.3 + 0.7 * cell
+    return 0.2 + 0.8 * cell
 
 
 def _wood(size: int, rng: np.random.Generator) -> np.ndarray:
@@ -246,7 +275,7 @@ def depth_scene(size: int, rng: np.random.Generator) -> Example:
     count = 1 if rng.uniform() < 0.7 else 2
     depth = np.zeros((size, size), np.float32)
     kinds = []
-    for i in range(count):
+    for _ in range(count):
         kind = SHAPES[int(rng.integers(len(SHAPES)))]
         kinds.append(kind)
         height, inside = _shape_height(kind, size, rng)

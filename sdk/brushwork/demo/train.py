@@ -54,18 +54,21 @@ def on_device(t: torch.Tensor) -> torch.Tensor:
 class Plan:
     size: int = 64
     seed: int = 7
-    textures: int = 3000
+    textures: int = 5000
     depth_scenes: int = 1500
     inpaint_examples: int = 1500
     batch: int = 32
     vae_steps: int = 500
     vae_crop: int = 32
-    unet_steps: int = 2000
-    controlnet_steps: int = 500
+    unet_steps: int = 4000
+    controlnet_steps: int = 400
     inpaint_steps: int = 400
     decoder_steps: int = 1000
     lr: float = 1e-3
     caption_dropout: float = 0.1
+    # 1: the unet and controlnet stages start from the model in --out instead of from scratch
+    # (a fine-tune on new data: far fewer steps, and the ControlNet stays matched to its UNet)
+    finetune: int = 0
 
     @classmethod
     def quick(cls) -> Plan:
@@ -93,7 +96,7 @@ class TextEncoder:
             ids = self.tokenizer(missing, padding="max_length", max_length=77, truncation=True,
                                  return_tensors="pt").input_ids
             hidden = self.model(on_device(ids))[0]
-            self._cache.update(zip(missing, hidden))
+            self._cache.update(zip(missing, hidden, strict=True))
         return torch.stack([self._cache[c] for c in captions])
 
 
@@ -153,9 +156,16 @@ def denoising_loss(unet, scheduler, latents, context, gen, **unet_kwargs) -> tor
 
 
 def drop_captions(captions: list[str], p: float, gen: torch.Generator) -> list[str]:
-    """Some empty captions, so classifier-free guidance has an unconditional model to push from."""
+    """Some captions dropped, so classifier-free guidance has an unconditional model to push from.
+
+    Half of the dropped ones become a random negative prompt ("lowres, blurry, text") instead of
+    "": presets send one, and the guidance then pushes from it; the UNet must read it as "nothing
+    in particular", not as some picture it never learned."""
     keep = torch.rand(len(captions), generator=gen) >= p
-    return [c if k else "" for c, k in zip(captions, keep.tolist())]
+    as_negative = torch.rand(len(captions), generator=gen) < 0.5
+    rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+    return [c if k else (dataset.random_negative(rng) if n else "")
+            for c, k, n in zip(captions, keep.tolist(), as_negative.tolist(), strict=True)]
 
 
 def roll_latents(latents: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -164,8 +174,17 @@ def roll_latents(latents: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.roll(latents, shifts=(dy, dx), dims=(2, 3))
 
 
-def train_unet(plan, latents, captions, n_textures, text, scheduler, gen, log):
-    unet = build_unet(plan.size).to(_DEVICE).train()
+def _start_from(folder: Path | None, build):
+    if folder is None or not (folder / "config.json").is_file():
+        return build()
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    cls = ControlNetModel if "controlnet" in folder.name else UNet2DConditionModel
+    return cls.from_pretrained(str(folder), torch_dtype=torch.float32)
+
+
+def train_unet(plan, latents, captions, n_textures, text, scheduler, gen, log, init: Path | None = None):
+    unet = _start_from(init, lambda: build_unet(plan.size)).to(_DEVICE).train()
 
     def loss_fn(step: int) -> torch.Tensor:
         idx = torch.randint(0, latents.shape[0], (plan.batch,), generator=gen)
@@ -179,15 +198,19 @@ def train_unet(plan, latents, captions, n_textures, text, scheduler, gen, log):
     return unet.eval().requires_grad_(False), loss
 
 
-def train_controlnet(plan, unet, latents, depth, captions, text, scheduler, gen, log):
+def train_controlnet(plan, unet, latents, depth, captions, text, scheduler, gen, log, init: Path | None = None):
     from diffusers import ControlNetModel
 
-    copied = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32, 64, 64))
-    # from_unet does not pass addition_embed_type_num_heads on (diffusers 0.42): rebuild with it.
-    config = {k: v for k, v in copied.config.items() if k != "_use_default_values"}
-    net = ControlNetModel.from_config(config, addition_embed_type_num_heads=unet.config.addition_embed_type_num_heads)
-    net.load_state_dict(copied.state_dict())
-    net = net.to(_DEVICE).train()
+    def from_unet():
+        copied = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32, 64, 64))
+        # from_unet does not pass addition_embed_type_num_heads on (diffusers 0.42): rebuild with it.
+        config = {k: v for k, v in copied.config.items() if k != "_use_default_values"}
+        net = ControlNetModel.from_config(config,
+                                          addition_embed_type_num_heads=unet.config.addition_embed_type_num_heads)
+        net.load_state_dict(copied.state_dict())
+        return net
+
+    net = _start_from(init, from_unet).to(_DEVICE).train()
     unet = unet.to(_DEVICE)
 
     def loss_fn(step: int) -> torch.Tensor:
@@ -257,7 +280,8 @@ STAGES = ("vae", "unet", "controlnet", "inpaint", "decoder")
 # What each stage needs (run with --no-save, a stage loads only these).
 NEEDS = {"vae": (), "unet": ("vae",), "controlnet": ("vae", "unet"), "inpaint": ("vae", "unet"),
          "decoder": ("vae",)}
-_FINAL_PLACES = {"vae": "vae", "decoder": "vae", "unet": "unet", "controlnet": demo_manifest.CONTROLNET_SUBDIRS["depth"],
+_FINAL_PLACES = {"vae": "vae", "decoder": "vae", "unet": "unet",
+                 "controlnet": demo_manifest.CONTROLNET_SUBDIRS["depth"],
                  "inpaint": f"{demo_manifest.INPAINT_SUBDIR}/unet"}
 
 
@@ -336,7 +360,7 @@ def train(out: Path, plan: Plan, stages: tuple[str, ...] = STAGES, threads: int 
 
     tokenizer = CLIPTokenizer.from_pretrained(str(TOKENIZER_DIR))
     unet_from_out = "unet" not in stages and not store.has("unet")
-    if unet_from_out and (out / "text_encoder").is_dir():
+    if (unet_from_out or plan.finetune) and (out / "text_encoder").is_dir():
         text_model = CLIPTextModel.from_pretrained(str(out / "text_encoder"), torch_dtype=torch.float32)
     else:
         torch.manual_seed(plan.seed)  # the text encoder's random weights ARE part of the model
@@ -377,12 +401,15 @@ def train(out: Path, plan: Plan, stages: tuple[str, ...] = STAGES, threads: int 
     from diffusers import DDPMScheduler
 
     noise_sched = DDPMScheduler.from_config(scheduler.config)
-    unet = stage("unet", lambda gen: train_unet(plan, latents, captions, len(tex), text, noise_sched, gen, log))
+    start = out if plan.finetune else None
+    unet = stage("unet", lambda gen: train_unet(plan, latents, captions, len(tex), text, noise_sched, gen, log,
+                                                init=start / "unet" if start else None))
 
     n = len(tex)
     depth = torch.from_numpy(np.stack([e.depth for e in scenes]))[:, None].repeat(1, 3, 1, 1)
     controlnet = stage("controlnet", lambda gen: train_controlnet(
-        plan, unet, latents[n:], depth, scene_captions, text, noise_sched, gen, log))
+        plan, unet, latents[n:], depth, scene_captions, text, noise_sched, gen, log,
+        init=start / demo_manifest.CONTROLNET_SUBDIRS["depth"] if start else None))
 
     def inpaint_stage(gen):
         holes = dataset.make_set("inpaint", plan.inpaint_examples, plan.size, plan.seed)
@@ -446,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: the same batches, faster")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=N",
+                        help="override one number of the training plan, e.g. --set unet_steps=3000")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
@@ -458,6 +487,15 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan.quick() if args.quick else Plan()
     if args.seed is not None:
         plan.seed = args.seed
+    for item in args.set:
+        field, _, value = item.partition("=")
+        current = getattr(plan, field.strip(), None)
+        if not isinstance(current, (int, float)) or not value.strip():
+            parser.error(f"--set {item!r}: give FIELD=NUMBER with FIELD one of {', '.join(vars(plan))}")
+        try:
+            setattr(plan, field.strip(), type(current)(value))
+        except ValueError:
+            parser.error(f"--set {item!r}: {value!r} is not a {type(current).__name__}")
     try:
         train(args.out, plan, stages, threads=args.threads, quiet=args.quiet, save=not args.no_save, work=args.work,
               device=args.device)

@@ -1,0 +1,121 @@
+"""What the demo model knows, measured and drawn: ``python -m brushwork.demo.evaluate``.
+
+    python -m brushwork.demo.evaluate [--weights DIR] [--sheet docs/demo-contact-sheet.png] [--json]
+
+- measures: for every colour word and every measured pattern (bricks, stripes, checker, tiles)
+  on two seeds, is the colour right (``measures.colour_name``) and is the pattern there
+  (``measures.pattern_ok``)? This is how a retrained model is compared with the shipped one.
+- ``--sheet``: a contact sheet, one row per pattern and one column per colour, each cell the
+  model's picture for "<colour> <pattern>" (seed 1) at its native size, scaled up 2x.
+
+Generations run through ``brushwork.Studio`` with the model's recommended settings, as a user's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import dataset, measures
+from .manifest import WEIGHTS_DIR
+
+SEEDS = (1, 2)
+
+
+def _studio():
+    from ..engine.studio import Studio
+
+    return Studio(device="cpu")
+
+
+def render(studio, weights: Path, prompt: str, seed: int, size: int = 64, **fields):
+    from ..recipe import Recipe
+
+    manifest = json.loads((weights / "demo.json").read_text())
+    rec = manifest.get("recommended", {})
+    recipe = Recipe(prompt=prompt, model=str(weights), steps=rec.get("steps", 20), cfg=rec.get("cfg", 5.0),
+                    sampler=rec.get("sampler", "Euler a"), width=size, height=size, seed=seed, **fields)
+    return studio.generate(recipe).images[0]
+
+
+def evaluate(weights: Path, studio=None, size: int = 64) -> dict:
+    """{"colours": {word: right/N}, "patterns": {word: passed/N}, "cases": [...]}"""
+    studio = studio or _studio()
+    cases = []
+    for pattern in measures.MEASURED_PATTERNS:
+        for colour in dataset.COLOURS:
+            for seed in SEEDS:
+                image = render(studio, weights, f"{colour} {pattern}", seed, size)
+                seen = measures.colour_name(image)
+                ok, figures = measures.pattern_ok(pattern, image)
+                cases.append({"prompt": f"{colour} {pattern}", "seed": seed, "colour": colour, "pattern": pattern,
+                              "colour_seen": seen, "colour_ok": seen == colour, "pattern_ok": ok,
+                              "figures": figures})
+    summary: dict = {"colours": {}, "patterns": {}}
+    for colour in dataset.COLOURS:
+        mine = [c for c in cases if c["colour"] == colour]
+        summary["colours"][colour] = f"{sum(c['colour_ok'] for c in mine)}/{len(mine)}"
+    for pattern in measures.MEASURED_PATTERNS:
+        mine = [c for c in cases if c["pattern"] == pattern]
+        summary["patterns"][pattern] = f"{sum(c['pattern_ok'] for c in mine)}/{len(mine)}"
+    summary["colour_right"] = f"{sum(c['colour_ok'] for c in cases)}/{len(cases)}"
+    summary["pattern_right"] = f"{sum(c['pattern_ok'] for c in cases)}/{len(cases)}"
+    summary["cases"] = cases
+    return summary
+
+
+def contact_sheet(weights: Path, out: Path, studio=None, size: int = 64, scale: int = 2, seed: int = 1) -> Path:
+    """One row per pattern, one column per colour, labelled; written atomically as a PNG."""
+    from PIL import Image, ImageDraw
+
+    studio = studio or _studio()
+    patterns, colours = list(dataset.PATTERNS), list(dataset.COLOURS)
+    cell, pad, left, top = size * scale, 4, 64, 18
+    sheet = Image.new("RGB", (left + len(colours) * (cell + pad), top + len(patterns) * (cell + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for j, colour in enumerate(colours):
+        draw.text((left + j * (cell + pad) + 4, 3), colour, fill="black")
+    for i, pattern in enumerate(patterns):
+        y = top + i * (cell + pad)
+        draw.text((4, y + cell // 2 - 6), pattern, fill="black")
+        for j, colour in enumerate(colours):
+            image = render(studio, weights, f"{colour} {pattern}", seed, size)
+            sheet.paste(image.resize((cell, cell), Image.NEAREST), (left + j * (cell + pad), y))
+    from ..assets import atomic_writer
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(out) as f:
+        sheet.save(f, format="PNG", optimize=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m brushwork.demo.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="the demo model folder to measure")
+    parser.add_argument("--sheet", type=Path, default=None, help="also write a contact sheet PNG here")
+    parser.add_argument("--json", action="store_true", help="print every case as JSON")
+    parser.add_argument("--size", type=int, default=64)
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    studio = _studio()
+    result = evaluate(args.weights, studio, args.size)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        for case in result["cases"]:
+            if not (case["colour_ok"] and case["pattern_ok"]):
+                print(f"  miss: {case['prompt']!r} seed {case['seed']}: colour {case['colour_seen']}, "
+                      f"pattern {'ok' if case['pattern_ok'] else 'no'} ({case['figures']})")
+        print(f"colours right {result['colour_right']}: {result['colours']}")
+        print(f"patterns right {result['pattern_right']}: {result['patterns']}")
+    if args.sheet:
+        print(contact_sheet(args.weights, args.sheet, studio, args.size), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
