@@ -6,6 +6,8 @@ can raise the same class again on the other side; the CLI prints ``str(err)`` as
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class BrushworkError(Exception):
     """Base of every error Brushwork raises on purpose. ``str()`` is one human line."""
@@ -13,7 +15,7 @@ class BrushworkError(Exception):
     code = "error"
     http_status = 400
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": str(self)}
 
 
@@ -27,7 +29,7 @@ class RecipeError(BrushworkError, ValueError):
         self.reason = reason
         super().__init__(f"{field}: {reason}")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "field": self.field}
 
 
@@ -83,7 +85,7 @@ class OutOfMemoryError(BrushworkError, MemoryError):
         self.needed_bytes = needed_bytes
         super().__init__(message)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "needed_bytes": self.needed_bytes}
 
 
@@ -139,7 +141,7 @@ class QueueFullError(BrushworkError):
         self.limit = limit
         super().__init__(message)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "limit": self.limit}
 
 
@@ -164,7 +166,7 @@ class HistoryError(WorkerError):
     http_status = 503
 
 
-_BY_CODE = {
+_BY_CODE: dict[str, type[BrushworkError]] = {
     cls.code: cls
     for cls in (
         BrushworkError,
@@ -192,7 +194,7 @@ _BY_CODE = {
 }
 
 
-def error_from_dict(data: dict) -> BrushworkError:
+def error_from_dict(data: dict[str, Any]) -> BrushworkError:
     """Rebuild an error sent by the worker as the same class the engine raised."""
     code = str(data.get("code", "error"))
     message = str(data.get("message", "unknown error"))
