@@ -1,7 +1,9 @@
 """OpenPose 18-point skeletons (COCO order): the pose layer's data, its JSON form and its drawing.
 
 A person is a list of 18 ``[x, y, confidence]`` triples in document pixels; confidence 0 means the
-joint is absent (OpenPose's convention) and it is neither drawn nor exported as present.
+joint is absent (OpenPose's convention) and it is neither drawn nor exported as present. Hands and
+face keypoints read from OpenPose JSON (``hand_left/right_keypoints_2d``, ``face_keypoints_2d``)
+ride along in ``Person.parts``, scaled with the body and written back, so the engine draws them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ import math
 from typing import Any
 
 from brushwork.errors import BrushworkError
-from brushwork.openpose import COLORS, DRAWN_LIMBS, KEYPOINTS  # noqa: F401 (re-exported)
+from brushwork.openpose import (  # noqa: F401 (COLORS, DRAWN_LIMBS, KEYPOINTS re-exported)
+    COLORS,
+    DRAWN_LIMBS,
+    FACE_POINT_COLOR,
+    HAND_EDGE_COLORS,
+    HAND_EDGES,
+    HAND_POINT_COLOR,
+    KEYPOINTS,
+)
 
 # A person standing and facing the viewer, in a unit box (x right, y down). The person's right
 # side is on the picture's left, as OpenPose sees it.
@@ -22,7 +32,16 @@ _TEMPLATE = (
     (0.58, 0.76), (0.58, 0.96), (0.47, 0.08), (0.53, 0.08), (0.44, 0.09), (0.56, 0.09),
 )
 
-Person = list  # list of 18 [x, y, c]
+PARTS = ("hand_left_keypoints_2d", "hand_right_keypoints_2d", "face_keypoints_2d")
+
+
+class Person(list[list[float]]):
+    """18 ``[x, y, c]`` body joints; ``parts`` maps PARTS names to flat ``[x, y, c, ...]`` lists in
+    document pixels (the skeleton editor moves body joints only: hands and face are carried)."""
+
+    def __init__(self, joints: Any = (), parts: dict[str, list[float]] | None = None) -> None:
+        super().__init__(joints)
+        self.parts: dict[str, list[float]] = dict(parts or {})
 
 
 class PoseFormatError(BrushworkError, ValueError):
@@ -37,7 +56,7 @@ def new_person(doc_width: int, doc_height: int, index: int = 0) -> Person:
     width = height * 0.5
     left = (doc_width - width) / 2 + (index % 5) * width * 0.35 * (1 if index % 2 else -1)
     top = doc_height * 0.1
-    return [[round(left + u * width, 2), round(top + v * height, 2), 1.0] for u, v in _TEMPLATE]
+    return Person([round(left + u * width, 2), round(top + v * height, 2), 1.0] for u, v in _TEMPLATE)
 
 
 def copy_people(people: list[Person]) -> list[Person]:
@@ -47,7 +66,9 @@ def copy_people(people: list[Person]) -> list[Person]:
 def to_openpose(people: list[Person], width: int, height: int) -> dict:
     """The OpenPose JSON that ControlNet tools read (and ``Control.signal`` carries)."""
     return {
-        "people": [{"pose_keypoints_2d": [float(v) for joint in person for v in joint]} for person in people],
+        "people": [{"pose_keypoints_2d": [float(v) for joint in person for v in joint],
+                    **{name: list(flat) for name, flat in getattr(person, "parts", {}).items() if flat}}
+                   for person in people],
         "canvas_width": int(width),
         "canvas_height": int(height),
     }
@@ -85,12 +106,32 @@ def from_openpose(data: Any, width: int, height: int) -> list[Person]:
         present = [j for j in joints if j[2] > 0]
         normalised = bool(present) and all(0 <= j[0] <= 1 and 0 <= j[1] <= 1 for j in present)
         sx, sy = (width, height) if normalised else (width / src_w, height / src_h)
-        people.append([[round(x * sx, 2), round(y * sy, 2), c] for x, y, c in joints])
+        parts = {name: _scaled_part(entry.get(name), sx, sy, f"people[{i}].{name}") for name in PARTS
+                 if entry.get(name)}
+        people.append(Person(([round(x * sx, 2), round(y * sy, 2), c] for x, y, c in joints), parts))
     return people
 
 
+def _scaled_part(flat: Any, sx: float, sy: float, where: str) -> list[float]:
+    """A hand/face keypoint list scaled like its body (absent points stay 0, 0, 0)."""
+    if not isinstance(flat, list) or len(flat) % 3:
+        raise PoseFormatError(f"{where} must hold [x, y, confidence] numbers")
+    try:
+        values = [float(v) for v in flat]
+    except (TypeError, ValueError):
+        raise PoseFormatError(f"{where} holds something that is not a number") from None
+    if not all(math.isfinite(v) for v in values):
+        raise PoseFormatError(f"{where} holds an infinite or NaN number")
+    out: list[float] = []
+    for k in range(0, len(values), 3):
+        x, y, c = values[k:k + 3]
+        out += [round(x * sx, 2), round(y * sy, 2), c] if c > 0 else [0.0, 0.0, 0.0]
+    return out
+
+
 def _positive(value: Any, default: int) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else float(default)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if number and value > 0 else float(default)
 
 
 def nearest_joint(people: list[Person], x: float, y: float, radius: float) -> tuple[int, int] | None:
@@ -125,4 +166,25 @@ def draw_people(painter, people: list[Person], *, scale: float = 1.0, handles: b
             painter.setPen(QPen(QColor(255, 255, 255), 1.0) if handles else Qt.PenStyle.NoPen)
             painter.setBrush(QBrush(QColor(*COLORS[j])))
             painter.drawEllipse(QPointF(x, y), r, r)
+        _draw_parts(painter, getattr(person, "parts", {}), max(1.0, scale))
     painter.restore()
+
+
+def _draw_parts(painter, parts: dict[str, list[float]], scale: float) -> None:
+    """Hands (bones on the hue circle, blue points) and face (white points), as the annotator."""
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QBrush, QColor, QPen
+
+    for name, flat in parts.items():
+        points = [(flat[k], flat[k + 1], flat[k + 2]) for k in range(0, len(flat) - 2, 3)]
+        if name.startswith("hand") and len(points) == 21:
+            for (a, b), color in zip(HAND_EDGES, HAND_EDGE_COLORS, strict=True):
+                if points[a][2] > 0 and points[b][2] > 0:
+                    painter.setPen(QPen(QColor(*(round(c) for c in color)), 2.0 * scale))
+                    painter.drawLine(QPointF(*points[a][:2]), QPointF(*points[b][:2]))
+        color, radius = (HAND_POINT_COLOR, 4.0) if name.startswith("hand") else (FACE_POINT_COLOR, 3.0)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QBrush(QColor(*color)))
+        for x, y, c in points:
+            if c > 0:
+                painter.drawEllipse(QPointF(x, y), radius * scale, radius * scale)

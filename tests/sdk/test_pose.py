@@ -41,9 +41,9 @@ def test_confidence_zero_skipped_with_its_limbs():
 
 def test_scaled_from_canvas_to_size_and_several_people():
     data = {"people": [person({0: (10, 10)}), person({5: (50, 20)})], "canvas_width": 100, "canvas_height": 50}
-    img = render_openpose(data, size=(200, 100))
-    assert px(img, 20, 20) == COLORS[0]
-    assert px(img, 100, 40) == COLORS[5]
+    img = render_openpose(data, size=(1024, 512))  # the annotator's own canvas size: no resize
+    assert px(img, 102, 102) == COLORS[0]
+    assert px(img, 512, 204) == COLORS[5]
 
 
 def test_pairs_without_confidence_and_nested_and_body25():
@@ -80,3 +80,29 @@ def test_unknown_canvas_is_an_error():
 def test_empty_person_is_skipped():
     img = render_openpose({"people": [{"pose_keypoints_2d": []}]}, 64, 64, size=(64, 64))
     assert np.asarray(img).max() == 0
+
+
+def test_canvas_skeleton_carries_hands_and_face_to_the_engine():
+    # The canvas edits body joints; hands and face from an OpenPose file must survive the round
+    # trip (scaled with the document) and reach the engine's drawing.
+    import copy
+
+    from brushwork_canvas.pose import from_openpose, to_openpose
+
+    hand = [v for k in range(21) for v in (100 + 3 * k, 200 + 2 * k, 0.8)]
+    face = [v for k in range(70) for v in (150 + k, 60 + (k % 7), 0.5)]
+    data = {"people": [{**person({1: (128, 100), 4: (100, 200)}), "hand_right_keypoints_2d": hand,
+                        "face_keypoints_2d": face}], "canvas_width": 256, "canvas_height": 256}
+    people = copy.deepcopy(from_openpose(data, 512, 512))  # documents copy people for undo
+    assert people[0].parts["hand_right_keypoints_2d"][:3] == [200.0, 400.0, 0.8]  # scaled x2
+    out = to_openpose(people, 512, 512)["people"][0]
+    assert len(out["hand_right_keypoints_2d"]) == 63 and len(out["face_keypoints_2d"]) == 210
+    img = np.asarray(render_openpose(to_openpose(people, 512, 512), size=(512, 512)))
+    assert px(img, 200, 400) == (0, 0, 255)  # the hand's wrist point, blue
+    assert px(img, 300, 120) == (255, 255, 255)  # a face point, white
+
+
+def test_hand_keypoints_of_a_wrong_length_are_a_one_line_error():
+    data = {"people": [{**person({1: (10, 10)}), "hand_left_keypoints_2d": [1, 2, 3] * 5}]}
+    with pytest.raises(InputImageError, match=r"hand_left_keypoints_2d: 15 numbers is not 21 keypoints"):
+        render_openpose(data, 64, 64, size=(64, 64))
