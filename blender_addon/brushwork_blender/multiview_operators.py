@@ -168,6 +168,7 @@ def start_view(run: MultiviewRun, index: int, previous_picture: np.ndarray | Non
     label = f"multi-view {index + 1}/{len(run.plans)}" if plan else "multi-view: projecting the last view"
 
     def work(report, job):
+        run.bake.prepare_texels()  # once: the first job finds the texels
         if previous_picture is not None:
             run.bake.add_view(run.plans[index - 1].prepared, previous_picture)
         if plan is None:  # the fill and padding (numpy) here too, off the main thread
@@ -220,7 +221,9 @@ class BRUSHWORK_OT_texture_multiview(bpy.types.Operator):
         if not meshes:
             return self._fail("select the meshes to texture")
         try:
-            bake = bake_mod.MultiViewBake(scene, meshes, (mv.texture_size, mv.texture_size), unwrap=mv.unwrap)
+            # defer: the UV rasterising (numpy) happens on the first job's thread, not here
+            bake = bake_mod.MultiViewBake(scene, meshes, (mv.texture_size, mv.texture_size), unwrap=mv.unwrap,
+                                          defer=True)
         except (ValueError, RuntimeError) as exc:
             return self._fail(str(exc))
         if not bake.targets:
@@ -260,6 +263,8 @@ class BRUSHWORK_OT_texture_multiview(bpy.types.Operator):
         if failed is not None or run.report is None:
             error = failed.outcome.error if failed is not None else "the views did not finish"
             return self._fail(f"{failed.label if failed else 'multi-view'}: {error}")
+        if not run.report.slots:  # e.g. every slot's UVs turned out degenerate
+            return self._fail(run.report.summary())
         level = "WARNING" if run.report.problems else "INFO"
         self.report({level}, f"Brushwork: {run.report.summary()}")
         return {"FINISHED"}

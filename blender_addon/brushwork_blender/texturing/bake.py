@@ -79,7 +79,9 @@ class BakeReport:
 
 class MultiViewBake:
     def __init__(self, scene, objects, size: tuple[int, int], *, unwrap: bool = False, power: float = 3.0,
-                 depth_method: str = "cycles", depsgraph=None, keep_existing: bool = True):
+                 depth_method: str = "cycles", depsgraph=None, keep_existing: bool = True, defer: bool = False):
+        """Reads the meshes (bpy: main thread). ``defer``: the texels are found later, by the first
+        numpy step (``prepare_texels``), e.g. on a job thread."""
         if depth_method not in DEPTH_METHODS:
             raise ValueError(f"depth_method must be one of {', '.join(DEPTH_METHODS)}, got {depth_method!r}")
         self.scene = scene
@@ -87,12 +89,33 @@ class MultiViewBake:
         self.power = power
         self.depth_method = depth_method
         self.depsgraph = depsgraph if depsgraph is not None else capture.evaluated_depsgraph()
-        self.targets, self.problems = meshdata.slot_targets(objects, self.depsgraph, self.size, unwrap=unwrap)
-        self.blends = [ViewBlend(t.texels, 3) for t in self.targets]
+        self.targets, self.problems = meshdata.slot_targets(objects, self.depsgraph, self.size, unwrap=unwrap,
+                                                            rasterize_now=not defer)
         # Hidden texels keep what they had: the slot's current base-colour image through this UV map.
-        self.existing = [existing_texture(t) if keep_existing else None for t in self.targets]
+        self._existing_raw = [existing_image(t) if keep_existing else None for t in self.targets]
+        self.blends: list[ViewBlend] = []
+        self.existing: list[np.ndarray | None] = []
         self.views = 0
+        if not defer:
+            self.prepare_texels()
         self._depths: dict[tuple[str, int, int], np.ndarray] = {}
+
+    def prepare_texels(self) -> None:
+        """Rasterise the targets' UVs and set up the per-texel state (numpy only; once)."""
+        if self.blends or not self.targets:
+            return
+        kept, raws = [], []
+        for target, raw in zip(self.targets, self._existing_raw, strict=True):
+            problem = target.rasterize()
+            if problem:
+                self.problems.append(problem)
+                continue
+            kept.append(target)
+            raws.append(raw)
+        self.targets = kept
+        self.blends = [ViewBlend(t.texels, 3) for t in kept]
+        self.existing = [None if raw is None else _resize_nearest(raw, t.size) for t, raw in zip(kept, raws,
+                                                                                                  strict=True)]
 
     # ---- views ---------------------------------------------------------------------------
     # prepare_view touches bpy (main thread); add_view / known_picture with a PreparedView are
@@ -117,6 +140,7 @@ class MultiViewBake:
         return PreparedView(camera.name, frame, self.view_depth(camera, size) if depth is None else depth)
 
     def _samples(self, view: PreparedView):
+        self.prepare_texels()
         for index, target in enumerate(self.targets):
             for _name, matrix in target.placements:
                 points, normals = target.world(matrix)
@@ -174,6 +198,7 @@ class MultiViewBake:
         """Per target: (texture (h, w, 3) float, texels seen, island texels filled from their
         neighbours, island texels that kept the existing texture). Where the slot already showed a
         texture through this UV map, texels the views saw weakly lean on it and unseen ones keep it."""
+        self.prepare_texels()
         out = []
         for target, blend, existing in zip(self.targets, self.blends, self.existing, strict=True):
             w, h = target.size
@@ -246,10 +271,16 @@ def _write_pbr(material, texture: np.ndarray, name: str, uv_name: str, recipe_js
                       store(maps.height, "height"), uv_name)
 
 
-def existing_texture(target: meshdata.SlotTarget) -> np.ndarray | None:
-    """The slot's current base colour image as (h, w, 3) at the target's size (nearest texel),
-    when it is read through the target's UV map (or the default one, which is the render UV map
-    the target uses); None otherwise."""
+def _resize_nearest(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    rows = (np.arange(h) * rgb.shape[0]) // h
+    cols = (np.arange(w) * rgb.shape[1]) // w
+    return rgb[rows][:, cols, :3].astype(np.float64)
+
+
+def existing_image(target: meshdata.SlotTarget) -> np.ndarray | None:
+    """The slot's current base colour image (h, w, 3), when it is read through the target's UV map
+    (or the default one, which is the render UV map the target uses); None otherwise."""
     import bpy
 
     from .. import pixels
@@ -266,13 +297,9 @@ def existing_texture(target: meshdata.SlotTarget) -> np.ndarray | None:
     if vector and not (vector[0].from_node.type == "UVMAP" and vector[0].from_node.uv_map in ("", target.uv_name)):
         return None
     try:
-        rgba = pixels.image_rgba(node.image)
+        return pixels.image_rgba(node.image)[..., :3].copy()
     except ValueError:  # an image without pixels (missing file)
         return None
-    w, h = target.size
-    rows = (np.arange(h) * rgba.shape[0]) // h
-    cols = (np.arange(w) * rgba.shape[1]) // w
-    return rgba[rows][:, cols, :3].astype(np.float64)
 
 
 def _textured_material(original, image, uv_name: str):

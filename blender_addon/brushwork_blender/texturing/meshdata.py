@@ -27,14 +27,32 @@ class SlotTarget:
     material_name: str | None
     uv_name: str
     size: tuple[int, int]
-    raster: TexelRaster
-    local_points: np.ndarray  # (n, 3) object space, per covered texel
-    local_normals: np.ndarray  # (n, 3)
+    tri_corners: np.ndarray  # (t, 3, 3) object-space corner positions of the slot's triangles
+    tri_normals: np.ndarray  # (t, 3, 3) their corner (split) normals
+    tri_uvs: np.ndarray  # (t, 3, 2) their UVs in ``uv_name``
     placements: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (object name, 4×4 world matrix)
+    raster: TexelRaster | None = None  # set by rasterize()
+    local_points: np.ndarray | None = None  # (n, 3) object space, per covered texel
+    local_normals: np.ndarray | None = None  # (n, 3)
 
     @property
     def texels(self) -> int:
-        return int(self.local_points.shape[0])
+        return 0 if self.local_points is None else int(self.local_points.shape[0])
+
+    def rasterize(self) -> str | None:
+        """Find the texels (numpy only: fine on a job thread). Returns a problem line when the slot
+        covers no texel, else None."""
+        if self.raster is not None:
+            return None
+        raster = rasterize(self.tri_uvs, self.size)
+        if not raster.covered.any():
+            return (f"{self.placements[0][0]}: slot {self.slot + 1} covers no texel of UV map {self.uv_name!r} at "
+                    f"{self.size[0]}×{self.size[1]} (its UVs are degenerate or outside 0..1)")
+        self.local_points = raster.interpolate(self.tri_corners)
+        normals = raster.interpolate(self.tri_normals)
+        self.local_normals = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+        self.raster = raster
+        return None
 
     def world(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Texel points and unit normals in world space for one placement."""
@@ -91,11 +109,12 @@ def _triangles(obj, depsgraph, uv_name: str):
         evaluated.to_mesh_clear()
 
 
-def slot_targets(objects, depsgraph, size: tuple[int, int], *,
-                 unwrap: bool = False) -> tuple[list[SlotTarget], list[str]]:
+def slot_targets(objects, depsgraph, size: tuple[int, int], *, unwrap: bool = False,
+                 rasterize_now: bool = True) -> tuple[list[SlotTarget], list[str]]:
     """One target per (mesh, material slot that has triangles) of the given mesh objects; linked
     duplicates share their mesh's targets. Returns (targets, problems): a mesh without UVs is a
-    problem line unless ``unwrap`` (then it gets a Smart UV Project map named 'UVMap')."""
+    problem line unless ``unwrap`` (then it gets a Smart UV Project map named 'UVMap').
+    ``rasterize_now`` False leaves the (numpy) rasterising to ``SlotTarget.rasterize``."""
     targets: dict[tuple[str, int], SlotTarget] = {}
     problems: list[str] = []
     seen_meshes: dict[str, list[SlotTarget]] = {}
@@ -125,17 +144,13 @@ def slot_targets(objects, depsgraph, size: tuple[int, int], *,
         made = []
         for slot in sorted(set(mat.tolist())):
             sel = mat == slot
-            raster = rasterize(uvs[sel], size)
-            if not raster.covered.any():
-                problems.append(f"{obj.name}: slot {slot + 1} covers no texel of UV map {uv_name!r} at "
-                                f"{size[0]}×{size[1]} (its UVs are degenerate or outside 0..1)")
-                continue
-            points = raster.interpolate(corners[sel])
-            normals = raster.interpolate(corner_normals[sel])
-            normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
             material = obj.material_slots[slot].material if slot < len(obj.material_slots) else None
             target = SlotTarget(mesh.name, int(slot), material.name if material else None, uv_name, tuple(size),
-                                raster, points, normals, [(obj.name, matrix)])
+                                corners[sel], corner_normals[sel], uvs[sel], [(obj.name, matrix)])
+            problem = target.rasterize() if rasterize_now else None
+            if problem:
+                problems.append(problem)
+                continue
             targets[(mesh.name, int(slot))] = target
             made.append(target)
         seen_meshes[mesh.name] = made
