@@ -14,6 +14,7 @@ assets, paths and protocol) into Blender's Python, which has neither torch nor P
 from __future__ import annotations
 
 import hashlib
+import hmac
 import http.client
 import importlib
 import io
@@ -105,13 +106,16 @@ class Client:
     Client gets a fresh random key; pass a stable one to find your jobs again after a restart.
     """
 
-    def __init__(self, url: str, token: str | None, *, client_key: str | None = None, timeout: float = 30.0):
+    def __init__(self, url: str, token: str | None, *, client_key: str | None = None, timeout: float = 30.0,
+                 token_file: str | os.PathLike | None = None):
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise WorkerError(f"worker URL must look like http://127.0.0.1:{protocol.DEFAULT_PORT}, got {url!r}")
         self.url = url.rstrip("/")
         self._host, self._port = parts.hostname, parts.port or 80
         self.token = token
+        # Where the token came from: read again when the worker refuses it (`--new-token`).
+        self.token_file = Path(token_file) if token_file is not None else None
         self.client_key = client_key or secrets.token_hex(16)
         self.timeout = timeout
         self._local = threading.local()
@@ -143,6 +147,29 @@ class Client:
                 timeout: float | None = None) -> tuple[int, dict, bytes]:
         """One HTTP exchange; raises WorkerError when the worker cannot be reached or is not one,
         and the worker's own error (rebuilt by code) for 4xx/5xx answers."""
+        try:
+            return self._request(method, path, body, content_type, timeout)
+        except (AuthError, _NotProven):
+            # The token may have been rotated (`brushwork worker --new-token`): read it again once.
+            if not self._reread_token():
+                raise
+            return self._request(method, path, body, content_type, timeout)
+
+    def _reread_token(self) -> bool:
+        if self.token_file is None:
+            return False
+        try:
+            fresh = self.token_file.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return False
+        if not fresh or fresh == self.token:
+            return False
+        self.token = fresh
+        self.close()
+        return True
+
+    def _request(self, method: str, path: str, body: bytes | None, content_type: str,
+                 timeout: float | None) -> tuple[int, dict, bytes]:
         headers = {protocol.H_PROTOCOL: protocol.PROTOCOL_VERSION, protocol.H_CLIENT: self.client_key}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -154,6 +181,13 @@ class Client:
         for attempt in range(attempts):
             conn = self._conn(timeout, fresh=attempt > 0)
             try:
+                if self.token:
+                    if conn.sock is None:
+                        conn.connect()
+                    # Proven per socket: http.client reconnects by itself when a socket closed.
+                    if getattr(self._local, "proven", None) is not conn.sock:
+                        self._prove(conn)  # before the token goes out on this connection
+                        self._local.proven = conn.sock
                 conn.request(method, protocol.API_PREFIX + path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
@@ -175,6 +209,29 @@ class Client:
         if resp.status >= 400:
             raise _error_from_response(resp.status, data)
         return resp.status, resp_headers, data
+
+    def _prove(self, conn: http.client.HTTPConnection) -> None:
+        """Make the server on this connection prove it knows the token (an HMAC of a fresh nonce)
+        before the token is sent on it: after a crash, another program may be on the port."""
+        nonce = secrets.token_hex(protocol.HELLO_NONCE_HEX // 2)
+        conn.request("GET", f"{protocol.API_PREFIX}/hello?nonce={nonce}",
+                     headers={protocol.H_PROTOCOL: protocol.PROTOCOL_VERSION})
+        resp = conn.getresponse()
+        data = resp.read(64 * 1024)
+        kept_open = resp.getheader("Connection", "").lower() != "close" and conn.sock is not None
+        # Another major version says so first (its hello may differ): the clearer error.
+        protocol.check_peer_version(resp.getheader(protocol.H_PROTOCOL), peer=f"the server at {self.url}")
+        try:
+            proof = json.loads(data).get("proof") if resp.status == 200 else None
+        except (ValueError, AttributeError):
+            proof = None
+        expected = _hello_proof(self.token or "", nonce)
+        if not kept_open or not isinstance(proof, str) \
+                or not hmac.compare_digest(proof.encode("ascii", "replace"), expected.encode()):
+            conn.close()
+            self._local.conn = None
+            raise _NotProven(f"the server at {self.url} did not prove it knows this token (a wrong or old token, "
+                             "an older worker, or another program on its port): the token was not sent")
 
     def _json(self, method: str, path: str, payload: dict | None = None, *, timeout: float | None = None) -> dict:
         body = None if payload is None else json.dumps(payload).encode("utf-8")
@@ -403,6 +460,17 @@ class RemoteJob:
                             [r["path"] for r in results], [r["sha256"] for r in results])
 
 
+class _NotProven(AuthError):
+    """The peer did not answer the hello challenge with our token: a wrong token, or not the
+    worker at all (a squatter on the port). Either way it never gets the token."""
+
+
+def _hello_proof(token: str, nonce: str) -> str:
+    # The same derivation as brushwork.worker.auth.hello_proof (that module is not vendored).
+    key = hmac.new(token.encode("ascii", "replace"), b"brushwork-hello-v1", hashlib.sha256).digest()
+    return hmac.new(key, nonce.encode("ascii"), hashlib.sha256).hexdigest()
+
+
 def _error_from_response(status: int, body: bytes) -> BrushworkError:
     try:
         err = json.loads(body)["error"]
@@ -440,7 +508,7 @@ def connect(url: str | None = None, *, token: str | None = None, start: bool = T
     """
     url = url or os.environ.get(protocol.ENV_URL) or None
     if url:
-        client = Client(url, token or launch.read_token(), client_key=client_key, timeout=request_timeout)
+        client = Client(url, token or launch.read_token(), client_key=client_key, token_file=_token_file(token), timeout=request_timeout)
         client.health()
         return client
     found = _answering(token, client_key, request_timeout)
@@ -456,11 +524,13 @@ def connect(url: str | None = None, *, token: str | None = None, start: bool = T
             return found
 
         def probe(info: dict) -> Client | None:
-            client = Client(info["url"], token or launch.read_token(), client_key=client_key,
+            client = Client(info["url"], token or launch.read_token(), client_key=client_key, token_file=_token_file(token),
                             timeout=request_timeout)
             try:
                 client.health()
                 return client
+            except _NotProven:
+                return None  # not the worker we started (yet): keep waiting
             except AuthError:
                 raise
             except WorkerError:
@@ -469,13 +539,20 @@ def connect(url: str | None = None, *, token: str | None = None, start: bool = T
         return launch.start_worker(python, timeout, probe)
 
 
+def _token_file(token: str | None) -> Path | None:
+    """The token file a client re-reads after a rotation (none when the caller gave the token)."""
+    return None if token else paths.state_dir() / protocol.TOKEN_FILE
+
+
 def _answering(token, client_key, request_timeout) -> Client | None:
     info = launch.read_worker_info()
     if info is None:
         return None
-    client = Client(info["url"], token or launch.read_token(), client_key=client_key, timeout=min(request_timeout, 5.0))
+    client = Client(info["url"], token or launch.read_token(), client_key=client_key, token_file=_token_file(token), timeout=min(request_timeout, 5.0))
     try:
         client.health()
+    except _NotProven:
+        return None  # not our worker (a squatter on a dead worker's port): start one
     except AuthError:
         raise
     except WorkerError:

@@ -43,6 +43,9 @@ LOCK_FILE = "worker.lock"
 LOG_FILE = "worker.log"
 HISTORY_FILE = "history.sqlite"
 
+# The challenge a client sends before it sends the token (``GET /v1/hello?nonce=``): hex, this long.
+HELLO_NONCE_HEX = 32
+
 # Limits. Anything larger is refused with 413 before it is read.
 MAX_JSON_BYTES = 4 * 1024 * 1024
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024

@@ -44,9 +44,13 @@ def is_loopback(host: str) -> bool:
 
 class Worker:
     def __init__(self, *, host: str = protocol.DEFAULT_HOST, port: int = protocol.DEFAULT_PORT,
-                 device: str | None = None, studio_factory=None, preload: bool | None = None):
+                 device: str | None = None, studio_factory=None, preload: bool | None = None,
+                 new_token: bool = False):
         self.state_dir = paths.state_dir()
-        self.token, self.token_path = auth.load_or_create_token(self.state_dir)
+        if new_token:
+            self.token, self.token_path = auth.rotate_token(self.state_dir)
+        else:
+            self.token, self.token_path = auth.load_or_create_token(self.state_dir)
         _make_private(self.state_dir)
         self.instance = secrets.token_hex(8)
         self.started = time.time()
@@ -207,7 +211,8 @@ def _plain(value):
     return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
 
 
-def main(port: int | None = None, listen: str | None = None, device: str | None = None) -> int:
+def main(port: int | None = None, listen: str | None = None, device: str | None = None,
+         new_token: bool = False) -> int:
     """Run a worker in this process until stopped. Prints where it listens and its token file."""
     # The artist's prompts, uploads, results and logs are theirs alone on a shared machine:
     # everything this process creates is 0600 (files) / 0700 (folders).
@@ -219,7 +224,7 @@ def main(port: int | None = None, listen: str | None = None, device: str | None 
         port = int(env) if env.isdigit() else protocol.DEFAULT_PORT
     host = listen or protocol.DEFAULT_HOST
     try:
-        worker = Worker(host=host, port=port, device=device)
+        worker = Worker(host=host, port=port, device=device, new_token=new_token)
     except BrushworkError as exc:
         print(f"brushwork: error: {exc}", file=sys.stderr)
         return 1

@@ -20,6 +20,8 @@ def register(subparsers) -> None:
                    help="address to listen on (default 127.0.0.1; anything else exposes the worker to the network, "
                         "still behind the token)")
     p.add_argument("--device", default=None, help="cuda, cpu or mps (default: the best available)")
+    p.add_argument("--new-token", action="store_true",
+                   help="make a new token before starting (the old one stops working; clients read the new one)")
     p.set_defaults(func=run_worker_command)
 
     h = subparsers.add_parser("history", help="list the worker's finished jobs (works while it is stopped)")
@@ -34,7 +36,7 @@ def run_worker_command(args: argparse.Namespace) -> int:
         return 2
     from .app import main
 
-    return main(port=args.port, listen=args.listen, device=args.device)
+    return main(port=args.port, listen=args.listen, device=args.device, new_token=getattr(args, "new_token", False))
 
 
 def run_history_command(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from ..errors import (
     ModelNotFoundError,
     OutOfMemoryError,
     OutputFolderError,
+    RecipeError,
 )
 from ..recipe import Recipe
 from .hub import Hub, Job
@@ -170,12 +171,38 @@ class EngineRunner(threading.Thread):
         wanted += [(lora.name, "lora") for lora in recipe.loras]
         wanted += [(emb.name, "embedding") for emb in recipe.embeddings]
         for ref, kind in wanted:
-            sources.resolve(ref, kind, settings, allow_paths=False)
+            found = sources.resolve(ref, kind, settings, allow_paths=False)
+            if kind == "pipeline":
+                self._check_demo_controls(recipe, found)
+
+    @staticmethod
+    def _check_demo_controls(recipe: Recipe, pipeline) -> None:
+        """The bundled demo is a toy with its own small ControlNets: any other control kind (or
+        a real SD 1.5 ControlNet) does not fit its UNet. Say which controls it has, before loading."""
+        from ..models import bundled
+
+        if not bundled.is_demo(getattr(pipeline, "path", None)):
+            return
+        has = sorted(bundled.CONTROLNET_SUBDIRS) + ["inpaint"]
+        for i, control in enumerate(recipe.controls):
+            if control.kind not in has:
+                raise RecipeError(f"controls[{i}].kind", f"the demo model {bundled.NAME!r} has no {control.kind} "
+                                  f"control (it has: {', '.join(has)}); use a real SD 1.5 model for {control.kind}")
+            if control.model and control.kind != "inpaint":
+                raise RecipeError(f"controls[{i}].model", f"the demo model {bundled.NAME!r} uses its own "
+                                  f"{control.kind} ControlNet; leave the control's model empty")
 
     def _check_images(self, recipe: Recipe) -> None:
         """Pixel limits before any decode (PIL reads only the header here)."""
         import PIL.Image
 
+        for control in recipe.controls:
+            if control.kind == "depth" and control.signal and control.signal.get("format") == "npy":
+                data = self.studio.assets.get(control.signal["data"])
+                if not data.startswith(b"\x93NUMPY"):
+                    kind = "a zip (.npz) archive" if data.startswith(b"PK") else "not a .npy array"
+                    raise InputImageError(f"depth signal: the data is {kind}; send one 2-D array saved with "
+                                          "numpy.save (format 'npy') or raw float32 (format 'f32le')")
         for where, ref in recipe.image_refs().items():
             if where.endswith("signal.data"):
                 continue  # raw depth: its size is width*height*4, already capped by the upload limit

@@ -18,7 +18,14 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .. import __version__, protocol
-from ..errors import BrushworkError, InputImageError, RecipeError
+from ..errors import (
+    BrushworkError,
+    HTTPVersionError,
+    InputImageError,
+    MethodNotAllowedError,
+    RecipeError,
+    RequestError,
+)
 from ..recipe import Recipe, is_content_ref
 from . import auth
 from .hub import NotFound
@@ -26,6 +33,7 @@ from .hub import NotFound
 log = logging.getLogger("brushwork.worker")
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+MAX_NAME_CHARS = 200  # a model, VAE, LoRA, embedding or ControlNet name (no file name is longer)
 RETRY_AFTER_S = 2  # what a 429 (queue full, uploads busy) or 503 (history locked) asks a client to wait
 
 
@@ -72,10 +80,21 @@ class Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
     def send_error(self, code, message=None, explain=None):
-        """Malformed requests (caught by http.server itself) get our JSON error shape too."""
+        """Malformed requests (caught by http.server itself) get our JSON error shape too, and a
+        4xx: an unknown method or HTTP version is the client's mistake, not the worker's (5xx)."""
         self.close_connection = True
         text = message or HTTPStatus(code).phrase
-        self._send_json(code, {"error": {"code": "bad_request", "message": f"malformed HTTP request: {text}"}})
+        error: BrushworkError
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            error = MethodNotAllowedError(f"method {self.command[:20]!r} is not supported "
+                                          "(the API uses GET, POST and PUT)")
+        elif code == HTTPStatus.HTTP_VERSION_NOT_SUPPORTED:
+            error = HTTPVersionError(f"{text}: speak HTTP/1.1 (or 1.0)")
+        else:
+            error = RequestError(f"malformed HTTP request: {text}")
+            error.http_status = code if 400 <= code < 500 else 400
+        extra = {"Allow": "GET, POST, PUT"} if error.http_status == 405 else None
+        self._send_json(error.http_status, {"error": error.to_dict()}, extra)
 
     def _send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
         self._send_bytes(status, protocol.encode_json(payload), "application/json", headers)
@@ -128,7 +147,10 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         self._body_read = False
         try:
-            self._check_caller()
+            try:
+                self._check_caller()
+            except _Hello:
+                return self._hello()
             url = urlsplit(self.path)
             if not url.path.startswith(protocol.API_PREFIX + "/"):
                 raise Problem(404, "not_found", f"no such endpoint {url.path[:100]!r} (the API is under {protocol.API_PREFIX}/)")
@@ -157,6 +179,8 @@ class Handler(BaseHTTPRequestHandler):
             if host and name not in _LOOPBACK_HOSTS:
                 raise Problem(403, "forbidden_host", f"Host {host[:80]!r} is not loopback (the worker serves this machine only)")
         worker = self.server.worker
+        if self.path.startswith(protocol.API_PREFIX + "/hello?") and self.command == "GET":
+            raise _Hello()  # the one request answered without the token: the worker proves itself
         if not auth.bearer_ok(self.headers.get("Authorization"), worker.token):
             raise Problem(401, "unauthorized",
                           f"missing or wrong token: send 'Authorization: Bearer <token>' (the token is in {worker.token_path})")
@@ -166,6 +190,16 @@ class Handler(BaseHTTPRequestHandler):
                           f"this worker speaks Brushwork protocol {protocol.PROTOCOL_VERSION}, the client {version[:20]!r}: "
                           "update Brushwork so both have the same major version")
         self.client_id = auth.client_id(worker.token, self.headers.get(protocol.H_CLIENT))
+
+    def _hello(self) -> None:
+        """``GET /v1/hello?nonce=<hex>`` → ``{"proof": HMAC(token-derived key, nonce)}``: a client
+        checks it before it sends the token to whatever listens on the port."""
+        self._discard_body()
+        nonce = parse_qs(urlsplit(self.path).query).get("nonce", [""])[0]
+        if len(nonce) != protocol.HELLO_NONCE_HEX or not all(c in "0123456789abcdef" for c in nonce):
+            raise Problem(400, "bad_request", f"nonce: {protocol.HELLO_NONCE_HEX} lowercase hex digits")
+        w = self.server.worker
+        self._send_json(200, {"proof": auth.hello_proof(w.token, nonce), "instance": w.instance})
 
     def _read_body(self, limit: int) -> bytes:
         if self.headers.get("Transfer-Encoding"):
@@ -304,6 +338,10 @@ class Handler(BaseHTTPRequestHandler):
         self._send_bytes(200, body, "image/png", {"X-Brushwork-Path": json.dumps(str(path))})
 
 
+class _Hello(Exception):
+    """Raised by the caller check for the hello challenge (answered without the token)."""
+
+
 def parse_recipe(data, assets) -> Recipe:
     """A recipe from the network: valid, images by sha256 only (and uploaded), models by name."""
     if data is None:
@@ -325,6 +363,8 @@ def parse_recipe(data, assets) -> Recipe:
     names += [(f"loras[{i}].name", lora.name) for i, lora in enumerate(recipe.loras)]
     names += [(f"embeddings[{i}].name", e.name) for i, e in enumerate(recipe.embeddings)]
     for where, name in names:
+        if name and len(name) > MAX_NAME_CHARS:
+            raise RecipeError(where, f"a model name of {len(name)} characters is too long (at most {MAX_NAME_CHARS})")
         if name and looks_like_path(name):
             raise RecipeError(where, "the worker takes model NAMES from its model folders or hub ids, "
                                      f"not paths or URLs (got {name[:80]!r})")

@@ -24,13 +24,14 @@ from ..client import Client
 
 class WorkerProcess:
     def __init__(self, home: Path, model_dirs=(), *, env: dict | None = None, python: str | None = None,
-                 start_timeout: float = 60.0, wait_engine: bool = False):
+                 start_timeout: float = 60.0, wait_engine: bool = False, args: tuple[str, ...] = ()):
         self.home = Path(home)
         self.model_dirs = [str(p) for p in model_dirs]
         self.extra_env = dict(env or {})
         self.python = python or sys.executable
         self.start_timeout = start_timeout
         self.wait_engine = wait_engine
+        self.args = list(args)  # more `brushwork worker` options (e.g. --new-token)
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.token = ""
@@ -53,7 +54,8 @@ class WorkerProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         info_path = self.state_dir / protocol.INFO_FILE
         log = open(self.home / "worker-test.log", "ab")
-        self.proc = subprocess.Popen([self.python, "-m", "brushwork.worker", "--port", "0"], env=self.env(),
+        self.proc = subprocess.Popen([self.python, "-m", "brushwork.worker", "--port", "0", *self.args],
+                                     env=self.env(),
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
         deadline = time.monotonic() + self.start_timeout
