@@ -58,8 +58,9 @@ class BrushworkMultiviewSettings(bpy.types.PropertyGroup):
 @dataclass
 class ViewPlan:
     camera_name: str
-    prepared: bake_mod.PreparedView
+    prepared: bake_mod.PreparedView | None = None  # rendered just before its job (main thread)
     normal_png: bytes | None = None
+    empty: bool = False  # the camera sees nothing (or is gone)
 
 
 @dataclass
@@ -77,6 +78,8 @@ class MultiviewRun:
     normal_model: str
     margin: int
     prefs: object
+    size: tuple[int, int] = (512, 512)
+    use_normal: bool = False
     pbr: bool = False
     textures: list | None = None  # the finished textures, computed on the last job's thread
     jobs: list = field(default_factory=list)
@@ -162,15 +165,41 @@ def _view_recipe(run: MultiviewRun, index: int, known_picture: tuple[np.ndarray,
     return sdk.Recipe.from_dict(fields).validate(), uploads
 
 
-def start_view(run: MultiviewRun, index: int, previous_picture: np.ndarray | None = None) -> None:
-    """Job ``index``: project the previous view's picture (if any), then generate this view."""
+def prepare_plan(run: MultiviewRun, plan: ViewPlan) -> None:
+    """Render the view's depth (and normals): main thread, one view at a time, right before its
+    job, so the stalls are one short render each rather than all of them at the click."""
+    if plan.prepared is not None or plan.empty:
+        return
+    cam = bpy.data.objects.get(plan.camera_name)
+    if cam is None or cam.type != "CAMERA":
+        plan.empty = True
+        return
+    passes = render_passes.render_passes(run.bake.scene, cam, run.size, normals=run.use_normal)
+    if not np.isfinite(passes.depth).any():
+        plan.empty = True  # this camera sees nothing
+        return
+    plan.prepared = run.bake.prepare_view(cam, run.size, passes.depth)
+    if run.use_normal:
+        rgb = render_passes.camera_normal_picture(passes.normal, plan.prepared.frame.rotation)
+        plan.normal_png = pixels.encode_png(np.round(rgb * 255.0))
+
+
+def start_view(run: MultiviewRun, index: int, previous=None) -> None:
+    """Job ``index``: project ``previous`` = (PreparedView, picture) of the view before (if any),
+    then generate this view. Main thread (it renders this view's depth first)."""
     plan = run.plans[index] if index < len(run.plans) else None
+    if plan is not None:
+        prepare_plan(run, plan)
+        if plan.empty:
+            run.skipped += 1
+            start_view(run, index + 1, previous)
+            return
     label = f"multi-view {index + 1}/{len(run.plans)}" if plan else "multi-view: projecting the last view"
 
     def work(report, job):
         run.bake.prepare_texels()  # once: the first job finds the texels
-        if previous_picture is not None:
-            run.bake.add_view(run.plans[index - 1].prepared, previous_picture)
+        if previous is not None:
+            run.bake.add_view(*previous)
         if plan is None:  # the fill and padding (numpy) here too, off the main thread
             run.textures = run.bake.textures(run.margin)
             return jobs.Outcome()
@@ -194,14 +223,14 @@ def start_view(run: MultiviewRun, index: int, previous_picture: np.ndarray | Non
             jobs.last_messages.append(last_summary)
             print(f"Brushwork: {last_summary}")
             return
-        picture = None
+        done = None
         if outcome.recipe_json == "skip":
             run.skipped += 1
         else:
             image = results.store_png(outcome.pngs[0], f"{plan.camera_name}-view", outcome.recipe_json, run.prefs)
-            picture = pixels.image_rgba(image)[..., :3].copy()
+            done = (plan.prepared, pixels.image_rgba(image)[..., :3].copy())
             run.recipes.append(outcome.recipe_json)
-        start_view(run, index + 1, picture)  # None when skipped: nothing to project
+        start_view(run, index + 1, done)  # None when skipped: nothing to project
 
     run.jobs.append(jobs.start(label, work, apply))
 
@@ -234,27 +263,24 @@ class BRUSHWORK_OT_texture_multiview(bpy.types.Operator):
         size = (_snap8(settings.width), _snap8(settings.height))
         try:
             base = base_recipe(settings, width=size[0], height=size[1])
-            plans = []
-            for cam in cams:
-                passes = render_passes.render_passes(scene, cam, size, normals=mv.use_normal)
-                if not np.isfinite(passes.depth).any():
-                    continue  # this camera sees nothing
-                prepared = bake.prepare_view(cam, size, passes.depth)
-                normal_png = None
-                if mv.use_normal:
-                    rgb = render_passes.camera_normal_picture(passes.normal, prepared.frame.rotation)
-                    normal_png = pixels.encode_png(np.round(rgb * 255.0))
-                plans.append(ViewPlan(cam.name, prepared, normal_png))
             link_settings = props.link_settings(context)
         except (ValueError, RuntimeError, sdk.BrushworkError) as exc:
             return self._fail(str(exc))
-        if not plans:
-            return self._fail("none of the cameras sees anything")
+        plans = [ViewPlan(cam.name) for cam in cams]
         run = MultiviewRun(bake=bake, plans=plans, base=base, link_settings=link_settings,
                            depth_strength=settings.depth_strength, depth_model=settings.depth_model,
                            sequential=mv.sequential, normal_strength=mv.normal_strength,
                            normal_model=mv.normal_model, margin=mv.margin, prefs=props.preferences(context),
-                           pbr=mv.pbr)
+                           pbr=mv.pbr, size=size, use_normal=mv.use_normal)
+        try:  # the first view that sees something is rendered now; each later one before its job
+            for plan in plans:
+                prepare_plan(run, plan)
+                if not plan.empty:
+                    break
+        except (ValueError, RuntimeError) as exc:
+            return self._fail(str(exc))
+        if all(plan.empty for plan in plans):
+            return self._fail("none of the cameras sees anything")
         start_view(run, 0)
         if any(job.outcome is None for job in run.jobs):  # UI: on job threads; the pump carries on
             self.report({"INFO"}, f"Brushwork: texturing from {len(plans)} views: submitted")
