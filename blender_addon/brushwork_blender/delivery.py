@@ -26,6 +26,9 @@ class Note:
     text: str
 
 
+KEEP_PROP = "brushwork_keep"  # on a packed image Brushwork keeps (a mask): repacked when painted again
+
+
 class TargetGone(Exception):
     """The target is not in the open file (deleted, or not there yet)."""
 
@@ -168,7 +171,16 @@ def _on_undo_redo(*_args) -> None:
             jobs.say(note.text)
 
 
-_HANDLERS = ((bpy.app.handlers.load_post, _on_file_loaded), (bpy.app.handlers.undo_post, _on_undo_redo),
+@bpy.app.handlers.persistent
+def _on_save(*_args) -> None:
+    # A packed mask painted again after it was packed would be saved with its OLD pixels: repack.
+    for image in bpy.data.images:
+        if image.get(KEEP_PROP) and image.is_dirty:
+            image.pack()
+
+
+_HANDLERS = ((bpy.app.handlers.load_post, _on_file_loaded),
+             (bpy.app.handlers.save_pre, _on_save), (bpy.app.handlers.undo_post, _on_undo_redo),
              (bpy.app.handlers.redo_post, _on_undo_redo))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import StringProperty
 
-from . import identity, pixels, results, sdk
+from . import delivery, identity, pixels, results, sdk
 from .operators import JobOperator, base_recipe
 
 
@@ -75,7 +75,12 @@ class BRUSHWORK_OT_inpaint_texture(JobOperator, bpy.types.Operator):
             return self.fail(str(exc))
         # What the Recipe refers to stays in the file: the mask (painted, maybe never saved) is
         # packed and kept; the picture being repainted is kept by delivery.keep_previous.
+        # The live mask stays editable (packed, kept); the exact mask this Recipe used is kept as
+        # its own image (the PNG that was sent, stored like a result), found by its reference.
         keep_in_file(mask)
+        used = delivery.image_for(mask_png, f"{image.name}-mask-used", "")
+        used[results.INPUT_PROP] = recipe.mask
+        image[results.INPUT_PROP] = recipe.init_image
         return self.submit(context, f"inpaint {image.name}", recipe, [init_png, mask_png], "inpaint",
                            [identity.target("IMAGE", image)], {"mask": identity.uid(mask)})
 
@@ -86,6 +91,7 @@ def keep_in_file(image) -> None:
     if image.packed_file is None or image.is_dirty:
         image.pack()
     image.use_fake_user = True
+    image[delivery.KEEP_PROP] = True  # repacked on save when painted again (delivery's save_pre handler)
 
 
 class BRUSHWORK_OT_previous_version(bpy.types.Operator):

@@ -8,7 +8,7 @@ import json
 
 import bpy
 
-from . import capture, delivery, identity, jobs, journal, link, pixels, pose, props, sdk
+from . import capture, delivery, identity, jobs, journal, link, pixels, pose, props, results, sdk
 
 DEPTH_IMAGE = "Brushwork Depth"
 POSE_TEXT = "Brushwork Pose.json"
@@ -171,6 +171,10 @@ class BRUSHWORK_OT_project_from_camera(JobOperator, bpy.types.Operator):
             recipe = base_recipe(settings, width=size[0], height=size[1], controls=controls)
         except (ValueError, pose.BoneMapError, sdk.BrushworkError) as exc:
             return self.fail(str(exc))
+        # The depth the Recipe refers to stays in the .blend (a packed float image), not only on the worker.
+        signal = controls[0]["signal"]
+        results.keep_depth_input(uploads[0], signal["data"], signal["width"], signal["height"],
+                                 f"{scene.camera.name}-depth")
         params = {"frame": frame.to_dict(), "bake": settings.bake_to_uvs, "stem": f"{scene.camera.name}-projection"}
         return self.submit(context, "camera projection", recipe, uploads, "projection",
                            [identity.target("OBJECT", o) for o in meshes], params)

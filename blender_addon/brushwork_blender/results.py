@@ -21,6 +21,7 @@ from . import capture, sdk
 RECIPE_PROP = "brushwork_recipe"  # custom property on images: the Recipe JSON as run
 SHA_PROP = "brushwork_sha256"  # custom property on images: sha256 of the PNG the worker made
 PREVIOUS_PROP = "brushwork_previous"  # on an inpainted image: the id of the image it replaced
+INPUT_PROP = "brushwork_input"  # on a kept input picture (mask, depth): the sha256: reference Recipes use
 PROJECTION_UV = "Brushwork Projection"
 OUTPUT_SUBFOLDER = "brushwork"
 
@@ -191,6 +192,35 @@ def bake_to_uvs(obj, source_material, target_uv: str, size: tuple[int, int], nam
         if previous_active_uv:
             mesh.uv_layers.active = mesh.uv_layers[previous_active_uv]
     return image
+
+
+def keep_depth_input(data: bytes, ref: str, width: int, height: int, name: str):
+    """Keep a depth control (raw f32le, as uploaded) in the .blend: a float image, R = depth (-1
+    where nothing was hit), packed (OpenEXR, exact floats) with a fake user, carrying the
+    ``sha256:`` reference the Recipe uses. ``depth_input_bytes`` gives the bytes back."""
+    for image in bpy.data.images:
+        if image.get(INPUT_PROP) == ref:
+            return image
+    depth = np.frombuffer(data, dtype="<f4").reshape(height, width)
+    rgba = np.zeros((height, width, 4), dtype=np.float32)
+    rgba[..., 0] = np.where(np.isfinite(depth), depth, -1.0)
+    rgba[..., 3] = 1.0
+    image = bpy.data.images.new(name, width=width, height=height, float_buffer=True, alpha=False)
+    image.pixels.foreach_set(np.ascontiguousarray(rgba[::-1]).reshape(-1))
+    image.update()
+    image.pack()
+    image.use_fake_user = True
+    image[INPUT_PROP] = ref
+    return image
+
+
+def depth_input_bytes(image) -> bytes:
+    """The exact f32le bytes of a depth kept by ``keep_depth_input``."""
+    w, h = image.size
+    buf = np.empty(w * h * 4, dtype=np.float32)
+    image.pixels.foreach_get(buf)
+    red = buf.reshape(h, w, 4)[::-1, :, 0]
+    return np.ascontiguousarray(np.where(red < 0, np.inf, red), dtype="<f4").tobytes()
 
 
 def recipe_json(recipe) -> str:

@@ -118,11 +118,18 @@ def test_camera_space_controls_are_refused_for_uv_textures_and_use_the_render_as
     assert checks["project_image_size"] == [w, h]
 
 
+def test_the_depth_a_projection_recipe_refers_to_is_kept_exactly_in_the_blend(checks):
+    _ok(checks, "camera_space")
+    assert checks["project_depth_kept"] == [True]  # its bytes hash to the Recipe's sha256: reference
+
+
 def test_inpaint_keeps_the_previous_picture_and_the_mask_through_save_and_reload(checks):
     _ok(checks, "inpaint")
     assert checks["inpaint_old_kept"] is True
     assert checks["inpaint_old_same_pixels"] == 0.0
-    assert checks["inpaint_mask_kept"] == pytest.approx(1.0)
+    assert checks["inpaint_mask_kept"] == pytest.approx(1.0)  # the live mask, as repainted afterwards
+    assert checks["inpaint_used_mask"] == [pytest.approx(1.0)]  # the mask the Recipe used, exactly
+    assert checks["inpaint_init_ref_on_old"] is True
     assert checks["inpaint_material_shows"] == "wall-inpaint"
     assert checks["inpaint_previous_back"] == "wall"
     assert checks["inpaint_new_still_there"] is True

@@ -260,6 +260,14 @@ if phase == "one":
         depth = [c for c in json.loads(image["brushwork_recipe"])["controls"] if c["kind"] == "depth"][0]["signal"]
         out["project_depth_size"] = [depth["width"], depth["height"]]
         out["project_image_size"] = list(image.size)
+        # the depth the Recipe refers to is in the file, exactly (packed float image), after a reload
+        bpy.ops.wm.save_mainfile()
+        bpy.ops.wm.open_mainfile(filepath=path("a/A.blend"))
+        results = importlib.import_module(PKG + ".results")
+        kept = [i for i in bpy.data.images if i.get("brushwork_input") == depth["data"]]
+        import hashlib
+        out["project_depth_kept"] = [
+            "sha256:" + hashlib.sha256(results.depth_input_bytes(i)).hexdigest() == depth["data"] for i in kept]
 
     @step("inpaint")
     def _():
@@ -286,14 +294,19 @@ if phase == "one":
         bw.model = "tiny-sd15-inpaint"
         bpy.ops.brushwork.inpaint_texture(image="wall")
         bw.model = "tiny-sd15"
+        pixels.set_image_rgba(mask, 1.0 - m)  # the artist repaints the live mask afterwards
         bpy.ops.wm.save_mainfile()
         bpy.ops.wm.open_mainfile(filepath=path("a/A.blend"))
+        new_recipe = json.loads(bpy.data.images["wall-inpaint"]["brushwork_recipe"])
+        used = [i for i in bpy.data.images if i.get("brushwork_input") == new_recipe["mask"]]
+        out["inpaint_used_mask"] = [float(pixels.image_rgba(i)[:, 40:, 0].mean()) for i in used]
+        out["inpaint_init_ref_on_old"] = bpy.data.images["wall"].get("brushwork_input") == new_recipe["init_image"]
         old = bpy.data.images.get("wall")
         out["inpaint_old_kept"] = old is not None
         if old is not None:
             out["inpaint_old_same_pixels"] = float(np.abs(np.round(pixels.image_rgba(old) * 255) - before).max())
         mask = bpy.data.images.get("wall mask")
-        out["inpaint_mask_kept"] = mask is not None and float(pixels.image_rgba(mask)[:, 40:, 0].mean())
+        out["inpaint_mask_kept"] = mask is not None and float(pixels.image_rgba(mask)[:, :24, 0].mean())
         shown = bpy.data.materials["wall-mat"].node_tree.nodes["Image Texture"].image
         out["inpaint_material_shows"] = shown.name if shown else None
         bpy.ops.brushwork.previous_version(image=shown.name)
