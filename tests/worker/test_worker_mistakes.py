@@ -94,3 +94,60 @@ def test_the_demo_model_with_a_control_it_lacks_says_which_it_has(monkeypatch):
     assert "it has: depth, inpaint" in str(err.value) and err.value.field == "controls[0].kind"
     depth = Recipe(prompt="x", model=bundled.NAME, controls=[Control(kind="depth", image="sha256:" + "0" * 64)])
     EngineRunner._check_demo_controls(depth, demo)  # the demo's own depth ControlNet fits
+
+
+def test_a_long_poll_whose_client_disconnects_logs_no_error_or_traceback(http_worker):
+    import struct
+    import time
+
+    before = len(http_worker.log_text())
+    host, port = http_worker.url.removeprefix("http://").rsplit(":", 1)
+    for _ in range(3):
+        sock = socket.create_connection((host, int(port)), timeout=10)
+        sock.sendall(f"GET /v1/events?since=0&timeout=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     f"Authorization: Bearer {http_worker.token}\r\nX-Brushwork-Client: gone\r\n\r\n".encode())
+        time.sleep(0.1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+        sock.close()
+    time.sleep(1.5)  # the long-polls end and write into the reset sockets
+    assert http_worker.client().health()["ok"] is not None  # still serving
+    logged = http_worker.log_text()[before:]
+    assert "Traceback" not in logged and " ERROR " not in logged
+
+
+def test_pose_signals_are_bounded_by_size(http_worker):
+    person = {"pose_keypoints_2d": [10.0, 10.0, 1.0] * 18}
+    big = {"people": [person] * 2000, "canvas_width": 64, "canvas_height": 64}
+    recipe = tiny_recipe(controls=[Control(kind="pose", signal=big)]).to_dict()
+    status, _, body = raw_request(http_worker, "POST", "/v1/jobs", body=_json({"recipe": recipe}))
+    assert status == 400 and body["error"]["code"] == "invalid_recipe"
+    assert body["error"]["field"] == "controls[0].signal" and "over the limit" in body["error"]["message"]
+
+
+def test_concurrent_uploads_are_bounded_and_the_slots_come_back(http_worker):
+    import hashlib
+    import time
+
+    from brushwork.worker.server import MAX_CONCURRENT_UPLOADS
+
+    host, port = http_worker.url.removeprefix("http://").rsplit(":", 1)
+    digest = "ab" * 32
+    slow = []
+    for _ in range(MAX_CONCURRENT_UPLOADS):  # uploads that send their headers and then dawdle
+        sock = socket.create_connection((host, int(port)), timeout=10)
+        sock.sendall(f"PUT /v1/assets/{digest} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n"
+                     f"Authorization: Bearer {http_worker.token}\r\n\r\n".encode())
+        slow.append(sock)
+    time.sleep(0.5)
+    data = b"one more upload"
+    status, headers, body = raw_request(http_worker, "PUT", f"/v1/assets/{hashlib.sha256(data).hexdigest()}", data)
+    assert status == 429 and body["error"]["code"] == "busy" and headers["retry-after"]
+    for sock in slow:
+        sock.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status, _, body = raw_request(http_worker, "PUT", f"/v1/assets/{hashlib.sha256(data).hexdigest()}", data)
+        if status == 201:
+            break
+        time.sleep(0.1)
+    assert status == 201

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 import traceback
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .. import __version__, protocol
 from ..errors import (
     BrushworkError,
+    BusyError,
     HTTPVersionError,
     InputImageError,
     MethodNotAllowedError,
@@ -34,6 +36,10 @@ log = logging.getLogger("brushwork.worker")
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 MAX_NAME_CHARS = 200  # a model, VAE, LoRA, embedding or ControlNet name (no file name is longer)
+# A raw control signal's JSON, by kind: a pose of 100 people is ~60 KiB; a depth signal is a
+# reference and a few numbers (its pixels are an upload). Larger is a 400 invalid_recipe.
+MAX_SIGNAL_BYTES = {"pose": 256 * 1024, "depth": 4 * 1024}
+MAX_CONCURRENT_UPLOADS = 4  # uploads read at once (each up to MAX_UPLOAD_BYTES); more is 429 busy
 RETRY_AFTER_S = 2  # what a 429 (queue full, uploads busy) or 503 (history locked) asks a client to wait
 
 
@@ -53,6 +59,7 @@ class WorkerHTTPServer(ThreadingHTTPServer):
     def __init__(self, address, worker, *, loopback_only: bool):
         self.worker = worker  # brushwork.worker.app.Worker: token, hub, history, assets, runner
         self.loopback_only = loopback_only
+        self.uploads = threading.BoundedSemaphore(MAX_CONCURRENT_UPLOADS)
         super().__init__(address, Handler)
 
     def handle_error(self, request, client_address):  # a dropped socket is not worth a traceback
@@ -164,6 +171,9 @@ class Handler(BaseHTTPRequestHandler):
                                         or self.headers.get("Transfer-Encoding")):
                 self.close_connection = True  # the unread body would be taken for the next request
             self._fail(exc)
+        except (ConnectionError, TimeoutError) as exc:  # the client went away (a long-poll it gave up on)
+            log.debug("%s %s: the client disconnected (%s)", method, self.path[:100], type(exc).__name__)
+            self.close_connection = True
         except Exception:  # a bug: say so without dying, and log the traceback
             log.error("internal error on %s %s:\n%s", method, self.path[:200], traceback.format_exc())
             self.close_connection = True
@@ -289,8 +299,14 @@ class Handler(BaseHTTPRequestHandler):
         digest = digest.removeprefix("sha256:")
         if not protocol.is_sha256_hex(digest):
             raise Problem(400, "bad_request", "PUT /v1/assets/<64 lowercase hex digits of the sha256>")
-        body = self._read_body(protocol.MAX_UPLOAD_BYTES)
-        ref = self.server.worker.put_asset(body, digest)
+        uploads = self.server.uploads
+        if not uploads.acquire(blocking=False):
+            raise BusyError(f"{MAX_CONCURRENT_UPLOADS} uploads are already being received: retry in a moment")
+        try:
+            body = self._read_body(protocol.MAX_UPLOAD_BYTES)
+            ref = self.server.worker.put_asset(body, digest)
+        finally:
+            uploads.release()
         self._send_json(201, {"ref": ref, "size": len(body)})
 
     def _submit(self) -> None:
@@ -352,6 +368,13 @@ def parse_recipe(data, assets) -> Recipe:
         raise
     except (TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
         raise RecipeError("recipe", f"has the wrong shape ({type(exc).__name__}: {str(exc)[:200]})") from None
+    for i, control in enumerate(recipe.controls):
+        if control.signal is not None:
+            size = len(json.dumps(control.signal, separators=(",", ":")))
+            limit = MAX_SIGNAL_BYTES.get(control.kind, 0)
+            if size > limit:
+                raise RecipeError(f"controls[{i}].signal", f"a {control.kind} signal of {size} bytes is over "
+                                                           f"the limit of {limit} bytes")
     for where, ref in recipe.image_refs().items():
         if not is_content_ref(ref):
             raise InputImageError(f"{where}: the worker takes uploaded images only: PUT the bytes to "
