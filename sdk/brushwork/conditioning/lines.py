@@ -1,4 +1,4 @@
-"""Line pictures for the scribble, lineart and canny ControlNets (numpy + PIL, no OpenCV).
+"""Line pictures for the scribble, lineart and canny ControlNets (numpy + PIL; OpenCV for canny).
 
 These ControlNets were trained on white lines on black. Artists draw dark lines on light paper,
 so a sketch whose background is light is inverted automatically; a sketch on a transparent layer
@@ -7,12 +7,13 @@ is read from its strokes whatever their colour.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
 from .images import fit, has_real_alpha
 
-SCRIBBLE_THRESHOLD = 64  # after inversion: faint pencil still counts as a stroke
+SCRIBBLE_THRESHOLD = 127  # ControlNet-v1-1 gradio_scribble_interactive: stroke where value > 127
 
 
 def sketch_lines(img: Image.Image) -> Image.Image:
@@ -29,9 +30,15 @@ def sketch_lines(img: Image.Image) -> Image.Image:
 
 
 def scribble_image(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Scribble control: binary white strokes on black, at ``size``."""
-    lines = fit(sketch_lines(img), size)
-    binary = lines.point(lambda v: 255 if v >= SCRIBBLE_THRESHOLD else 0)
+    """Scribble control: binary white strokes on black, at ``size``.
+
+    As ControlNet-v1-1's interactive scribble demo makes it from a stroke mask: resized with the
+    annotator's ``resize_image`` interpolation, then white where the strokes exceed 127. The line
+    picture is contrast-stretched first, so a faint pencil sketch keeps its strokes (a full-contrast
+    stroke mask is unchanged by that, and comes out exactly as the demo's).
+    """
+    lines = annotator_resize(ImageOps.autocontrast(sketch_lines(img)), size)
+    binary = lines.point(lambda v: 255 if v > SCRIBBLE_THRESHOLD else 0)
     return binary.convert("RGB")
 
 
@@ -49,57 +56,35 @@ def _background_is_light(grey: Image.Image) -> bool:
 
 
 # ---- canny --------------------------------------------------------------------------------
+# ControlNet's annotator (ControlNet-v1-1 annotator/canny, controlnet-aux CannyDetector) runs
+# ``cv2.Canny(img, 100, 200)`` on the RGB picture resized to the control's resolution (INTER_AREA
+# to shrink, INTER_LANCZOS4 to grow). OpenCV takes, per pixel, the strongest Sobel gradient of the
+# three channels, so a red/green boundary of equal brightness is an edge; a grey picture loses it.
+
+CANNY_LOW = 100
+CANNY_HIGH = 200
 
 
-def canny(img: Image.Image, low: float = 100.0, high: float = 200.0) -> Image.Image:
-    """Canny edges (``L``, 255 on edges), the same recipe as OpenCV's default ``cv2.Canny``:
-    3x3 Sobel, L1 gradient magnitude, non-maximum suppression in 4 directions, double threshold,
-    hysteresis. Thresholds are on the 0..255 brightness scale, as in controlnet-aux (100, 200)."""
-    if low > high:
-        low, high = high, low
-    g = np.asarray(img.convert("L"), dtype=np.float64)
-    p = np.pad(g, 1, mode="edge")
-    gx = (p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2])
-    gy = (p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:])
-    mag = np.abs(gx) + np.abs(gy)
-
-    # Quantise the gradient direction to 0°, 45°, 90°, 135° and keep local maxima along it.
-    angle = (np.rad2deg(np.arctan2(gy, gx)) + 180.0) % 180.0
-    m = np.pad(mag, 1)
-    h, w = mag.shape
-
-    def shifted(dy: int, dx: int) -> np.ndarray:
-        return m[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-
-    keep = np.zeros_like(mag, dtype=bool)
-    for lo_deg, hi_deg, (dy, dx) in ((-1, 22.5, (0, 1)), (157.5, 181, (0, 1)), (22.5, 67.5, (1, 1)),
-                                     (67.5, 112.5, (1, 0)), (112.5, 157.5, (1, -1))):
-        sector = (angle >= lo_deg) & (angle < hi_deg)
-        local_max = (mag > shifted(dy, dx)) & (mag >= shifted(-dy, -dx))
-        keep |= sector & local_max
-    thin = np.where(keep, mag, 0.0)
-
-    strong = thin > high
-    weak = thin > low
-    # Hysteresis: grow strong edges through 8-connected weak pixels until nothing changes.
-    edges = strong
-    while True:
-        e = np.pad(edges, 1)
-        grown = np.zeros_like(edges)
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                grown |= e[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-        grown &= weak
-        grown |= edges
-        if np.array_equal(grown, edges):
-            break
-        edges = grown
-    return Image.fromarray((edges * 255).astype(np.uint8), "L")
+def canny(img: Image.Image, low: float = CANNY_LOW, high: float = CANNY_HIGH) -> Image.Image:
+    """Canny edges (``L``, 255 on edges) of ``img`` in colour: exactly ``cv2.Canny(rgb, low, high)``."""
+    arr = np.ascontiguousarray(np.asarray(img.convert("L" if img.mode in ("L", "I", "I;16", "F") else "RGB")))
+    return Image.fromarray(cv2.Canny(arr, float(low), float(high)), "L")
 
 
-def canny_image(img: Image.Image, size: tuple[int, int], low: float = 100.0, high: float = 200.0) -> Image.Image:
+def annotator_resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Resize as the annotator's ``resize_image`` does (OpenCV, area to shrink, Lanczos-4 to grow)."""
+    if img.size == tuple(size):
+        return img
+    shrink = size[0] * size[1] < img.size[0] * img.size[1]
+    arr = np.asarray(img)
+    out = cv2.resize(arr, (int(size[0]), int(size[1])), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4)
+    return Image.fromarray(out, img.mode)
+
+
+def canny_image(img: Image.Image, size: tuple[int, int], low: float = CANNY_LOW,
+                high: float = CANNY_HIGH) -> Image.Image:
     """Canny control picture at ``size`` (edges found at that size, so lines stay 1 px wide)."""
-    return canny(fit(img.convert("RGB"), size), low, high).convert("RGB")
+    return canny(annotator_resize(img.convert("RGB"), size), low, high).convert("RGB")
 
 
 def looks_like_edge_map(img: Image.Image) -> bool:
