@@ -297,3 +297,29 @@ def test_a_worker_whose_history_another_process_locks_refuses_then_recovers(lone
     assert [j.id for j in client.history()] == [job.id]
     health = client.health()
     assert health["history"]["writable"] and health["ok"] and health["engine"] != "dead"
+
+
+def test_pickle_weights_inside_a_diffusers_folder_are_refused_by_name(tmp_path):
+    import json
+    import pickle
+
+    from brushwork.errors import UnsafeCheckpointError
+    from brushwork.models import sources
+    from brushwork.models.settings import Settings
+
+    model = tmp_path / "models" / "picklemodel"
+    (model / "unet").mkdir(parents=True)
+    (model / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline",
+                                                        "unet": ["diffusers", "UNet2DConditionModel"]}))
+    (model / "unet" / "config.json").write_text(json.dumps({"_class_name": "UNet2DConditionModel"}))
+    (model / "unet" / "diffusion_pytorch_model.bin").write_bytes(pickle.dumps({"a": 1}))
+    settings = Settings(model_dirs=[tmp_path / "models"])
+    with pytest.raises(UnsafeCheckpointError, match=r"unet/diffusion_pytorch_model\.bin") as err:
+        sources.resolve("picklemodel", "pipeline", settings, allow_paths=False)
+    assert err.value.code == "pickle_refused"
+    assert "picklemodel" not in [m.name for m in sources.list_models(settings, kinds=("pipeline",))]
+    # The same folder with safetensors next to the .bin loads the safetensors: not refused.
+    (model / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    from brushwork.models.folder_pickles import pickle_weights
+
+    assert pickle_weights(model) == []

@@ -157,6 +157,9 @@ def _fits(path: Path, kind: str) -> bool:
 def _from_path(path: Path, kind: str, settings, name: str) -> ModelRef:
     display = name  # what the user typed (or the listing's name): messages and metadata show it
     if path.is_dir():
+        from .folder_pickles import refuse_folder_pickles  # issue 18: pickles in folders refused by name
+
+        refuse_folder_pickles(path, settings.allow_pickle)
         info = _folder_family(path, kind)
         return ModelRef(kind, path, "folder", info.family, info.variant, display)
     suffix = path.suffix.lower()
