@@ -138,6 +138,25 @@ def deliver(record: dict, pngs: list[bytes], recipe_json: str) -> Note:
     return note
 
 
+_kept_cache: tuple[float, int] = (0.0, 0)
+
+
+def kept_here() -> int:
+    """How many kept results wait for a target in the open file (for the panel; re-read at most
+    every 2 s so drawing never lists the folder on each redraw)."""
+    import time
+
+    global _kept_cache
+    now = time.monotonic()
+    if now - _kept_cache[0] > 2.0:
+        try:
+            count = sum(1 for r in journal.load_all() if r.get("state") == "pending" and identity.is_open(r["file"]))
+        except OSError:
+            count = 0
+        _kept_cache = (now, count)
+    return _kept_cache[1]
+
+
 def retry_pending() -> list[Note]:
     """Apply the kept results that belong to the open file and whose targets are here now."""
     notes = []

@@ -92,6 +92,7 @@ class BRUSHWORK_OT_apply_preset(bpy.types.Operator):
         settings = context.scene.brushwork
         if self.name == "NONE":
             settings.preset = ""
+            self.report({"INFO"}, "Brushwork: no preset (the panel's values are used as they are)")
             return {"FINISHED"}
         try:
             preset = sdk.presets_module().load_preset(self.name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import jobs
+from . import delivery, jobs, results
 
 
 def draw_settings(layout, settings):
@@ -32,6 +32,9 @@ def draw_jobs(layout):
         row = layout.row(align=True)
         label = f"{job.label}: {job.step}/{job.total}" if job.total else f"{job.label}: waiting"
         row.progress(factor=job.fraction, type="BAR", text=label)
+    kept = delivery.kept_here()
+    if kept:
+        layout.label(text=f"{kept} result(s) wait for their target (undo, reopen or Recover)", icon="INFO")
     if running:
         layout.operator("brushwork.cancel", icon="CANCEL")
     else:
@@ -51,7 +54,7 @@ class BRUSHWORK_PT_view3d(bpy.types.Panel):
         layout = self.layout
         draw_settings(layout, settings)
         box = layout.box()
-        box.label(text="Controls from the camera")
+        box.label(text="Controls from the camera (Project From Camera)")
         row = box.row(align=True)
         row.prop(settings, "use_depth")
         row.prop(settings, "depth_strength", text="")
@@ -94,6 +97,8 @@ class BRUSHWORK_PT_image(bpy.types.Panel):
         image = getattr(context.space_data, "image", None)
         if image is not None and image.get("brushwork_recipe"):
             layout.operator("brushwork.load_recipe", icon="RECOVER_LAST")
+        if image is not None and image.get(results.PREVIOUS_PROP):
+            layout.operator("brushwork.previous_version", icon="LOOP_BACK")
         draw_jobs(layout)
 
 

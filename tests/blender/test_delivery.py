@@ -105,6 +105,8 @@ def test_operators_say_what_they_did_and_could_not(checks):
     assert "select the meshes to project onto" in checks["nothing_project_error"]
     assert "no worker answers at http://127.0.0.1:9" in checks["worker_gone_error"]
     assert "no finished results to recover" in checks["recover_nothing_note"]
+    assert "failed: no worker answers at http://127.0.0.1:9" in checks["worker_gone_interactive"]
+    assert checks["worker_gone_records_left"] == 0
     for key in ("no_uv_error", "nothing_error", "worker_gone_error"):
         assert "\n" not in checks[key].strip() and "Traceback" not in checks[key]
 

@@ -239,6 +239,14 @@ if phase == "one":
         select_only(cube)
         prefs.worker_url = "http://127.0.0.1:9"
         out["worker_gone_error"] = one_line_error(bpy.ops.brushwork.generate_texture)
+        # the same through the interactive path: the pump reports it, and no record is left behind
+        records_before = len(journal.load_all()) if journal else 0
+        interactive()
+        bpy.ops.brushwork.generate_texture()
+        pump_until_done()
+        interactive(False)
+        out["worker_gone_interactive"] = jobs.last_messages[-1]
+        out["worker_gone_records_left"] = (len(journal.load_all()) if journal else 0) - records_before
         prefs.worker_url = ""
         out["recover_nothing_note"] = ""
         bpy.ops.brushwork.recover_results()
