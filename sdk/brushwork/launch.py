@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from . import paths, protocol
 from .errors import WorkerError
@@ -21,7 +21,7 @@ from .errors import WorkerError
 T = TypeVar("T")
 
 
-def read_worker_info() -> dict | None:
+def read_worker_info() -> dict[str, Any] | None:
     """worker.json of the worker that last started under this state dir (it may be gone)."""
     try:
         data = json.loads((paths.state_dir() / protocol.INFO_FILE).read_text(encoding="utf-8"))
@@ -37,12 +37,12 @@ def read_token() -> str | None:
         return None
 
 
-def start_worker(python: str | None, timeout: float, probe: Callable[[dict], T | None]) -> T:
+def start_worker(python: str | None, timeout: float, probe: Callable[[dict[str, Any]], T | None]) -> T:
     """Spawn ``<python> -m brushwork.worker`` detached, and wait until ``probe(worker_info)``
     returns something (a healthy client) for the process we started. Falls back to any free
     port when the default one is taken. Call it holding ``FileLock`` on the state dir's lock."""
-    info = read_worker_info() or {}
-    exe = python or os.environ.get(protocol.ENV_PYTHON) or info.get("python") or sys.executable
+    info = read_worker_info()
+    exe = python or os.environ.get(protocol.ENV_PYTHON) or (info or {}).get("python") or sys.executable
     log_path = paths.state_dir() / protocol.LOG_FILE
     deadline = time.monotonic() + timeout
     port_args: list[str] = []
@@ -96,14 +96,14 @@ class FileLock:
 
     def __init__(self, path: Path, timeout: float):
         self.path, self.timeout = path, timeout
-        self._file = None
+        self._file: BinaryIO | None = None
 
     def __enter__(self) -> FileLock:
         self._file = open(self.path, "a+b")
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                if os.name == "nt":
+                if sys.platform == "win32":  # (not os.name: mypy only knows sys.platform checks)
                     import msvcrt
 
                     self._file.seek(0)
@@ -120,9 +120,10 @@ class FileLock:
                                       f"{self.timeout:g} s") from None
                 time.sleep(0.05)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
+        assert self._file is not None, "__exit__ without __enter__"
         try:
-            if os.name == "nt":
+            if sys.platform == "win32":
                 import msvcrt
 
                 self._file.seek(0)
