@@ -22,7 +22,7 @@ def content_ref(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -38,7 +38,7 @@ def _default_file_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike, *, mode: int | None = None) -> Iterator[BinaryIO]:
+def atomic_writer(path: str | os.PathLike[str], *, mode: int | None = None) -> Iterator[BinaryIO]:
     """Yield a binary file that becomes ``path`` only when the block ends without an error:
     written beside it, fsynced, then renamed, so readers never see half a file and a failure
     leaves the old file (or nothing) in place."""
@@ -60,7 +60,7 @@ def atomic_writer(path: str | os.PathLike, *, mode: int | None = None) -> Iterat
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mode: int | None = None) -> Path:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> Path:
     """Write ``data`` to ``path`` atomically (see ``atomic_writer``)."""
     with atomic_writer(path, mode=mode) as f:
         f.write(data)
@@ -70,7 +70,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mode: int | None
 class AssetStore:
     """A folder of blobs named by their sha256. Writes are atomic; a blob is immutable."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 

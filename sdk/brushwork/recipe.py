@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,7 +126,7 @@ class Control:
 
     kind: str
     image: str | None = None
-    signal: dict | None = None
+    signal: dict[str, Any] | None = None
     strength: float = 1.0
     start: float = 0.0
     end: float = 1.0
@@ -280,7 +281,7 @@ class Recipe:
                 refs[f"controls[{i}].signal.data"] = c.signal["data"]
         return refs
 
-    def map_refs(self, fn) -> Recipe:
+    def map_refs(self, fn: Callable[[str], str]) -> Recipe:
         """A copy with every image reference replaced by ``fn(ref)``."""
         data = self.to_dict()
         if data["init_image"]:
@@ -296,7 +297,7 @@ class Recipe:
 
     # ---- serialisation ----------------------------------------------------------------------
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def to_json(self, **kwargs: Any) -> str:
@@ -343,7 +344,7 @@ class Recipe:
         return cls.from_dict(data)
 
 
-def _take_fields(cls: type, data: dict, *, where: str) -> dict:
+def _take_fields(cls: type, data: dict[str, Any], *, where: str) -> dict[str, Any]:
     known = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in known:
@@ -351,11 +352,12 @@ def _take_fields(cls: type, data: dict, *, where: str) -> dict:
     return {k: v for k, v in data.items()}
 
 
-def _plain(changes: dict) -> dict:
+def _plain(changes: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in changes.items():
         if isinstance(value, list):
-            value = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
+            value = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) and not isinstance(v, type) else v
+                     for v in value]
         out[key] = value
     return out
 

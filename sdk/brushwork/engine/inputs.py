@@ -44,7 +44,8 @@ class Inputs:
 
 def read_inputs(recipe: Recipe, read: Callable[[str], bytes]) -> Inputs:
     size = (recipe.width, recipe.height)
-    out = Inputs(controls=[])
+    controls: list[Image.Image | object] = []
+    out = Inputs(controls=controls)
     if recipe.init_image:
         original = to_rgb(open_image(read(recipe.init_image), what="init_image"))
         if recipe.mask:
@@ -53,7 +54,7 @@ def read_inputs(recipe: Recipe, read: Callable[[str], bytes]) -> Inputs:
             out.mask = mask.resize(size, Image.Resampling.NEAREST) if mask.size != size else mask
         out.init = fit(original, size)
     for i, control in enumerate(recipe.controls):
-        out.controls.append(_control_picture(control, i, read, out, size))
+        controls.append(_control_picture(control, i, read, out, size))
     return out
 
 

@@ -82,7 +82,7 @@ def is_oom(exc: BaseException) -> bool:
     return False
 
 
-def _human(n: int) -> str:
+def _human(n: float) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.2f} {unit}"
@@ -103,6 +103,6 @@ def oom_as_error(what: str):
         need = f" (it tried to allocate {_human(wanted)} more)" if wanted else ""
         message = (f"out of memory while {what}{need}: try a smaller size or batch, "
                    "fewer ControlNets, or unload other models")
-        exc = None  # drop the traceback's frames (and their tensors) before freeing memory
+        del exc  # drop the traceback's frames (and their tensors) before freeing memory
         release_cached_memory()
         raise OutOfMemoryError(message, wanted) from None

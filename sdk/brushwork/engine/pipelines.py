@@ -37,7 +37,7 @@ from .memory import module_bytes, pipeline_bytes, release_cached_memory
 log = logging.getLogger(__name__)
 
 # (family, task, with ControlNet) -> pipeline class
-PIPELINE_CLASSES: dict[tuple[str, str, bool], type] = {
+PIPELINE_CLASSES: dict[tuple[str, str, bool], type[Any]] = {
     ("sd15", "txt2img", False): StableDiffusionPipeline,
     ("sd15", "img2img", False): StableDiffusionImg2ImgPipeline,
     ("sd15", "inpaint", False): StableDiffusionInpaintPipeline,

@@ -152,7 +152,7 @@ class StepWatcher:
 
     def _hand_over(self) -> None:
         pending, self._in_flight = self._in_flight, None
-        if pending is not None:
+        if pending is not None and self.on_progress is not None:
             self.on_progress(Progress(step=pending.step, total=pending.total, preview=pending.image(),
                                       image_index=self.image_index))
 

@@ -8,6 +8,8 @@ batch image must be reproducible alone.
 
 from __future__ import annotations
 
+from typing import Any
+
 from diffusers import (
     DDIMScheduler,
     DPMSolverMultistepScheduler,
@@ -22,7 +24,7 @@ from ..errors import RecipeError
 from ..recipe import SAMPLERS
 
 # name -> (scheduler class, config overrides)
-_TABLE: dict[str, tuple[type, dict]] = {
+_TABLE: dict[str, tuple[type[Any], dict[str, Any]]] = {
     "Euler a": (EulerAncestralDiscreteScheduler, {}),
     "Euler": (EulerDiscreteScheduler, {}),
     "DPM++ 2M": (DPMSolverMultistepScheduler,

@@ -129,7 +129,7 @@ def seamless(pipe, axes: str) -> Iterator[int]:
                 previous = module.__dict__.get("_conv_forward", _MISSING)
                 module._conv_forward = forward
                 patched.append((module, previous))
-        if vae_tiling:
+        if vae is not None and vae_tiling:
             vae.use_tiling = False
         yield len(patched)
     finally:
@@ -138,5 +138,5 @@ def seamless(pipe, axes: str) -> Iterator[int]:
                 del module._conv_forward
             else:
                 module._conv_forward = previous
-        if vae_tiling is not None:
+        if vae is not None and vae_tiling is not None:
             vae.use_tiling = vae_tiling

@@ -120,7 +120,7 @@ def detect_folder(folder: Path) -> FamilyInfo:
         unet_cfg_path = folder / "unet" / "config.json"
         if unet_cfg_path.exists():
             unet_cfg = _read_json(unet_cfg_path)
-            family = family_from_unet_config(unet_cfg)
+            family: str | None = family_from_unet_config(unet_cfg)
             variant = "inpaint" if unet_cfg.get("in_channels") == 9 else "base"
         else:  # transformer-based or odd pipelines: the class name is all we have
             cls = str(model_index.get("_class_name", ""))
@@ -152,6 +152,7 @@ def detect_checkpoint_keys(shapes: dict[str, list[int]], metadata: dict[str, str
     def has(prefix: str) -> bool:
         return any(k.startswith(prefix) for k in shapes)
 
+    family: str | None
     if has("conditioner.embedders.1."):
         family = "sdxl"
     elif has("conditioner.embedders.0.model."):

@@ -90,11 +90,18 @@ def _no_safety(family: str | None) -> dict:
                                        "requires_safety_checker": False}
 
 
+def _local(ref: ModelRef) -> Path:
+    """The file or folder of a local ("folder" / "single_file") model: those always have one."""
+    if ref.path is None:
+        raise ModelNotFoundError(f"{ref.describe()}: not a local file or folder")
+    return ref.path
+
+
 def _load_pipeline(ref: ModelRef, torch_dtype):
     if ref.source == "folder":
-        family = ref.family or fam.detect_folder(ref.path).family
+        family = ref.family or fam.detect_folder(_local(ref)).family
         if family is None:
-            cls_name = json.loads((ref.path / "model_index.json").read_text("utf-8")).get("_class_name")
+            cls_name = json.loads((_local(ref) / "model_index.json").read_text("utf-8")).get("_class_name")
             raise fam.UnsupportedModelError(
                 f"{ref.name or ref.path}: a {cls_name} folder; Brushwork loads SD 1.5 and SDXL models")
         cls = pipeline_class(family)
@@ -124,12 +131,13 @@ def _checkpoint_shapes(ref: ModelRef) -> dict:
 
         state = load_single_file_checkpoint(str(ref.path))
         return {k: list(v.shape) for k, v in state.items() if hasattr(v, "shape")}
-    return fam.read_safetensors_header(ref.path).shapes
+    return fam.read_safetensors_header(_local(ref)).shapes
 
 
 def _load_single_file(ref: ModelRef, torch_dtype):
     shapes = _checkpoint_shapes(ref)
-    info = fam.detect_checkpoint_keys(shapes, None, ref.path.name)
+    info = fam.detect_checkpoint_keys(shapes, None, _local(ref).name)
+    assert info.family is not None  # detect_checkpoint_keys raises for checkpoints of no known family
     config = derive.pipeline_config_folder(shapes, info.family)
     cls = pipeline_class(info.family)
     return cls.from_single_file(str(ref.path), config=str(config), local_files_only=True,
@@ -162,7 +170,7 @@ def load_controlnet(model_ref, *, torch_dtype=None, device: str | None = None, f
     def config(shapes: dict) -> Path:
         if not any(k.startswith("control_model.") or k.startswith("input_hint_block.") for k in shapes):
             raise fam.UnsupportedModelError(
-                f"{ref.path.name}: not an original-layout ControlNet file; use its diffusers folder")
+                f"{_local(ref).name}: not an original-layout ControlNet file; use its diffusers folder")
         net_family = family or _controlnet_family(shapes)
         return derive.component_config_folder(f"controlnet-{net_family}", derive.controlnet_config(shapes, net_family))
 

@@ -364,15 +364,16 @@ def write_tiny_set(root: Path) -> TinySet:
         build_tiny_sd15(tiny.sd15_inpaint, seed=10, inpaint=True)
         build_tiny_single_file(tiny.sd15, tiny.sd15_single_file)
         build_tiny_sdxl(tiny.sdxl, seed=20)
-        build_tiny_single_file(tiny.sdxl, tiny.sdxl_single_file)
+        build_tiny_single_file(tiny.sdxl, root / SDXL_SINGLE_FILE_NAME)
         for i, kind in enumerate(CONTROL_KINDS):
             build_tiny_controlnet(tiny.controlnets[kind], base=tiny.sd15, seed=30 + i)
         for i, kind in enumerate(SDXL_CONTROL_KINDS):
             build_tiny_controlnet(tiny.sdxl_controlnets[kind], base=tiny.sdxl, seed=50 + i)
-        build_tiny_vae(tiny.vae, seed=100)
-    build_tiny_lora(tiny.sd15, tiny.lora)
-    lora_to_kohya(tiny.lora, tiny.lora_kohya)
-    build_tiny_embedding(tiny.embedding)
+        build_tiny_vae(root / VAE_NAME, seed=100)
+    # the same paths as tiny.vae/.lora/...: those fields are optional in TinySet, these are not
+    build_tiny_lora(tiny.sd15, root / LORA_NAME)
+    lora_to_kohya(root / LORA_NAME, root / LORA_KOHYA_NAME)
+    build_tiny_embedding(root / EMBEDDING_NAME)
     return tiny
 
 
