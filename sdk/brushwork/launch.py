@@ -47,7 +47,7 @@ def start_worker(python: str | None, timeout: float, probe: Callable[[dict[str, 
     deadline = time.monotonic() + timeout
     port_args: list[str] = []
     while True:
-        with open(log_path, "ab") as log:
+        with _open_private_log(log_path) as log:
             log.write(f"\n--- started by a client (pid {os.getpid()}) at {time.ctime()} ---\n".encode())
             log.flush()
             start_at = log.tell()
@@ -78,6 +78,17 @@ def start_worker(python: str | None, timeout: float, probe: Callable[[dict[str, 
             time.sleep(0.05)
         else:
             raise WorkerError(f"the worker started with {exe} did not answer within {timeout:g} s (log: {log_path})")
+
+
+def _open_private_log(path: Path):
+    """The worker's log holds prompts and errors: only this user may read it (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    if os.name == "posix":
+        try:
+            os.fchmod(fd, 0o600)  # made looser by an older version
+        except OSError:
+            pass
+    return os.fdopen(fd, "ab")
 
 
 def log_tail(path: Path, start: int, limit: int = 400) -> str:

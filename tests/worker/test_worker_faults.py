@@ -323,3 +323,46 @@ def test_pickle_weights_inside_a_diffusers_folder_are_refused_by_name(tmp_path):
     from brushwork.models.folder_pickles import pickle_weights
 
     assert pickle_weights(model) == []
+
+
+def test_identical_results_of_one_client_are_separate_records(tmp_path):
+    from brushwork.protocol import JobInfo
+
+    history = History(tmp_path / "h.sqlite")
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    first.write_bytes(b"same")
+    second.write_bytes(b"same")
+    for job_id, path in (("1" * 16, first), ("2" * 16, second)):
+        history.save("c", JobInfo(id=job_id, state=protocol.DONE,
+                                  results=[{"sha256": "f" * 64, "path": str(path), "seed": 1, "index": 0}]))
+    assert history.jobs_with_result("f" * 64, "c") == ["1" * 16, "2" * 16]
+    assert history.result_path("f" * 64, "c") == second
+    second.unlink()  # the newer file was deleted: the older identical one still serves
+    assert history.result_path("f" * 64, "c") == first
+
+
+def test_the_workers_files_are_private(lone_worker):
+    import hashlib
+
+    client = lone_worker.client()
+    ref = client.upload(b"an artist's private upload")
+    client.submit(RECIPE)
+    state = lone_worker.state_dir
+    asset = state / "assets" / ref[7:9] / ref[7:]
+    assert hashlib.sha256(asset.read_bytes()).hexdigest() == ref[7:]
+    for path in (state / protocol.HISTORY_FILE, Path(f"{state / protocol.HISTORY_FILE}-wal"), asset):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    for folder in (state, state / "assets", asset.parent):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+
+
+def test_the_log_a_client_starts_the_worker_with_is_private(tmp_path):
+    from brushwork import launch, paths
+
+    paths.state_dir().mkdir(parents=True, exist_ok=True)
+    log = paths.state_dir() / protocol.LOG_FILE
+    log.write_text("old lines\n")
+    os.chmod(log, 0o644)
+    with launch._open_private_log(log) as f:
+        f.write(b"new line\n")
+    assert log.stat().st_mode & 0o777 == 0o600 and log.read_text() == "old lines\nnew line\n"

@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS results (
     sha256 TEXT NOT NULL, client TEXT NOT NULL, job TEXT NOT NULL, path TEXT NOT NULL,
     PRIMARY KEY (sha256, client)
 );
+-- One row per (result, job): two jobs of one client that made the same bytes are two records
+-- (the older "results" table kept only the last; it is read for databases made before this one).
+CREATE TABLE IF NOT EXISTS job_results (
+    sha256 TEXT NOT NULL, client TEXT NOT NULL, job TEXT NOT NULL, path TEXT NOT NULL,
+    PRIMARY KEY (sha256, client, job)
+);
 """
 
 
@@ -98,7 +104,7 @@ class History:
         try:
             with self._lock, self._db:
                 self._db.executemany("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-                self._db.executemany("INSERT OR REPLACE INTO results VALUES (?,?,?,?)", results)
+                self._db.executemany("INSERT OR REPLACE INTO job_results VALUES (?,?,?,?)", results)
         except sqlite3.Error as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
             raise HistoryError(f"the job history ({self.path.name}) cannot be written now ({exc}): "
@@ -125,6 +131,7 @@ class History:
                 old = "SELECT id FROM jobs WHERE created < ? AND state IN (?, ?, ?)"
                 args = (cut[0], *protocol.FINAL_STATES)
                 self._db.execute(f"DELETE FROM results WHERE job IN ({old})", args)
+                self._db.execute(f"DELETE FROM job_results WHERE job IN ({old})", args)
                 return self._db.execute(f"DELETE FROM jobs WHERE id IN ({old})", args).rowcount
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot prune the job history: {exc}") from None
@@ -179,10 +186,19 @@ class History:
         return [(row[1], _info(row)) for row in rows]
 
     def result_path(self, sha256: str, client: str) -> Path | None:
+        """The newest job's file with these bytes that still exists (else the newest one named)."""
         with self._lock, _reading(self.path):
-            row = self._db.execute("SELECT path FROM results WHERE sha256=? AND client=?",
-                                   (sha256, client)).fetchone()
-        return Path(row[0]) if row else None
+            rows = self._db.execute("SELECT path FROM job_results WHERE sha256=? AND client=? ORDER BY rowid DESC",
+                                    (sha256, client)).fetchall()
+            rows += self._db.execute("SELECT path FROM results WHERE sha256=? AND client=?",
+                                     (sha256, client)).fetchall()
+        paths = [Path(row[0]) for row in rows]
+        return next((p for p in paths if p.is_file()), paths[0] if paths else None)
+
+    def jobs_with_result(self, sha256: str, client: str) -> list[str]:
+        with self._lock, _reading(self.path):
+            return [row[0] for row in self._db.execute(
+                "SELECT job FROM job_results WHERE sha256=? AND client=? ORDER BY rowid", (sha256, client))]
 
 
 @contextlib.contextmanager
