@@ -109,7 +109,7 @@ class Event:
     kind: str
     job: str
     time: float = 0.0
-    data: dict = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
 
     @property
     def preview_png(self) -> bytes | None:
@@ -117,11 +117,11 @@ class Event:
         text = self.data.get("preview_png")
         return base64.b64decode(text) if isinstance(text, str) else None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"seq": self.seq, "kind": self.kind, "job": self.job, "time": self.time, "data": self.data}
 
     @classmethod
-    def from_dict(cls, data: dict) -> Event:
+    def from_dict(cls, data: dict[str, Any]) -> Event:
         return cls(seq=int(data["seq"]), kind=str(data["kind"]), job=str(data["job"]),
                    time=float(data.get("time", 0.0)), data=dict(data.get("data") or {}))
 
@@ -138,20 +138,20 @@ class JobInfo:
     created: float = 0.0
     started: float | None = None
     finished: float | None = None
-    recipe: dict | None = None  # the recipe as submitted, or as run once done
-    results: list = field(default_factory=list)  # [{"sha256", "path", "seed", "index"}]
-    error: dict | None = None  # {"code", "message", ...} when failed or cancelled
+    recipe: dict[str, Any] | None = None  # the recipe as submitted, or as run once done
+    results: list[dict[str, Any]] = field(default_factory=list)  # [{"sha256", "path", "seed", "index"}]
+    error: dict[str, Any] | None = None  # {"code", "message", ...} when failed or cancelled
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     @classmethod
-    def from_dict(cls, data: dict) -> JobInfo:
+    def from_dict(cls, data: dict[str, Any]) -> JobInfo:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
 
 
-def encode_json(payload: dict) -> bytes:
+def encode_json(payload: dict[str, Any]) -> bytes:
     """A JSON body with the protocol version in it."""
     return json.dumps({"protocol": PROTOCOL_VERSION, **payload}, ensure_ascii=False,
                       separators=(",", ":")).encode("utf-8")
