@@ -18,6 +18,7 @@ input's ``sha256:`` ref to the path it was read from, so a rerun elsewhere can f
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -81,7 +82,7 @@ def format_parameters(recipe: Recipe, *, hashes: dict | None = None, sources: di
 
     hashes = hashes or {}
     prompt = recipe.prompt
-    tags = " ".join(f"<lora:{_short_name(l.name)}:{l.weight:g}>" for l in recipe.loras)
+    tags = " ".join(f"<lora:{_short_name(lora.name)}:{lora.weight:g}>" for lora in recipe.loras)
     if tags:
         prompt = f"{prompt} {tags}" if prompt else tags
     lines = [prompt]
@@ -96,12 +97,12 @@ def format_parameters(recipe: Recipe, *, hashes: dict | None = None, sources: di
         fields.append(("Seed", recipe.seed))
     fields.append(("Size", f"{recipe.width}x{recipe.height}"))
     if hashes.get("model"):
-        fields.append(("Model hash", str(hashes["model"])[:10]))
+        fields.append(("Model hash", str(hashes["model"])[:A1111_MODEL_HASH_DIGITS]))
     if recipe.model:
         fields.append(("Model", _short_name(recipe.model)))
     if recipe.vae:
         if hashes.get("vae"):
-            fields.append(("VAE hash", str(hashes["vae"])[:10]))
+            fields.append(("VAE hash", str(hashes["vae"])[:A1111_MODEL_HASH_DIGITS]))
         fields.append(("VAE", _short_name(recipe.vae)))
     if recipe.init_image:
         fields.append(("Denoising strength", f"{recipe.strength:g}"))
@@ -116,15 +117,68 @@ def format_parameters(recipe: Recipe, *, hashes: dict | None = None, sources: di
         fields.append((f"ControlNet {i}", f"Module: {c.preprocess or 'none'}, Model: {_short_name(model)}, "
                                           f"Weight: {c.strength:g}, Guidance Start: {c.start:g}, "
                                           f"Guidance End: {c.end:g}"))
-    lora_hashes = [f"{_short_name(l.name)}: {str(hashes[f'lora:{l.name}'])[:10]}"
-                   for l in recipe.loras if hashes.get(f"lora:{l.name}")]
+    sources = sources or {}
+    loras = [(_short_name(lora.name), f"lora:{lora.name}") for lora in recipe.loras]
+    lora_hashes = _short_hashes(loras, hashes, sources, addnet=True)
     if lora_hashes:
-        fields.append(("Lora hashes", ", ".join(lora_hashes)))
+        fields.append(("Lora hashes", lora_hashes))
+    ti_hashes = _short_hashes([(e.token or _short_name(e.name), f"embedding:{e.name}") for e in recipe.embeddings],
+                              hashes, sources, addnet=False)
+    if ti_hashes:
+        fields.append(("TI hashes", ti_hashes))
     if recipe.preset:
         fields.append(("Preset", recipe.preset))
     fields.append(("Version", f"brushwork {__version__}"))
     lines.append(", ".join(f"{key}: {_quote(str(value))}" for key, value in fields))
     return "\n".join(lines)
+
+
+# ---- A1111's hashes ---------------------------------------------------------------------------
+# AUTOMATIC1111 modules/hashes.py: a checkpoint's "Model hash" is the first 10 hex digits of the
+# whole file's sha256 (sd_models shorthash); "Lora hashes" (extensions-builtin/Lora network.py
+# set_hash) are the first 12 of sha256(file, use_addnet_hash=is_safetensors), where the "addnet"
+# hash (kohya-ss) covers a safetensors file after its 8-byte header length and JSON header; "TI
+# hashes" (textual_inversion.py) are the first 12 of the whole file's sha256.
+
+A1111_MODEL_HASH_DIGITS = 10
+A1111_SHORT_HASH_DIGITS = 12
+_addnet_cache: dict[tuple[str, int, int], str] = {}
+
+
+def addnet_hash(path: str | os.PathLike) -> str:
+    """sha256 hex of a safetensors file's bytes after its header (A1111/kohya "addnet" hash,
+    civitai's AutoV3), remembered per (path, size, mtime)."""
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    if key not in _addnet_cache:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            header = f.read(8)
+            if len(header) < 8:
+                raise InputImageError(f"{path}: too short to be a safetensors file")
+            f.seek(8 + int.from_bytes(header, "little"))
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _addnet_cache[key] = h.hexdigest()
+    return _addnet_cache[key]
+
+
+def _short_hashes(named: list[tuple[str, str]], hashes: dict, sources: dict, *, addnet: bool) -> str:
+    """"name: 12hex, ..." as A1111 writes them. A LoRA's safetensors file is hashed from the path
+    it was loaded from; where no file is known (a hub repo), the entry is left out rather than
+    written with a hash A1111 would not find."""
+    out = []
+    for name, key in named:
+        path = str(sources.get(key) or "")
+        is_file = bool(path) and os.path.isfile(path)
+        if addnet and is_file and path.lower().endswith(".safetensors"):
+            digest = addnet_hash(path)
+        elif is_file and hashes.get(key):
+            digest = str(hashes[key])  # whole-file sha256: what A1111 hashes for other files
+        else:
+            continue
+        out.append(f"{name}: {digest[:A1111_SHORT_HASH_DIGITS]}")
+    return ", ".join(out)
 
 
 def _short_name(ref: str) -> str:

@@ -6,7 +6,7 @@ import os
 import pytest
 from brushwork.errors import InputImageError
 from brushwork.metadata import format_parameters, parse_parameters, read_metadata, recipe_from_parameters, save_png
-from brushwork.recipe import Control, Lora, Recipe
+from brushwork.recipe import Control, Embedding, Lora, Recipe
 from PIL import Image, PngImagePlugin
 
 SHA = "sha256:" + "ab" * 32
@@ -30,16 +30,18 @@ def test_a1111_extras_loras_img2img_controls_and_quoting():
     r = recipe(loras=[Lora("detail", 0.8)], init_image=SHA, strength=0.5, mask=SHA, mask_feather=6,
                tiling="xy", cfg=7.5, model="C:/models/dream:v2.safetensors",
                controls=[Control(kind="depth", image=SHA, strength=0.7, end=0.8)], negative_prompt="")
-    text = format_parameters(r, hashes={"lora:detail": "f" * 64, "model": "e" * 64})
+    text = format_parameters(r, hashes={"lora:detail": "f" * 64, "model": "e" * 64},
+                             sources={"lora:detail": __file__})  # a file that is not safetensors
     prompt, settings = text.split("\n")
     assert prompt == "a red fox, (snow:1.2) <lora:detail:0.8>"
     assert "CFG scale: 7.5" in settings and "Denoising strength: 0.5" in settings
     assert "Mask blur: 6" in settings and "Tiling: True" in settings
-    assert 'Lora hashes: "detail: ffffffffff"' in settings
-    assert 'ControlNet 0: "Module: none, Model: depth (default), Weight: 0.7, Guidance Start: 0, Guidance End: 0.8"' in settings
+    assert 'Lora hashes: "detail: ffffffffffff"' in settings  # A1111: 12 digits
+    assert ('ControlNet 0: "Module: none, Model: depth (default), Weight: 0.7, Guidance Start: 0, '
+            'Guidance End: 0.8"') in settings
     assert "Model: dream:v2" not in settings and 'Model: "dream:v2"' in settings  # colons are quoted
     parsed = parse_parameters(text)
-    assert parsed["Model"] == "dream:v2" and parsed["Lora hashes"] == "detail: ffffffffff"
+    assert parsed["Model"] == "dream:v2" and parsed["Lora hashes"] == "detail: ffffffffffff"
     assert parsed["negative_prompt"] == ""
 
 
@@ -135,3 +137,82 @@ def test_a1111_only_image_reads_without_recipe(tmp_path):
     Image.new("RGB", (8, 8)).save(path, pnginfo=info)
     meta = read_metadata(path)
     assert meta.recipe is None and meta.parameters["Sampler"] == "Euler" and meta.parameters["prompt"] == "cat"
+
+
+# ---- A1111 hashes --------------------------------------------------------------------------------
+# AUTOMATIC1111 modules/hashes.py addnet_hash_safetensors: read the 8-byte little-endian header
+# length n, sha256 of everything from byte 8 + n; Lora network.py keeps hash[0:12] and writes
+# "Lora hashes: name: shorthash"; textual_inversion.py hashes the whole file (no addnet), [0:12];
+# the checkpoint's "Model hash" is sha256[0:10].
+
+def _safetensors_bytes(data: bytes, metadata: dict) -> bytes:
+    """A safetensors file built by hand from the format's spec: u64 header length, JSON, data."""
+    import json
+    import struct
+
+    header = json.dumps({"__metadata__": metadata,
+                         "w": {"dtype": "U8", "shape": [len(data)], "data_offsets": [0, len(data)]}}).encode()
+    header += b" " * (-len(header) % 8)
+    return struct.pack("<Q", len(header)) + header + data
+
+
+def test_lora_hash_is_a1111s_addnet_hash_of_the_tensor_bytes(tmp_path):
+    import hashlib
+
+    from brushwork.metadata import addnet_hash
+
+    data = bytes(range(256)) * 3
+    a, b = tmp_path / "detail.safetensors", tmp_path / "renamed.safetensors"
+    a.write_bytes(_safetensors_bytes(data, {"ss_output_name": "detail"}))
+    b.write_bytes(_safetensors_bytes(data, {"ss_output_name": "something else", "note": "x" * 40}))
+    expected = hashlib.sha256(data).hexdigest()
+    # The header (training metadata) is not hashed: both files are the same LoRA to A1111/civitai.
+    assert addnet_hash(a) == addnet_hash(b) == expected
+    assert hashlib.sha256(a.read_bytes()).hexdigest() != expected
+    r = recipe(loras=[Lora(str(a), 0.7)], embeddings=[Embedding(str(tmp_path / "neg.pt"), "badhands")])
+    (tmp_path / "neg.pt").write_bytes(b"an embedding")
+    ti = hashlib.sha256(b"an embedding").hexdigest()
+    hashes = {"model": "c" * 64, f"lora:{a}": hashlib.sha256(a.read_bytes()).hexdigest(),
+              f"embedding:{tmp_path / 'neg.pt'}": ti}
+    sources = {f"lora:{a}": str(a), f"embedding:{tmp_path / 'neg.pt'}": str(tmp_path / "neg.pt")}
+    params = parse_parameters(format_parameters(r, hashes=hashes, sources=sources))
+    assert params["Lora hashes"] == f"detail: {expected[:12]}"
+    assert params["TI hashes"] == f"badhands: {ti[:12]}"
+    assert params["Model hash"] == "c" * 10
+
+
+def test_a_safetensors_file_written_by_the_library_hashes_as_a1111(tmp_path):
+    import hashlib
+
+    import numpy as np
+    from brushwork.metadata import addnet_hash
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "lora.safetensors"
+    save_file({"down": np.arange(12, dtype=np.float32), "up": np.ones(3, np.float16)}, str(path), {"k": "v"})
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    assert addnet_hash(path) == hashlib.sha256(raw[8 + n:]).hexdigest()
+
+
+def test_hub_loras_get_no_made_up_hash():
+    r = recipe(loras=[Lora("someone/lora-repo", 1.0)])
+    key = "lora:someone/lora-repo"
+    text = format_parameters(r, hashes={key: "f" * 64}, sources={key: "someone/lora-repo"})
+    assert "Lora hashes" not in text
+
+
+def test_brushwork_info_shows_the_a1111_hashes(tmp_path, capsys):
+    from brushwork.cli import main
+
+    lora = tmp_path / "detail.safetensors"
+    lora.write_bytes(_safetensors_bytes(b"weights", {}))
+    r = recipe(loras=[Lora(str(lora), 0.5)])
+    path = save_png(Image.new("RGB", (8, 8)), tmp_path / "i.png", r,
+                    hashes={"model": "d" * 64, f"lora:{lora}": "e" * 64}, sources={f"lora:{lora}": str(lora)})
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    import hashlib
+
+    assert f"Lora hashes: \"detail: {hashlib.sha256(b'weights').hexdigest()[:12]}\"" in out
+    assert "Model hash: dddddddddd" in out
