@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from . import launch, paths, protocol
@@ -40,7 +40,13 @@ __all__ = ["connect", "Client", "RemoteJob", "RemoteResult", "RemoteProgress"]
 _IDLE_RECONNECT_S = 20.0  # the worker drops idle connections after 60 s; never reuse one that old
 
 
-def _decode_png(data: bytes):
+class _EventLike(Protocol):
+    """What ``cancel`` arguments need (a threading.Event is one)."""
+
+    def is_set(self) -> bool: ...
+
+
+def _decode_png(data: bytes) -> Any:
     """A PIL image when Pillow is importable (not in Blender), else None."""
     # By name, not an import statement: Pillow is an optional extra here (Blender has none), and
     # the client must stay importable with the standard library alone.
@@ -77,25 +83,26 @@ class RemoteResult:
         self.recipe = recipe
         self.paths = paths  # where the worker wrote each PNG (on the worker's machine)
         self.hashes = hashes  # sha256 hex of each PNG
-        self._images = None
+        self._images: list[Any] | None = None
 
     @property
-    def images(self) -> list:
+    def images(self) -> list[Any]:
         """PIL images when Pillow is importable, else the PNG bytes."""
         if self._images is None:
             decoded = [_decode_png(b) for b in self.png_bytes]
             self._images = list(self.png_bytes) if any(d is None for d in decoded) else decoded
         return self._images
 
-    def save(self, path: str | os.PathLike) -> list[Path]:
+    def save(self, path: str | os.PathLike[str]) -> list[Path]:
         """Write the PNGs (recipe metadata included, as the worker wrote them) atomically.
         One image: ``path``; a batch: ``stem-1.png``, ``stem-2.png`` ..."""
         path = Path(path)
         if len(self.png_bytes) == 1:
             targets = [path]
         else:
-            targets = [path.with_name(f"{path.stem}-{i + 1}{path.suffix or '.png'}") for i in range(len(self.png_bytes))]
-        return [atomic_write_bytes(t, data) for t, data in zip(targets, self.png_bytes)]
+            targets = [path.with_name(f"{path.stem}-{i + 1}{path.suffix or '.png'}")
+                       for i in range(len(self.png_bytes))]
+        return [atomic_write_bytes(t, data) for t, data in zip(targets, self.png_bytes, strict=True)]
 
 
 class Client:
@@ -107,7 +114,7 @@ class Client:
     """
 
     def __init__(self, url: str, token: str | None, *, client_key: str | None = None, timeout: float = 30.0,
-                 token_file: str | os.PathLike | None = None):
+                 token_file: str | os.PathLike[str] | None = None):
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise WorkerError(f"worker URL must look like http://127.0.0.1:{protocol.DEFAULT_PORT}, got {url!r}")
@@ -144,7 +151,7 @@ class Client:
             self._local.conn = None
 
     def request(self, method: str, path: str, body: bytes | None = None, *, content_type: str = "application/json",
-                timeout: float | None = None) -> tuple[int, dict, bytes]:
+                timeout: float | None = None) -> tuple[int, dict[str, str], bytes]:
         """One HTTP exchange; raises WorkerError when the worker cannot be reached or is not one,
         and the worker's own error (rebuilt by code) for 4xx/5xx answers."""
         try:
@@ -169,7 +176,7 @@ class Client:
         return True
 
     def _request(self, method: str, path: str, body: bytes | None, content_type: str,
-                 timeout: float | None) -> tuple[int, dict, bytes]:
+                 timeout: float | None) -> tuple[int, dict[str, str], bytes]:
         headers = {protocol.H_PROTOCOL: protocol.PROTOCOL_VERSION, protocol.H_CLIENT: self.client_key}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -233,25 +240,29 @@ class Client:
             raise _NotProven(f"the server at {self.url} did not prove it knows this token (a wrong or old token, "
                              "an older worker, or another program on its port): the token was not sent")
 
-    def _json(self, method: str, path: str, payload: dict | None = None, *, timeout: float | None = None) -> dict:
+    def _json(self, method: str, path: str, payload: dict[str, Any] | None = None, *,
+              timeout: float | None = None) -> dict[str, Any]:
         body = None if payload is None else json.dumps(payload).encode("utf-8")
         _, _, data = self.request(method, path, body, timeout=timeout)
         try:
-            return json.loads(data)
+            answer: dict[str, Any] = json.loads(data)  # every endpoint answers a JSON object
         except ValueError:
             raise WorkerError(f"the worker at {self.url} answered {path} with something that is not JSON") from None
+        return answer
 
     # ---- simple endpoints -----------------------------------------------------------------------
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """``{"ok", "version", "engine": "loading"|"ready"|"failed", "queue", ...}``"""
         return self._json("GET", "/health")
 
-    def models(self) -> list[dict]:
-        return self._json("GET", "/models")["models"]
+    def models(self) -> list[dict[str, Any]]:
+        models: list[dict[str, Any]] = self._json("GET", "/models")["models"]
+        return models
 
     def destinations(self) -> list[str]:
-        return self._json("GET", "/destinations")["destinations"]
+        destinations: list[str] = self._json("GET", "/destinations")["destinations"]
+        return destinations
 
     def history(self, limit: int = 50) -> list[JobInfo]:
         return [JobInfo.from_dict(j) for j in self._json("GET", f"/history?limit={int(limit)}")["jobs"]]
@@ -270,7 +281,7 @@ class Client:
         return list(self._json("POST", "/jobs/cancel")["cancelled"])
 
     def events(self, since: int = 0, *, job: str | None = None, timeout: float = 0.0,
-               kinds: Iterable[str] | None = None) -> dict:
+               kinds: Iterable[str] | None = None) -> dict[str, Any]:
         """``{"instance", "events": [Event], "last_seq", "truncated"}``; waits up to ``timeout``.
         ``kinds``: only events of these kinds (e.g. ``protocol.FINAL_EVENTS``)."""
         query = f"/events?since={int(since)}&timeout={float(timeout):g}" + (f"&job={quote(job)}" if job else "")
@@ -289,7 +300,8 @@ class Client:
     # ---- uploads ------------------------------------------------------------------------------
 
     def missing(self, refs: list[str]) -> list[str]:
-        return self._json("POST", "/assets/check", {"refs": list(refs)})["missing"]
+        missing: list[str] = self._json("POST", "/assets/check", {"refs": list(refs)})["missing"]
+        return missing
 
     def upload(self, data: bytes) -> str:
         """Make ``data`` available to the worker (sent only if it lacks it); returns its ``sha256:`` ref."""
@@ -299,7 +311,7 @@ class Client:
                          timeout=max(self.timeout, 120.0))
         return ref
 
-    def prepare(self, recipe: Recipe | dict) -> Recipe:
+    def prepare(self, recipe: Recipe | dict[str, Any]) -> Recipe:
         """The recipe with every image as a ``sha256:`` ref the worker has: local paths are read,
         hashed, and uploaded only when the worker lacks them."""
         recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_dict(recipe)
@@ -327,7 +339,8 @@ class Client:
 
     # ---- jobs ---------------------------------------------------------------------------------
 
-    def submit(self, recipe: Recipe | dict, *, live: bool = False, destination: str | None = None) -> RemoteJob:
+    def submit(self, recipe: Recipe | dict[str, Any], *, live: bool = False,
+               destination: str | None = None) -> RemoteJob:
         """Queue a job; returns at once. ``live`` jobs replace this client's waiting live job."""
         prepared = self.prepare(recipe)
         payload = {"recipe": prepared.to_dict(), "live": bool(live)}
@@ -336,8 +349,9 @@ class Client:
         data = self._json("POST", "/jobs", payload)
         return RemoteJob(self, JobInfo.from_dict(data["job"]))
 
-    def generate(self, recipe: Recipe | dict, on_progress: Callable[[RemoteProgress], Any] | None = None,
-                 cancel=None, *, destination: str | None = None, timeout: float | None = None) -> RemoteResult:
+    def generate(self, recipe: Recipe | dict[str, Any], on_progress: Callable[[RemoteProgress], Any] | None = None,
+                 cancel: _EventLike | None = None, *, destination: str | None = None,
+                 timeout: float | None = None) -> RemoteResult:
         """Run a recipe on the worker and wait: the same call as ``Studio.generate``."""
         job = self.submit(recipe, destination=destination)
         return job.result(timeout=timeout, on_progress=on_progress, cancel=cancel)
@@ -409,7 +423,8 @@ class RemoteJob:
             yield from box
             box.clear()
 
-    def _until_final(self, timeout: float | None, poll_s: float, on_event, tick=None,
+    def _until_final(self, timeout: float | None, poll_s: float, on_event: Callable[[Event], object],
+                     tick: Callable[[], None] | None = None,
                      kinds: Iterable[str] | None = None) -> Iterator[None]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -429,7 +444,8 @@ class RemoteJob:
             if deadline is not None and time.monotonic() >= deadline:
                 raise WorkerError(f"job {self.id} did not finish within {timeout:g} s (it is {self._info.state})")
 
-    def result(self, timeout: float | None = None, *, on_progress=None, cancel=None) -> RemoteResult:
+    def result(self, timeout: float | None = None, *, on_progress: Callable[[RemoteProgress], Any] | None = None,
+               cancel: _EventLike | None = None) -> RemoteResult:
         """Wait for the end: the images, or the job's error raised as the engine's class
         (CancelledError, RecipeError, OutOfMemoryError ...). ``cancel``: an Event-like object
         checked while waiting; when set, the job is cancelled."""
@@ -508,7 +524,8 @@ def connect(url: str | None = None, *, token: str | None = None, start: bool = T
     """
     url = url or os.environ.get(protocol.ENV_URL) or None
     if url:
-        client = Client(url, token or launch.read_token(), client_key=client_key, token_file=_token_file(token), timeout=request_timeout)
+        client = Client(url, token or launch.read_token(), client_key=client_key, token_file=_token_file(token),
+                        timeout=request_timeout)
         client.health()
         return client
     found = _answering(token, client_key, request_timeout)
@@ -523,9 +540,9 @@ def connect(url: str | None = None, *, token: str | None = None, start: bool = T
         if found is not None:
             return found
 
-        def probe(info: dict) -> Client | None:
-            client = Client(info["url"], token or launch.read_token(), client_key=client_key, token_file=_token_file(token),
-                            timeout=request_timeout)
+        def probe(info: dict[str, Any]) -> Client | None:
+            client = Client(info["url"], token or launch.read_token(), client_key=client_key,
+                            token_file=_token_file(token), timeout=request_timeout)
             try:
                 client.health()
                 return client
@@ -544,11 +561,12 @@ def _token_file(token: str | None) -> Path | None:
     return None if token else paths.state_dir() / protocol.TOKEN_FILE
 
 
-def _answering(token, client_key, request_timeout) -> Client | None:
+def _answering(token: str | None, client_key: str | None, request_timeout: float) -> Client | None:
     info = launch.read_worker_info()
     if info is None:
         return None
-    client = Client(info["url"], token or launch.read_token(), client_key=client_key, token_file=_token_file(token), timeout=min(request_timeout, 5.0))
+    client = Client(info["url"], token or launch.read_token(), client_key=client_key, token_file=_token_file(token),
+                    timeout=min(request_timeout, 5.0))
     try:
         client.health()
     except _NotProven:
