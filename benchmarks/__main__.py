@@ -35,6 +35,7 @@ SUITES = [
     ("benchmarks.gpu_bench", "run"),
     ("benchmarks.large_texture_bench", "run"),
     ("benchmarks.batch_bench", "run"),
+    ("benchmarks.depth_bench", "run"),
 ]
 
 

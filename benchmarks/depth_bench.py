@@ -80,9 +80,11 @@ def measure_inside_blender(quick: bool = False) -> dict:
     return result
 
 
-def run(quick: bool = False) -> list:
+def run(quick: bool = False, only: list[str] | None = None) -> list:
     from .common import Figure
 
+    if only and KEY not in only:
+        return []
     if not BLENDER_PY.exists():
         return [Figure(KEY, None, note=f"{BLENDER_PY} is missing (./setup.sh --all)")]
     args = [str(BLENDER_PY), "-m", "benchmarks.depth_bench", "--inside-blender"] + (["--quick"] if quick else [])
