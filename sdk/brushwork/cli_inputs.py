@@ -353,4 +353,4 @@ def _check_preset_needs(preset, recipe: Recipe, ref, demo: bool) -> None:
         extra = ""
         if demo:
             extra = " (the demo model has no such ControlNet: use a real SD model, or --preset texture-seamless)"
-        raise PresetError(f"preset {preset.name} works from a drawing: give {options}{extra}")
+        raise PresetError(f"preset {preset.name} needs its control picture: give {options}{extra}")

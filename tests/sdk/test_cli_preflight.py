@@ -171,7 +171,7 @@ def test_live_fast_with_an_explicit_sampler_keeps_it():
 
 def test_sketch_to_image_without_a_sketch_is_refused(tmp_path, capsys):
     assert main(["generate", "a moon", "--preset", "sketch-to-image", "--out", str(tmp_path / "o.png")]) == 2
-    assert "works from a drawing" in one_error(capsys)
+    assert "needs its control picture" in one_error(capsys)
 
 
 def test_a_preset_for_another_family_is_refused(tmp_path, capsys, monkeypatch):
