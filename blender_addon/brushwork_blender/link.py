@@ -93,7 +93,8 @@ def run_recipe(settings: LinkSettings, recipe, uploads: list[bytes], report, job
     return Outcome(pngs=list(result.png_bytes), recipe_json=result.recipe.to_json(), seeds=list(result.seeds))
 
 
-def finished_jobs(settings: LinkSettings, keys: list[str], known_sha256: set[str], limit: int = 200) -> Outcome:
+def finished_jobs(settings: LinkSettings, keys: list[str], known_sha256: set[str], limit: int = 200,
+                  skip: set[str] = frozenset()) -> Outcome:
     """Every finished job of the client ``keys`` (a file's keys) with results the file does not
     hold yet: ``Outcome.items`` = [(worker job id, [png], recipe json)]. Job thread only."""
     import json
@@ -103,7 +104,7 @@ def finished_jobs(settings: LinkSettings, keys: list[str], known_sha256: set[str
         client = connect(LinkSettings(url=settings.url, python=settings.python, start=settings.start,
                                       online_access=settings.online_access, client_key=key))
         for info in client.history(limit=limit):
-            if info.state != "done":
+            if info.state != "done" or info.id in skip:
                 continue
             ordered = sorted(info.results, key=lambda r: r.get("index", 0))
             wanted = [r["sha256"] for r in ordered if r["sha256"] not in known_sha256]

@@ -22,10 +22,11 @@ class BRUSHWORK_OT_recover_results(bpy.types.Operator):
             return {"CANCELLED"}
         keys = props.client_keys_for_file()
         known = results.known_result_hashes()
+        running = {job.remote_id for job in jobs.active_jobs()}  # the pump delivers those itself
         mine = {r["remote_id"]: r for r in journal.load_all() if r.get("remote_id") and identity.is_open(r["file"])}
 
         def work(report, job):
-            return link.finished_jobs(settings, keys, known)
+            return link.finished_jobs(settings, keys, known, skip=running)
 
         def apply(outcome):
             return recover(outcome.items, mine)
