@@ -177,7 +177,9 @@ def _short_hashes(named: list[tuple[str, str]], hashes: dict, sources: dict, *, 
             digest = str(hashes[key])  # whole-file sha256: what A1111 hashes for other files
         else:
             continue
-        out.append(f"{name}: {digest[:A1111_SHORT_HASH_DIGITS]}")
+        # A1111 drops ":" and "," from the name so the "name: hash, ..." list stays parseable.
+        clean = name.replace(":", "").replace(",", "")
+        out.append(f"{clean}: {digest[:A1111_SHORT_HASH_DIGITS]}")
     return ", ".join(out)
 
 
@@ -266,14 +268,19 @@ def parse_parameters(text: str) -> dict:
                 except ValueError:
                     pass
             settings[key.strip()] = value
-    prompt_lines, negative_lines, in_negative = [], [], False
+    # As A1111's parse_generation_parameters: each line is stripped before "Negative prompt:" is
+    # looked for, and lines are joined with "\n" once the text is not empty.
+    prompt, negative, in_negative = "", "", False
     for line in lines:
+        line = line.strip()
         if line.startswith("Negative prompt:"):
             in_negative = True
             line = line[len("Negative prompt:"):].strip()
-        (negative_lines if in_negative else prompt_lines).append(line)
-    return {"prompt": "\n".join(prompt_lines).strip(), "negative_prompt": "\n".join(negative_lines).strip(),
-            **settings}
+        if in_negative:
+            negative += ("\n" if negative else "") + line
+        else:
+            prompt += ("\n" if prompt else "") + line
+    return {"prompt": prompt, "negative_prompt": negative, **settings}
 
 
 def recipe_from_parameters(params: dict) -> Recipe:

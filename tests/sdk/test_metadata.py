@@ -216,3 +216,19 @@ def test_brushwork_info_shows_the_a1111_hashes(tmp_path, capsys):
 
     assert f"Lora hashes: \"detail: {hashlib.sha256(b'weights').hexdigest()[:12]}\"" in out
     assert "Model hash: dddddddddd" in out
+
+
+# A1111 modules/infotext_utils.py parse_generation_parameters: the last line is the settings line
+# when it holds 3+ "Key: value" items; every other line is .strip()ped, "Negative prompt:" is
+# looked for at the start of the stripped line, and lines are joined with "\n" once non-empty.
+@pytest.mark.parametrize("text, prompt, negative", [
+    ("a cat\n  Negative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7", "a cat", "blurry"),
+    ("a cat\r\nNegative prompt: blurry\r\nSteps: 20, Sampler: Euler a, CFG scale: 7", "a cat", "blurry"),
+    ("  a cat  \n\twith a hat\nNegative prompt:   blurry  \n  lowres\nSteps: 20, Seed: 1, Size: 8x8",
+     "a cat\nwith a hat", "blurry\nlowres"),
+    ("\na cat\n\nin snow\nSteps: 20, Seed: 1, Size: 8x8", "a cat\n\nin snow", ""),
+    ("only a prompt, Negative prompt: inside a line", "only a prompt, Negative prompt: inside a line", ""),
+])
+def test_reading_a1111_text_strips_each_line_as_a1111(text, prompt, negative):
+    params = parse_parameters(text)
+    assert (params["prompt"], params["negative_prompt"]) == (prompt, negative)

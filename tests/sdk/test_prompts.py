@@ -71,7 +71,7 @@ def test_plain_prompt_equals_pipeline_sdxl(sdxl, negative, clip_skip):
                              clip_skip=clip_skip)
     names = ["prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"]
     assert set(ours) == set(names)
-    for name, expected in zip(names, ref):
+    for name, expected in zip(names, ref, strict=True):
         if clip_skip and name.startswith("negative"):
             continue  # diffusers ignores clip_skip for the negative prompt; we apply it to both
         close(ours[name], expected, atol=1e-6)
@@ -128,7 +128,39 @@ def test_exactly_75_tokens_is_one_chunk(sd15):
     assert count_tokens(sd15, words(75)) == (75, 1)
     assert count_tokens(sd15, words(76)) == (76, 2)
     assert count_tokens(sd15, "") == (0, 1)
-    assert count_tokens(sd15, "BREAK") == (0, 2)
+    assert count_tokens(sd15, "BREAK") == (0, 1)  # A1111: the BREAK closes the empty chunk; no second one
+
+
+# A1111 modules/sd_hijack_clip.py tokenize_line: every BREAK calls next_chunk(), which appends the
+# chunk being filled even when it is empty; after the loop the last chunk is appended only
+# "if chunk.tokens or not chunks". prompt_parser.parse_prompt_attention splits at
+# r"\s*\bBREAK\b\s*". The chunk counts below are what that code gives for each prompt.
+@pytest.mark.parametrize("prompt, a1111_chunks", [
+    ("a red cat BREAK", [3]),  # a trailing BREAK adds no empty chunk
+    ("a red cat BREAK ", [3]),
+    ("BREAK a red cat", [0, 3]),  # a leading BREAK closes an empty first chunk
+    ("a red BREAK BREAK cat", [2, 0, 1]),  # consecutive BREAKs: an empty chunk between them
+    ("a red BREAK BREAK", [2, 0]),
+    ("BREAK", [0]),
+    ("", [0]),
+    ("a BREAK b BREAK c", [1, 1, 1]),
+])
+def test_break_chunks_as_a1111(sd15, prompt, a1111_chunks):
+    chunks = prompt_chunks(sd15, sd15.tokenizer, prompt)
+    assert [len(tokens) for tokens, _ in chunks] == a1111_chunks
+
+
+def test_a_full_chunk_then_break_starts_one_new_chunk(sd15):
+    # 75 tokens fill a chunk; A1111 closes it at the BREAK (not before), so no empty chunk appears.
+    assert [len(t) for t, _ in prompt_chunks(sd15, sd15.tokenizer, words(75) + " BREAK b")] == [75, 1]
+    assert [len(t) for t, _ in prompt_chunks(sd15, sd15.tokenizer, words(75) + " BREAK")] == [75]
+
+
+def test_trailing_break_encodes_like_no_break(sd15):
+    plain = enc(sd15, "a red cat")
+    trailing = enc(sd15, "a red cat BREAK")
+    assert trailing["prompt_embeds"].shape == plain["prompt_embeds"].shape == (1, 77, 32)
+    assert torch.equal(trailing["prompt_embeds"], plain["prompt_embeds"])
 
 
 def test_comma_backtrack_keeps_phrases_together(sd15):
@@ -270,5 +302,6 @@ def test_chunking_never_drops_or_reorders_a_token(sd15, prompt):
     assert all(len(tokens) <= 75 and len(tokens) == len(weights) for tokens, weights in chunks)
     expected = [(t, w) for section in parse_prompt_sections(prompt) for text, w in section
                 for t in tok.convert_tokens_to_ids(tok.tokenize(text))]
-    assert [(t, w) for tokens, weights in chunks for t, w in zip(tokens, weights)] == expected
-    assert len(chunks) >= len(parse_prompt_sections(prompt))
+    assert [(t, w) for tokens, weights in chunks for t, w in zip(tokens, weights, strict=True)] == expected
+    # every BREAK closes a chunk (A1111's next_chunk()), and there is always at least one
+    assert len(chunks) >= max(1, len(parse_prompt_sections(prompt)) - 1)

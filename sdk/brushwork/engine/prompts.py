@@ -60,14 +60,22 @@ def _fragment_ids(pipe, tokenizer, text: str) -> list[int]:
 
 
 def prompt_chunks(pipe, tokenizer, prompt: str) -> list[tuple[list[int], list[float]]]:
-    """The prompt as chunks of at most 75 (token id, weight) pairs, before BOS/EOS/padding."""
+    """The prompt as chunks of at most 75 (token id, weight) pairs, before BOS/EOS/padding.
+
+    Chunking follows A1111's ``tokenize_line`` (modules/sd_hijack_clip.py): a BREAK closes the
+    chunk being filled even when it is empty (so a leading BREAK or ``a BREAK BREAK b`` gives an
+    empty chunk), and the last chunk is kept only if it holds tokens or is the only one (so a
+    trailing BREAK adds nothing, and an empty prompt is one empty chunk).
+    """
     comma = _comma_token(tokenizer)
     chunks: list[tuple[list[int], list[float]]] = []
-    for section in parse_prompt_sections(prompt):
-        tokens: list[int] = []
-        weights: list[float] = []
-        last_comma = -1
-        produced = 0
+    tokens: list[int] = []
+    weights: list[float] = []
+    last_comma = -1
+    for index, section in enumerate(parse_prompt_sections(prompt)):
+        if index > 0:  # the BREAK before this section
+            chunks.append((tokens, weights))
+            tokens, weights, last_comma = [], [], -1
         for text, weight in section:
             for token in _fragment_ids(pipe, tokenizer, text):
                 if token == comma:
@@ -77,17 +85,15 @@ def prompt_chunks(pipe, tokenizer, prompt: str) -> list[tuple[list[int], list[fl
                     # move the words after the last comma into the next chunk
                     cut = last_comma + 1
                     chunks.append((tokens[:cut], weights[:cut]))
-                    produced += 1
                     tokens, weights = tokens[cut:], weights[cut:]
                     last_comma = -1
                 if len(tokens) == CHUNK_TOKENS:
                     chunks.append((tokens, weights))
-                    produced += 1
                     tokens, weights, last_comma = [], [], -1
                 tokens.append(token)
                 weights.append(weight)
-        if tokens or not produced:
-            chunks.append((tokens, weights))
+    if tokens or not chunks:
+        chunks.append((tokens, weights))
     return chunks
 
 
@@ -148,7 +154,7 @@ def _run_encoder(pipe, encoder, ids: list[list[int]], reals: list[int], *, famil
 def _emphasis(hidden: torch.Tensor, weights: list[list[float]]) -> torch.Tensor:
     """A1111 emphasis per chunk: scale each token, then restore the chunk's original mean."""
     out = []
-    for z, w in zip(hidden, weights):
+    for z, w in zip(hidden, weights, strict=True):
         if all(x == 1.0 for x in w):
             out.append(z)
             continue
@@ -183,7 +189,7 @@ def _encode_both(pipe, prompt: str, negative: str, *, family: str, clip_skip: in
         pos = pos + [([], [])] * (n - len(pos))
         neg = neg + [([], [])] * (n - len(neg))
         wrapped = [_wrap(tokenizer, c) for c in pos + neg]
-        ids, weights, reals = zip(*wrapped)
+        ids, weights, reals = zip(*wrapped, strict=True)
         hidden, pooled_out = _run_encoder(pipe, encoder, list(ids), list(reals), family=family,
                                           clip_skip=clip_skip)
         # emphasis per encoder, as A1111 does for SDXL: each encoder has its own tokens
