@@ -40,10 +40,7 @@ def image_png(image, *, channels: int = 3) -> bytes:
     """A bpy image as 8-bit PNG bytes (RGB by default; ``channels=1`` gives grey from red)."""
     # image.pixels are the stored values (sRGB-encoded for byte images), which is what a PNG holds.
     data = np.clip(image_rgba(image), 0.0, 1.0)
-    if channels == 1:
-        data = data[..., 0]
-    else:
-        data = data[..., :channels]
+    data = data[..., 0] if channels == 1 else data[..., :channels]
     return encode_png(np.round(data * 255.0))
 
 

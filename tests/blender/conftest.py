@@ -31,7 +31,8 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def blender_python() -> Path:
     if not BLENDER_PY.exists():
-        pytest.fail(f"{BLENDER_PY} is missing: run `./setup.sh --all` to create .venv-blender with bpy 5.0.1", pytrace=False)
+        pytest.fail(f"{BLENDER_PY} is missing: run `./setup.sh --all` to create .venv-blender with bpy 5.0.1",
+                    pytrace=False)
     return BLENDER_PY
 
 
