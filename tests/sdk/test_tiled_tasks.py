@@ -319,15 +319,17 @@ def test_a_plain_checkpoint_keeps_the_unmasked_latents_on_the_init_picture(tiny_
     the init latents exactly, and inside the mask the picture changed."""
     import test_prompts_tinykit as kit
     from brushwork import Recipe
+    from brushwork.engine.plan import ModelFacts, plan
     from brushwork.engine.prompts import encode_prompts
-    from brushwork.engine.run import Job
+    from brushwork.engine.run import Execution
     from brushwork.engine.tiled_denoise import denoise_tiled
 
     pipe = kit.load("sd15", tiny_models)
-    job = Job(pipe=pipe, family="sd15", task="inpaint", inputs=None, controls=[],
-              recipe=Recipe(prompt="a wall", steps=3, cfg=1.0, sampler="Euler a", strength=1.0),
-              prompt_kwargs=encode_prompts(pipe, "a wall", "", family="sd15"),
-              scheduler_config=dict(pipe.scheduler.config))
+    job = Execution(pipe=pipe, inputs=None,
+                    plan=plan(Recipe(prompt="a wall", steps=3, cfg=1.0, sampler="Euler a", strength=1.0),
+                              ModelFacts.of_pipe(pipe, "sd15")),
+                    prompt_kwargs=encode_prompts(pipe, "a wall", "", family="sd15"),
+                    scheduler_config=dict(pipe.scheduler.config))
     init = torch.randn(1, 4, 40, 48, generator=torch.Generator().manual_seed(0))
     mask = torch.zeros(1, 1, 40, 48)
     mask[..., 10:30, 12:40] = 1

@@ -143,7 +143,7 @@ class Studio:
         base = self.pipelines.base(resolved.key, lambda: self._load_base(resolved))
         hashes["model"], sources["model"] = self._hash(resolved), resolved.source
         # How the job runs (task, path, strength, sizes, axes) is the planner's decision, made once.
-        spans = mask_spans(inputs.mask, recipe.tiling) if recipe.task == "inpaint" else None
+        spans = mask_spans(inputs.mask, recipe.tiling) if inputs.mask is not None else None
         job_plan = plan(recipe, ModelFacts.of_pipe(base.pipe, base.family), mask_spans=spans)
         size = (job_plan.width, job_plan.height)
         if job_plan.grey_init:  # a 9-channel checkpoint's txt2img: inpainting from a grey picture
@@ -161,29 +161,33 @@ class Studio:
         prompt_kwargs = encode_prompts(pipe, recipe.prompt, recipe.negative_prompt, family=base.family)
         loaded = time.perf_counter()
 
-        images = []
-        seeds = list(job_plan.seeds)
         job = Execution(pipe=pipe, plan=job_plan, inputs=inputs, prompt_kwargs=prompt_kwargs,
                         scheduler_config=base.scheduler_config,
                         preview_decoder=(_demo_preview(base) or self._preview_decoder(base.family))
                         if on_progress else None)
+        images = self._execute(job, on_progress, cancel)
+        return self._result(images, list(job_plan.seeds), recipe, hashes, sources, started, loaded)
+
+    def _execute(self, job: Execution, on_progress, cancel) -> list[Image.Image]:
+        """Every image of the job, on the path its plan says."""
+        job_plan, images = job.plan, []
         if job_plan.path != "plain":
             # Far above the model's native size (engine/tiled.py): txt2img and img2img refine and
             # decode in tiles, inpaint repaints a crop around the mask; memory stays bounded.
-            for index, seed in enumerate(seeds):
+            for index, seed in enumerate(job_plan.seeds):
                 _check_cancel(cancel)
                 images.append(run_tiled(job, seed=seed, index=index, on_progress=on_progress, cancel=cancel))
-            return self._result(images, seeds, recipe, hashes, sources, started, loaded)
-        set_vae_tiling(pipe, width=job_plan.width, height=job_plan.height, fast=self.fast,
+            return images
+        set_vae_tiling(job.pipe, width=job_plan.width, height=job_plan.height, fast=self.fast,
                        seamless=bool(job_plan.seamless_axes))
-        with seamless(pipe, job_plan.seamless_axes):
-            for index, seed in enumerate(seeds):
+        with seamless(job.pipe, job_plan.seamless_axes):
+            for index, seed in enumerate(job_plan.seeds):
                 _check_cancel(cancel)
                 image = run_one(job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)
                 if job_plan.paste_back:
-                    image = paste_back(inputs.init, image, inputs.mask, job_plan.mask_feather)
+                    image = paste_back(job.inputs.init, image, job.inputs.mask, job_plan.mask_feather)
                 images.append(image)
-        return self._result(images, seeds, recipe, hashes, sources, started, loaded)
+        return images
 
     @staticmethod
     def _result(images, seeds, recipe, hashes, sources, started, loaded) -> Result:

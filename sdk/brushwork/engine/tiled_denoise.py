@@ -1,6 +1,6 @@
 """The tiled phases of a large image: VAE encode, MultiDiffusion denoise (with ControlNets), decode.
 
-Each phase runs its network on overlapping native-size tiles (``tiles.Tiling``) and blends the
+Each phase runs its network on overlapping native-size tiles (``tiles.TileGrid``) and blends the
 tiles' outputs with feathered weights; only the latent and the picture are ever full-size. On the
 seamless axes the tiles are cut with wrap-around indices, so the picture's edges are interior
 places like any other.
@@ -22,9 +22,11 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
+from .plan import control_steps
+from .plan import denoise_steps as denoise_steps  # re-exported: callers count steps from here
 from .progress import latent_to_rgb
 from .samplers import make_scheduler
-from .tiles import Tiling, add_tile, cut_tile, pixel_index, pixels_under, rgb_tensor
+from .tiles import TileGrid, add_tile, cut_tile, pixel_index, pixels_under, rgb_tensor
 
 
 def encode_tiled(vae, image: Image.Image, scale: int, tile: int, axes: str,
@@ -64,24 +66,19 @@ def latent_mask(mask: np.ndarray, scale: int) -> torch.Tensor:
 @torch.inference_mode()
 def _encode_tiles(vae, height: int, width: int, read: Callable, tile: int, axes: str,
                   check: Callable[[], None]) -> torch.Tensor:
-    tiling = Tiling(height, width, tile, axes)
+    grid = TileGrid(height, width, tile, axes)
     device = vae.device
     channels = int(vae.config.latent_channels)
     acc = torch.zeros(1, channels, height, width, dtype=torch.float32)
     weights = torch.zeros(1, 1, height, width, dtype=torch.float32)
-    for rows, cols in tiling:
+    for rows, cols in grid:
         check()
         z = vae.encode(read(rows, cols).to(device, vae.dtype)).latent_dist.mode().float().cpu()
-        add_tile(acc, z * tiling.weight, rows, cols)
-        add_tile(weights, tiling.weight[None, None], rows, cols)
+        add_tile(acc, z * grid.weight, rows, cols)
+        add_tile(weights, grid.weight[None, None], rows, cols)
     latents = acc / weights
     shift = getattr(vae.config, "shift_factor", None) or 0.0
     return (latents - shift) * float(vae.config.scaling_factor)
-
-
-def denoise_steps(steps: int, strength: float) -> int:
-    """Denoising steps an img2img run of ``steps`` at ``strength`` takes (diffusers' count)."""
-    return max(1, min(steps, int(steps * strength)))
 
 
 class TileControls:
@@ -94,7 +91,7 @@ class TileControls:
             raise ValueError(f"{len(controls)} controls, {len(nets)} ControlNets, {len(pictures)} pictures")
         self.scale = scale
         self.entries = [(net, _as_array(picture), float(c.strength), float(c.start), float(c.end))
-                        for net, c, picture in zip(nets, controls, pictures)]
+                        for net, c, picture in zip(nets, controls, pictures, strict=True)]
 
     def __bool__(self) -> bool:
         return bool(self.entries)
@@ -105,15 +102,14 @@ class TileControls:
         None) when none is (start/end outside this step, or strength 0)."""
         down = mid = None
         for net, picture, strength, start, end in self.entries:
-            # diffusers' controlnet_keep: a net runs at step i when [i/n, (i+1)/n] lies in [start, end]
-            if strength == 0.0 or step / of < start or (step + 1) / of > end:
+            if strength == 0.0 or step not in control_steps(start, end, of):  # plan.py: diffusers' rule
                 continue
             cond = self._crop(picture, rows, cols).to(x.device, net.dtype)
             cond = cond.expand(x.shape[0], -1, -1, -1)  # the same picture for the CFG halves
             kwargs = {"added_cond_kwargs": added} if added is not None else {}
             d, m = net(x.to(net.dtype), t, encoder_hidden_states=embeds, controlnet_cond=cond,
                        conditioning_scale=strength, guess_mode=False, return_dict=False, **kwargs)
-            down = list(d) if down is None else [a + b for a, b in zip(down, d)]
+            down = list(d) if down is None else [a + b for a, b in zip(down, d, strict=True)]
             mid = m if mid is None else mid + m
         return down, mid
 
@@ -135,7 +131,7 @@ def _as_array(picture):
 def conditioning(job, tile_side: int, device) -> tuple[torch.Tensor, dict | None, bool]:
     """(text embeddings, SDXL added conditioning or None, whether CFG runs) for one tile's UNet."""
     kw = job.prompt_kwargs
-    guided = float(job.recipe.cfg) > 1.0
+    guided = job.plan.cfg > 1.0
     cond = kw["prompt_embeds"]
     neg = kw.get("negative_prompt_embeds")
     embeds = torch.cat([neg, cond]) if guided else cond
@@ -150,13 +146,22 @@ def conditioning(job, tile_side: int, device) -> tuple[torch.Tensor, dict | None
     return embeds.to(device), added, guided
 
 
+def _start(scheduler, init: torch.Tensor, noise: torch.Tensor, timesteps, *, from_noise: bool) -> torch.Tensor:
+    """The first latents: diffusers' inpaint pipelines start a strength-1 run from pure noise
+    (``is_strength_max``); img2img pipelines always start from the init noised to the first step
+    (tests/sdk/test_executor_vs_diffusers.py pins both)."""
+    if from_noise:
+        return (noise * scheduler.init_noise_sigma).float()
+    return scheduler.add_noise(init, noise, timesteps[:1]).float()
+
+
 @torch.inference_mode()
 def denoise_tiled(job, init: torch.Tensor, *, run_steps: int, seed: int, tile: int, axes: str,
                   controls: TileControls | None = None, check: Callable[[], None] = lambda: None,
                   advance: Callable[[Image.Image | None], None] = lambda preview: None,
                   want_previews: bool = False, unet_extra: torch.Tensor | None = None,
                   keep_outside: torch.Tensor | None = None) -> torch.Tensor:
-    """img2img over the whole latent ``init`` for the last ``run_steps`` of ``job.recipe.steps``,
+    """img2img over the whole latent ``init`` for the last ``run_steps`` of ``job.plan.steps``,
     MultiDiffusion style: every step runs the UNet (and the ControlNets) on overlapping tiles,
     blends their noise predictions with feathered weights and steps the scheduler once on the
     whole latent. The noise comes from a CPU generator seeded ``seed``. ``unet_extra``: latent-size
@@ -165,9 +170,9 @@ def denoise_tiled(job, init: torch.Tensor, *, run_steps: int, seed: int, tile: i
     ``keep_outside``: a latent mask (1 = repaint) for a 4-channel UNet inpainting: after every step
     the places outside it are reset to ``init`` noised to the next step's level, as diffusers'
     inpaint pipeline does for such UNets."""
-    pipe, recipe = job.pipe, job.recipe
-    unet, steps, device = pipe.unet, recipe.steps, pipe.unet.device
-    scheduler = make_scheduler(recipe.sampler, job.scheduler_config)
+    pipe, plan = job.pipe, job.plan
+    unet, steps, device = pipe.unet, plan.steps, pipe.unet.device
+    scheduler = make_scheduler(plan.sampler, job.scheduler_config)
     scheduler.set_timesteps(steps, device=device)
     order = getattr(scheduler, "order", 1)
     start = (steps - run_steps) * order
@@ -176,7 +181,8 @@ def denoise_tiled(job, init: torch.Tensor, *, run_steps: int, seed: int, tile: i
         scheduler.set_begin_index(start)
     generator = torch.Generator("cpu").manual_seed(int(seed))
     noise = randn_tensor(init.shape, generator=generator, dtype=torch.float32)
-    latents = scheduler.add_noise(init, noise, timesteps[:1]).to(device, torch.float32)
+    inpainting = unet_extra is not None or keep_outside is not None
+    latents = _start(scheduler, init, noise, timesteps, from_noise=inpainting and run_steps >= steps).to(device)
     if keep_outside is None:
         del noise
     else:
@@ -184,18 +190,18 @@ def denoise_tiled(job, init: torch.Tensor, *, run_steps: int, seed: int, tile: i
     scale = int(getattr(pipe, "vae_scale_factor", 8))
     embeds, added, guided = conditioning(job, tile * scale, device)
     step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
-    tiling = Tiling(latents.shape[-2], latents.shape[-1], tile, axes)
-    weight = tiling.weight.to(device)
+    grid = TileGrid(latents.shape[-2], latents.shape[-1], tile, axes)
+    weight = grid.weight.to(device)
     if unet_extra is not None:
         unet_extra = unet_extra.to(device, unet.dtype)
-    weights = torch.zeros(1, 1, tiling.height, tiling.width, device=device)
-    for rows, cols in tiling:
+    weights = torch.zeros(1, 1, grid.height, grid.width, device=device)
+    for rows, cols in grid:
         add_tile(weights, weight[None, None], rows, cols)
-    cfg = float(recipe.cfg)
+    cfg = plan.cfg
     for i, t in enumerate(timesteps):
         model_input = scheduler.scale_model_input(latents, t)
         prediction = torch.zeros_like(latents)
-        for rows, cols in tiling:
+        for rows, cols in grid:
             check()
             x = cut_tile(model_input, rows, cols).to(unet.dtype)
             x = torch.cat([x, x]) if guided else x
@@ -235,12 +241,12 @@ def decode_tiled(vae, latents: torch.Tensor, scale: int, tile: int, axes: str,
     f = scale
     shift = getattr(vae.config, "shift_factor", None) or 0.0
     latents = latents / float(vae.config.scaling_factor) + shift
-    tiling = Tiling(latents.shape[-2], latents.shape[-1], tile, axes)
-    height, width = tiling.height * f, tiling.width * f
+    grid = TileGrid(latents.shape[-2], latents.shape[-1], tile, axes)
+    height, width = grid.height * f, grid.width * f
     acc = torch.zeros(3, height, width, dtype=torch.float32)  # on the CPU, whatever the device
     weights = torch.zeros(1, height, width, dtype=torch.float32)
-    pixel_weight = torch.kron(tiling.weight, torch.ones(f, f))
-    for rows, cols in tiling:
+    pixel_weight = torch.kron(grid.weight, torch.ones(f, f))
+    for rows, cols in grid:
         check()
         z = cut_tile(latents, rows, cols).to(vae.device, vae.dtype)
         x = vae.decode(z, return_dict=False)[0][0].float().clamp(-1, 1).cpu()

@@ -35,10 +35,11 @@ from PIL import Image
 
 from ..conditioning.masks import paste_back
 from .inputs import Inputs
-from .run import Job, run_one
+from .plan import MULTIPLE, crop_window
+from .run import Execution, run_one
 from .seamless import seamless
 
-MULTIPLE = 8  # diffusers pipelines want sides in multiples of 8
+__all__ = ["MULTIPLE", "crop_window", "inpaint_cropped", "mask_spans", "span"]
 
 
 def span(used: np.ndarray, wrap: bool) -> tuple[int, int] | None:
@@ -57,19 +58,6 @@ def span(used: np.ndarray, wrap: bool) -> tuple[int, int] | None:
     return start, int(n - gaps[widest] + 1)
 
 
-def crop_window(start: int, length: int, full: int, context: int, least: int, wrap: bool) -> tuple[int, int]:
-    """(start, size) of the crop on one axis: ``length`` from ``start`` grown by ``context`` on
-    each side, at least ``least``, a multiple of MULTIPLE, kept inside [0, full) unless ``wrap``."""
-    size = max(length + 2 * context, least)
-    size = min(full, -(-size // MULTIPLE) * MULTIPLE)  # full itself is a multiple of 8
-    begin = start + length // 2 - size // 2  # centred on the masked run
-    if size == full:
-        return 0, full
-    if wrap:
-        return begin % full, size
-    return min(max(0, begin), full - size), size
-
-
 def _take(array: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array[rows][:, cols])
 
@@ -82,42 +70,38 @@ def _crop_control(picture, rows, cols):
     return tensor.index_select(-2, torch.from_numpy(rows)).index_select(-1, torch.from_numpy(cols)).contiguous()
 
 
-def inpaint_cropped(job: Job, *, seed: int, index: int, tile: int, limit: int, on_progress=None,
-                    cancel=None, run_large: Callable[[Job], Image.Image]) -> Image.Image:
-    """Image ``index`` of a large inpaint job (see the module doc); ``tile``: the model's tile side
-    (``tiled.tile_size``: its native size), ``limit``: the longest side a crop runs at in one
-    piece; ``run_large`` runs a crop job over ``limit`` (in tiles, ``tiled.TiledRun``).
-    Raises progress._Cancelled."""
-    recipe, inputs = job.recipe, job.inputs
+def mask_spans(mask: Image.Image, axes: str) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """(rows, cols) spans of the repaint pixels of a (grown) mask, for ``plan(mask_spans=)``."""
+    repaint = np.asarray(mask.convert("L")) >= 128
+    return span(repaint.any(axis=1), "y" in axes), span(repaint.any(axis=0), "x" in axes)
+
+
+def inpaint_cropped(job: Execution, *, seed: int, index: int, on_progress=None, cancel=None,
+                    run_large: Callable[[Execution], Image.Image]) -> Image.Image:
+    """Image ``index`` of a large inpaint job (see the module doc) as its plan says: the crop
+    (``plan.crop``) runs its own plan (``plan.sub``): in one piece, or with ``run_large`` (the
+    tiled phases, ``tiled.TiledRun``). Raises progress._Cancelled."""
+    plan, inputs = job.plan, job.inputs
     init = inputs.init.convert("RGB")
-    mask = np.asarray(inputs.mask.convert("L")) >= 128
-    axes = recipe.tiling or ""
-    rows_used, cols_used = span(mask.any(axis=1), "y" in axes), span(mask.any(axis=0), "x" in axes)
-    if rows_used is None:
+    if plan.crop is None or plan.sub is None:  # the mask is empty: nothing to repaint
         return init.copy()
-    # context: room for the model to see the surroundings; more than the feather, so the paste's
-    # inward feather never reaches the crop's border (it would see the crop's edge as the mask's).
-    context = max(tile // 4, int(recipe.mask_feather) + 2)
-    y0, h = crop_window(*rows_used, init.height, context, tile, "y" in axes)
-    x0, w = crop_window(*cols_used, init.width, context, tile, "x" in axes)
-    rows = np.arange(y0, y0 + h) % init.height
-    cols = np.arange(x0, x0 + w) % init.width
+    crop = plan.crop
+    rows = np.arange(crop.y, crop.y + crop.height) % init.height
+    cols = np.arange(crop.x, crop.x + crop.width) % init.width
 
     full = np.asarray(init)
     init_crop = Image.fromarray(_take(full, rows, cols), "RGB")
     mask_crop = Image.fromarray(_take(np.asarray(inputs.mask.convert("L")), rows, cols), "L")
-    # A crop that spans a whole seamless axis is still a torus on that axis; a partial one is not.
-    crop_axes = ("x" if "x" in axes and w == init.width else "") + ("y" if "y" in axes and h == init.height else "")
-    crop = Inputs(init=init_crop, mask=mask_crop,
-                  controls=[_crop_control(p, rows, cols) for p in (inputs.controls or [])])
-    crop_job = replace(job, recipe=recipe.replace(width=w, height=h, tiling=crop_axes), inputs=crop)
-    if max(w, h) > limit:  # too big for one piece: the tiled img2img phases, keeping the outside
+    pictures = Inputs(init=init_crop, mask=mask_crop,
+                      controls=[_crop_control(p, rows, cols) for p in (inputs.controls or [])])
+    crop_job = replace(job, plan=plan.sub, inputs=pictures)
+    if plan.sub.path == "tiled":  # too big for one piece: the tiled img2img phases, keeping the outside
         image = run_large(crop_job)
     else:
-        with seamless(job.pipe, crop_axes):
+        with seamless(job.pipe, crop.axes):
             image = run_one(crop_job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)
     image = image.convert("RGB")
-    image = paste_back(init_crop, image, mask_crop, recipe.mask_feather)
+    image = paste_back(init_crop, image, mask_crop, plan.mask_feather)
     out = full.copy()
     out[np.ix_(rows, cols)] = np.asarray(image)
     return Image.fromarray(out, "RGB")

@@ -7,26 +7,14 @@ with the left edge's columns; blending adds back through the same indices.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
-OVERLAP_FRACTION = 4  # tiles overlap by 1/4 of their side
+from .plan import OVERLAP_FRACTION, tile_starts
 
-
-def tile_starts(length: int, tile: int, overlap: int, wrap: bool) -> tuple[int, list[int]]:
-    """(tile size, starts) covering ``length``; on a wrap axis tiles may run past the end and
-    continue at the start. A wrap axis no longer than a tile gets two copies shifted by half, so
-    neither copy's border lands unblended on any place (the edge included)."""
-    if length <= tile:
-        return length, ([0, length // 2] if wrap and length > 1 else [0])
-    stride = max(1, tile - overlap)
-    if wrap:
-        n = math.ceil(length / stride)
-        return tile, [round(i * length / n) for i in range(n)]
-    n = math.ceil((length - tile) / stride) + 1
-    return tile, [round(i * (length - tile) / (n - 1)) for i in range(n)]
+# The grid arithmetic is the planner's (plan.py, torch-free); the tensors are cut here.
+__all__ = ["OVERLAP_FRACTION", "TileGrid", "Tiling", "add_tile", "cut_tile", "feather", "pixel_index",
+           "pixels_under", "rgb_tensor", "tile_starts"]
 
 
 def feather(size: int, overlap: int) -> torch.Tensor:
@@ -36,8 +24,9 @@ def feather(size: int, overlap: int) -> torch.Tensor:
     return ramp.clamp(max=1.0)
 
 
-class Tiling:
-    """Overlapping tiles over an (H, W) grid, wrapping on the seamless axes."""
+class TileGrid:
+    """Overlapping tiles over an (H, W) latent, wrapping on the seamless axes (``plan.tile_grid``
+    counts them)."""
 
     def __init__(self, height: int, width: int, tile: int, axes: str):
         overlap = max(1, tile // OVERLAP_FRACTION)
@@ -56,6 +45,9 @@ class Tiling:
                 rows = torch.arange(y, y + self.th) % self.height
                 cols = torch.arange(x, x + self.tw) % self.width
                 yield rows, cols
+
+
+Tiling = TileGrid  # the older name (tests and benchmarks import it)
 
 
 def pixel_index(index: torch.Tensor, scale: int) -> torch.Tensor:
