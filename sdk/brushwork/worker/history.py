@@ -50,11 +50,13 @@ CREATE TABLE IF NOT EXISTS job_results (
 
 
 class History:
-    def __init__(self, path: Path, *, busy_timeout: float = BUSY_TIMEOUT_S, keep: int | None = None):
+    def __init__(self, path: Path, *, busy_timeout: float | None = None, keep: int | None = None):
+        busy_timeout = BUSY_TIMEOUT_S if busy_timeout is None else busy_timeout
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.keep = _keep_setting() if keep is None else keep
         self.last_error: str | None = None  # the last failed write, None once one succeeds again
+        self._write_started: float | None = None  # monotonic time the current write began
         self._writes = 0
         self._lock = threading.Lock()
         # One connection shared by the server threads, serialised by the lock; WAL lets
@@ -102,6 +104,7 @@ class History:
                          json.dumps(info.results), json.dumps(info.error) if info.error else None))
             results += [(res["sha256"], client, info.id, res["path"]) for res in info.results]
         try:
+            self._write_started = time.monotonic()
             with self._lock, self._db:
                 self._db.executemany("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
                 self._db.executemany("INSERT OR REPLACE INTO job_results VALUES (?,?,?,?)", results)
@@ -109,6 +112,8 @@ class History:
             self.last_error = f"{type(exc).__name__}: {exc}"
             raise HistoryError(f"the job history ({self.path.name}) cannot be written now ({exc}): "
                                "another program may hold it, or the disk is full") from None
+        finally:
+            self._write_started = None
         self.last_error = None
         self._writes += len(rows)
         if self.keep and self._writes >= PRUNE_EVERY:
@@ -137,8 +142,13 @@ class History:
             raise HistoryError(f"cannot prune the job history: {exc}") from None
 
     def writable(self) -> bool:
-        """Whether a write would go through now (without waiting for another program's lock)."""
-        with self._lock:
+        """Whether a write would go through now (without waiting for another program's lock).
+        Never blocks for long: while a write waits on a lock, that wait is the answer."""
+        if not self._lock.acquire(timeout=0.2):
+            started = self._write_started
+            waiting = started is not None and time.monotonic() - started >= 1.0
+            return self.last_error is None and not waiting
+        try:
             try:
                 self._db.execute("PRAGMA busy_timeout = 0")
                 try:
@@ -148,6 +158,8 @@ class History:
                     self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
             except sqlite3.Error:
                 return False
+        finally:
+            self._lock.release()
         return os.access(self.path, os.W_OK)
 
     def mark_interrupted(self) -> int:
@@ -169,7 +181,8 @@ class History:
             row = self._db.execute(sql, args).fetchone()
         return _info(row) if row else None
 
-    def list(self, client: str | None = None, limit: int = 50, before: float | None = None) -> list[tuple[str, JobInfo]]:
+    def list(self, client: str | None = None, limit: int = 50,
+             before: float | None = None) -> list[tuple[str, JobInfo]]:
         """Newest first: (client id, job) pairs."""
         where, args = [], []
         if client:
