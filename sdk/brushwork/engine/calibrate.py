@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
@@ -20,9 +21,10 @@ from ..recipe import Recipe
 from .estimate import Calibration, estimate, full_size_bytes, work
 from .plan import ModelFacts, plan
 
-FIT = [dict(width=64, height=64, steps=8), dict(width=128, height=128, steps=8), dict(width=256, height=256, steps=4),
-       dict(width=256, height=256, steps=12), dict(width=192, height=320, steps=6, cfg=1.0)]
-HELD_OUT = [dict(width=384, height=384, steps=4), dict(width=640, height=512, steps=4)]
+FIT: list[dict[str, Any]] = [
+    dict(width=64, height=64, steps=8), dict(width=128, height=128, steps=8), dict(width=256, height=256, steps=4),
+    dict(width=256, height=256, steps=12), dict(width=192, height=320, steps=6, cfg=1.0)]
+HELD_OUT: list[dict[str, Any]] = [dict(width=384, height=384, steps=4), dict(width=640, height=512, steps=4)]
 
 
 def _peak_reset() -> None:
