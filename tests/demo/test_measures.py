@@ -66,3 +66,16 @@ def test_captions_use_the_presets_wording_and_negatives_are_preset_words():
     assert load_preset("texture-seamless").prompt_suffix == dataset.PRESET_SUFFIXES[0]
     negative = dataset.random_negative(rng)
     assert negative and all(word.strip() in dataset.NEGATIVE_WORDS for word in negative.split(","))
+
+
+def test_claims_are_only_what_held_in_every_case():
+    from brushwork.demo.evaluate import claims_from
+
+    def case(colour, pattern, colour_ok, pattern_ok):
+        return {"colour": colour, "pattern": pattern, "colour_ok": colour_ok, "pattern_ok": pattern_ok}
+
+    cases = [case(c, p, c != "green" or p != "tiles", not (p == "stripes" and c == "red"))
+             for c in dataset.COLOURS for p in measures.MEASURED_PATTERNS for _ in (1, 2)]
+    claims = claims_from({"cases": cases, "colour_right": "x", "pattern_right": "y"})
+    assert "green" not in claims["colours"] and "red" in claims["colours"]
+    assert claims["patterns"] == ["bricks", "checker", "tiles"]  # red stripes failed once

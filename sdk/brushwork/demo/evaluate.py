@@ -66,6 +66,27 @@ def evaluate(weights: Path, studio=None, size: int = 64) -> dict:
     return summary
 
 
+def claims_from(result: dict) -> dict:
+    """What the model may claim: the colours right in every case (all patterns, both seeds), and
+    the patterns recognisable for every claimed colour on both seeds."""
+    cases = result["cases"]
+    colours = [c for c in dataset.COLOURS if all(x["colour_ok"] for x in cases if x["colour"] == c)]
+    patterns = [p for p in measures.MEASURED_PATTERNS
+                if all(x["pattern_ok"] for x in cases if x["pattern"] == p and x["colour"] in colours)]
+    return {"colours": colours, "patterns": patterns, "colour_right": result["colour_right"],
+            "pattern_right": result["pattern_right"], "measured_by": "python -m brushwork.demo.evaluate"}
+
+
+def write_claims(weights: Path, claims: dict) -> None:
+    """Record the claims in the model's demo.json (the meaning tests check every one)."""
+    from ..assets import atomic_write_bytes
+
+    path = weights / "demo.json"
+    data = json.loads(path.read_text())
+    data["claims"] = claims
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
 def contact_sheet(weights: Path, out: Path, studio=None, size: int = 64, scale: int = 2, seed: int = 1) -> Path:
     """One row per pattern, one column per colour, labelled; written atomically as a PNG."""
     from PIL import Image, ImageDraw
@@ -97,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sheet", type=Path, default=None, help="also write a contact sheet PNG here")
     parser.add_argument("--json", action="store_true", help="print every case as JSON")
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--write-claims", action="store_true",
+                        help="record what the model gets right in its demo.json (the meaning tests read it)")
     args = parser.parse_args(argv)
     import torch
 
@@ -112,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                       f"pattern {'ok' if case['pattern_ok'] else 'no'} ({case['figures']})")
         print(f"colours right {result['colour_right']}: {result['colours']}")
         print(f"patterns right {result['pattern_right']}: {result['patterns']}")
+    claims = claims_from(result)
+    listed = {k: ", ".join(claims[k]) or "none" for k in ("colours", "patterns")}
+    print(f"claims: colours {listed['colours']}; patterns {listed['patterns']}")
+    if args.write_claims:
+        write_claims(args.weights, claims)
     if args.sheet:
         print(contact_sheet(args.weights, args.sheet, studio, args.size), file=sys.stderr)
     return 0

@@ -143,7 +143,7 @@ class Studio:
         base = self.pipelines.base(resolved.key, lambda: self._load_base(resolved))
         hashes["model"], sources["model"] = self._hash(resolved), resolved.source
         # How the job runs (task, path, strength, sizes, axes) is the planner's decision, made once.
-        spans = mask_spans(inputs.mask, recipe.tiling) if inputs.mask is not None else None
+        spans = functools.partial(mask_spans, inputs.mask) if inputs.mask is not None else None
         job_plan = plan(recipe, ModelFacts.of_pipe(base.pipe, base.family), mask_spans=spans)
         size = (job_plan.width, job_plan.height)
         if job_plan.grey_init:  # a 9-channel checkpoint's txt2img: inpainting from a grey picture
@@ -166,7 +166,9 @@ class Studio:
                         preview_decoder=(_demo_preview(base) or self._preview_decoder(base.family))
                         if on_progress else None)
         images = self._execute(job, on_progress, cancel)
-        return self._result(images, list(job_plan.seeds), recipe, hashes, sources, started, loaded)
+        # The recipe records the model that ran (an empty one meant the default), so a rerun elsewhere uses it.
+        ran = recipe if recipe.model else recipe.replace(model=resolved.name or resolved.source)
+        return self._result(images, list(job_plan.seeds), ran, hashes, sources, started, loaded)
 
     def _execute(self, job: Execution, on_progress, cancel) -> list[Image.Image]:
         """Every image of the job, on the path its plan says."""
