@@ -102,8 +102,9 @@ class EngineRunner(threading.Thread):
             else:
                 from ..engine.studio import Studio
 
-                # allow_paths=False: input refs must be sha256: (uploads), never files on this machine.
-                self.studio = Studio(device=self.device, allow_paths=False)
+                # parse_recipe is the gate: input images arrive as sha256: refs only (never files on
+                # this machine) and a model path only as worker/model_paths.py allows it.
+                self.studio = Studio(device=self.device, allow_paths=True)
             self.settings = getattr(self.studio, "settings", None)
         except BrushworkError as exc:
             self.load_error = exc
@@ -171,7 +172,7 @@ class EngineRunner(threading.Thread):
         wanted += [(lora.name, "lora") for lora in recipe.loras]
         wanted += [(emb.name, "embedding") for emb in recipe.embeddings]
         for ref, kind in wanted:
-            found = sources.resolve(ref, kind, settings, allow_paths=False)
+            found = sources.resolve(ref, kind, settings, allow_paths=True)  # paths: see model_paths
             if kind == "pipeline":
                 self._check_demo_controls(recipe, found)
 

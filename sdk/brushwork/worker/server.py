@@ -29,7 +29,7 @@ from ..errors import (
     RequestError,
 )
 from ..recipe import Recipe, is_content_ref
-from . import auth
+from . import auth, model_paths
 from .hub import NotFound
 
 log = logging.getLogger("brushwork.worker")
@@ -319,7 +319,7 @@ class Handler(BaseHTTPRequestHandler):
             raise Problem(400, "bad_request", f"'live' must be true or false, got {type(live).__name__}")
         w = self.server.worker
         destination = w.outputs.check(data.get("destination"))
-        recipe = parse_recipe(data.get("recipe"), w.assets)
+        recipe = parse_recipe(data.get("recipe"), w.assets, peer=self.client_address[0])
         w.outputs.check_writable(destination)
         job, position = w.hub.submit(self.client_id, recipe, destination, live)
         self._send_json(201, {"job": job.info(position).to_dict(), "position": position})
@@ -358,8 +358,9 @@ class _Hello(Exception):
     """Raised by the caller check for the hello challenge (answered without the token)."""
 
 
-def parse_recipe(data, assets) -> Recipe:
-    """A recipe from the network: valid, images by sha256 only (and uploaded), models by name."""
+def parse_recipe(data, assets, peer: str = "") -> Recipe:
+    """A recipe from the network: valid, images by sha256 only (and uploaded), models by name, or
+    by path where model_paths allows it for this ``peer`` (the client's address)."""
     if data is None:
         raise RecipeError("recipe", "is missing")
     try:
@@ -389,8 +390,7 @@ def parse_recipe(data, assets) -> Recipe:
         if name and len(name) > MAX_NAME_CHARS:
             raise RecipeError(where, f"a model name of {len(name)} characters is too long (at most {MAX_NAME_CHARS})")
         if name and looks_like_path(name):
-            raise RecipeError(where, "the worker takes model NAMES from its model folders or hub ids, "
-                                     f"not paths or URLs (got {name[:80]!r})")
+            model_paths.check_model_path(where, name, peer)
     return recipe
 
 
