@@ -118,8 +118,9 @@ def _merge(items: list) -> list[Fragment]:
 def parse_prompt_sections(text: str) -> list[list[Fragment]]:
     """The prompt split at each BREAK; every section is a list of (text, weight) fragments.
 
-    Always at least one section; a section with no text is ``[("", 1.0)]`` so that an empty
-    prompt (or ``a BREAK BREAK b``) still encodes as an empty chunk, like A1111.
+    Always at least one section (one more than there are BREAKs); a section with no text is
+    ``[("", 1.0)]``. Which sections become chunks is prompts.prompt_chunks' business (A1111's
+    rule: a BREAK closes the chunk being filled, even an empty one; a trailing one adds nothing).
     """
     sections: list[list] = [[]]
     for item in _parse(text):
