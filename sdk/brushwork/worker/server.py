@@ -36,9 +36,11 @@ log = logging.getLogger("brushwork.worker")
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 MAX_NAME_CHARS = 200  # a model, VAE, LoRA, embedding or ControlNet name (no file name is longer)
-# A raw control signal's JSON, by kind: a pose of 100 people is ~60 KiB; a depth signal is a
-# reference and a few numbers (its pixels are an upload). Larger is a 400 invalid_recipe.
-MAX_SIGNAL_BYTES = {"pose": 256 * 1024, "depth": 4 * 1024}
+# A raw control signal's JSON, by kind: an OpenPose person with face and hands is ~3 KiB, so a
+# pose signal holds ~20 such people (a parsed one weighs ~4x its JSON in memory, and up to
+# MAX_QUEUED_TOTAL of them wait); a depth signal is a reference and a few numbers (its pixels are
+# an upload). Larger is a 400 invalid_recipe.
+MAX_SIGNAL_BYTES = {"pose": 64 * 1024, "depth": 4 * 1024}
 MAX_CONCURRENT_UPLOADS = 4  # uploads read at once (each up to MAX_UPLOAD_BYTES); more is 429 busy
 RETRY_AFTER_S = 2  # what a 429 (queue full, uploads busy) or 503 (history locked) asks a client to wait
 
