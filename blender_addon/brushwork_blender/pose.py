@@ -8,6 +8,12 @@ copy in a Text datablock (``Brushwork Bone Map``), written as JSON {keypoint nam
 
 A keypoint whose bones are all missing, that lies behind the camera, or outside the frame gets
 confidence 0 (OpenPose's "not seen"), so the engine skips it.
+
+Hands: a map may also place OpenPose's 21 hand keypoints (``hand_left_0`` .. ``hand_left_20``,
+``hand_right_0`` .. ``hand_right_20``: wrist, then thumb and each finger from base to tip). The
+built-in maps use Rigify's and Mixamo's finger bones; a rig with fingers then captures
+``hand_left/right_keypoints_2d``, which the engine draws as the annotator does. Rigs without
+finger bones capture bodies only, as before.
 """
 
 from __future__ import annotations
@@ -20,6 +26,37 @@ from . import sdk
 from .capture import CameraFrame, camera_frame, evaluated_depsgraph
 
 KEYPOINTS = sdk.openpose.KEYPOINTS  # the 18 OpenPose names, shared with the engine and canvas
+HAND_SIDES = (("left", "hand_left_keypoints_2d"), ("right", "hand_right_keypoints_2d"))
+HAND_KEYS = {side: tuple(f"hand_{side}_{i}" for i in range(21)) for side, _ in HAND_SIDES}
+ALL_KEYS = (*KEYPOINTS, *HAND_KEYS["left"], *HAND_KEYS["right"])
+_FINGERS = ("thumb", "index", "middle", "ring", "pinky")
+
+
+def _rigify_hand(side: str) -> dict[str, list[str]]:
+    """OpenPose hand points on Rigify's finger chains (thumb.01-03, f_index/middle/ring/pinky.01-03)."""
+    s = "L" if side == "left" else "R"
+
+    def at(bone: str, end: str) -> list[str]:
+        return [f"{prefix}{bone}.{s}:{end}" for prefix in ("DEF-", "ORG-", "")]
+
+    out = {f"hand_{side}_0": at("hand", "head")}
+    for f, finger in enumerate(_FINGERS):
+        chain = "thumb" if finger == "thumb" else f"f_{finger}"
+        base = 1 + 4 * f
+        for j in range(3):
+            out[f"hand_{side}_{base + j}"] = at(f"{chain}.0{j + 1}", "head")
+        out[f"hand_{side}_{base + 3}"] = at(f"{chain}.03", "tail")
+    return out
+
+
+def _mixamo_hand(side: str) -> dict[str, list[str]]:
+    """OpenPose hand points on Mixamo's ``{Side}Hand{Finger}1..4`` bones (4 is the tip)."""
+    s = "Left" if side == "left" else "Right"
+    out = {f"hand_{side}_0": [f"mixamorig:{s}Hand:head"]}
+    for f, finger in enumerate(_FINGERS):
+        for j in range(4):
+            out[f"hand_{side}_{1 + 4 * f + j}"] = [f"mixamorig:{s}Hand{finger.capitalize()}{j + 1}:head"]
+    return out
 
 
 def _rigify_side(side: str) -> dict[str, list[str]]:
@@ -43,6 +80,8 @@ RIGIFY = {
     "neck": ["DEF-spine.004:head", "ORG-spine.004:head", "spine.004:head"],
     **_rigify_side("right"),
     **_rigify_side("left"),
+    **_rigify_hand("right"),
+    **_rigify_hand("left"),
 }
 
 
@@ -65,6 +104,8 @@ MIXAMO = {
     "neck": ["mixamorig:Neck:head"],
     **_mixamo_side("right"),
     **_mixamo_side("left"),
+    **_mixamo_hand("right"),
+    **_mixamo_hand("left"),
 }
 
 BONE_MAPS = {"RIGIFY": RIGIFY, "MIXAMO": MIXAMO}
@@ -85,8 +126,9 @@ def parse_bone_map(text: str) -> dict[str, list[str]]:
         raise BoneMapError("bone map must be a JSON object {keypoint: [\"BONE:head\", ...]}")
     out = {}
     for key, value in data.items():
-        if key not in KEYPOINTS:
-            raise BoneMapError(f"bone map: unknown keypoint {key!r} (known: {', '.join(KEYPOINTS)})")
+        if key not in ALL_KEYS:
+            raise BoneMapError(f"bone map: unknown keypoint {key!r} (known: {', '.join(KEYPOINTS)}, "
+                               "hand_left_0..20, hand_right_0..20)")
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -124,15 +166,17 @@ def _find_bone(pose_bones, name: str):
     return None
 
 
-def keypoints_world(armature, bone_map: dict[str, list[str]], depsgraph=None) -> list[np.ndarray | None]:
-    """World position of each of the 18 keypoints (None where the map finds no bone).
+def keypoints_world(armature, bone_map: dict[str, list[str]], depsgraph=None,
+                    keys: tuple[str, ...] = KEYPOINTS) -> list[np.ndarray | None]:
+    """World position of each of ``keys`` (the 18 body keypoints unless told; None where the
+    map finds no bone).
 
     Reads the evaluated armature: the pose as constraints, drivers and actions leave it."""
     armature = armature.evaluated_get(depsgraph if depsgraph is not None else evaluated_depsgraph())
     matrix = np.array(armature.matrix_world, dtype=np.float64)
     pose_bones = armature.pose.bones
     points = []
-    for key in KEYPOINTS:
+    for key in keys:
         found = None
         for spec in bone_map.get(key, []):
             name, t = _split_candidate(spec, key)
@@ -157,7 +201,7 @@ def pick_bone_map(armature) -> tuple[str, dict[str, list[str]]]:
 
 
 def project_keypoints(frame: CameraFrame, points: list[np.ndarray | None]) -> list[float]:
-    """OpenPose ``pose_keypoints_2d``: [x, y, c] × 18 in pixels, c = 0 when unseen."""
+    """OpenPose ``*_keypoints_2d``: [x, y, c] per point in pixels, c = 0 when unseen."""
     flat: list[float] = []
     for p in points:
         if p is None:
@@ -184,5 +228,10 @@ def capture_openpose(scene, camera, armatures, size: tuple[int, int], bone_map=N
         if armature.type != "ARMATURE":
             raise ValueError(f"{armature.name!r} is not an armature")
         mapping = bone_map if bone_map is not None else pick_bone_map(armature)[1]
-        people.append({"pose_keypoints_2d": project_keypoints(frame, keypoints_world(armature, mapping, depsgraph))})
+        person = {"pose_keypoints_2d": project_keypoints(frame, keypoints_world(armature, mapping, depsgraph))}
+        for side, field in HAND_SIDES:
+            hand = keypoints_world(armature, mapping, depsgraph, keys=HAND_KEYS[side])
+            if any(p is not None for p in hand[1:]):  # rigs without finger bones: body only, as before
+                person[field] = project_keypoints(frame, hand)
+        people.append(person)
     return {"people": people, "canvas_width": frame.width, "canvas_height": frame.height}
