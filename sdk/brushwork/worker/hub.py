@@ -240,7 +240,8 @@ class Hub:
                 self._queue = [j for j in self._queue if j.client != client]
             error = CancelledError("cancelled by the client (cancel all)").to_dict()
             for job in mine:
-                self._set_final(job, protocol.CANCELLED, error=dict(error))
+                self._set_final(job, protocol.CANCELLED, error=dict(error), release=False)
+            self._release_finished()  # once, not once per job
             running = self._running if self._running is not None and self._running.client == client else None
             if running is not None:
                 running.cancel.set()
@@ -316,7 +317,8 @@ class Hub:
             dropped, self._queue = self._queue, []
             for job in dropped:
                 self._set_final(job, protocol.CANCELLED,
-                                error=CancelledError("the worker is shutting down").to_dict())
+                                error=CancelledError("the worker is shutting down").to_dict(), release=False)
+            self._release_finished()
             if self._running is not None:
                 self._running.cancel.set()
             self._lock.notify_all()
@@ -361,11 +363,12 @@ class Hub:
         ahead = self._queue.index(job) if job in self._queue else 0
         return ahead + (1 if self._running is not None else 0)
 
-    def _set_final(self, job: Job, state: str, *, results=None, error=None) -> None:
+    def _set_final(self, job: Job, state: str, *, results=None, error=None, release: bool = True) -> None:
         job.state, job.finished = state, time.time()
         job.results = list(results or [])
         job.error = error
-        self._release_finished()
+        if release:
+            self._release_finished()
 
     def _release_finished(self) -> None:
         """Forget the oldest finished jobs beyond ``keep_finished`` (the history has them)."""
