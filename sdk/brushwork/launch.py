@@ -80,7 +80,7 @@ def start_worker(python: str | None, timeout: float, probe: Callable[[dict[str, 
             raise WorkerError(f"the worker started with {exe} did not answer within {timeout:g} s (log: {log_path})")
 
 
-def _open_private_log(path: Path):
+def _open_private_log(path: Path) -> BinaryIO:
     """The worker's log holds prompts and errors: only this user may read it (0600)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     if os.name == "posix":

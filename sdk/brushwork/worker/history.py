@@ -7,6 +7,7 @@ Results are indexed by the sha256 of the written PNG, which is how clients fetch
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import os
@@ -184,7 +185,8 @@ class History:
     def list(self, client: str | None = None, limit: int = 50,
              before: float | None = None) -> list[tuple[str, JobInfo]]:
         """Newest first: (client id, job) pairs."""
-        where, args = [], []
+        where: builtins.list[str] = []
+        args: builtins.list[object] = []
         if client:
             where.append("client=?")
             args.append(client)
@@ -208,7 +210,7 @@ class History:
         paths = [Path(row[0]) for row in rows]
         return next((p for p in paths if p.is_file()), paths[0] if paths else None)
 
-    def jobs_with_result(self, sha256: str, client: str) -> list[str]:
+    def jobs_with_result(self, sha256: str, client: str) -> builtins.list[str]:
         with self._lock, _reading(self.path):
             return [row[0] for row in self._db.execute(
                 "SELECT job FROM job_results WHERE sha256=? AND client=? ORDER BY rowid", (sha256, client))]

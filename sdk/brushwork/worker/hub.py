@@ -6,6 +6,7 @@ the moment an event for their client arrives. Nothing here knows HTTP or the eng
 
 from __future__ import annotations
 
+import builtins
 import collections
 import logging
 import secrets
@@ -149,7 +150,7 @@ class Hub:
 
     # ---- client side --------------------------------------------------------------------------
 
-    def submit(self, client: str, recipe: Recipe, destination: str, live: bool) -> tuple[Job, int]:
+    def submit(self, client: str, recipe: Recipe, destination: str, live: bool) -> tuple[Job, int | None]:
         """Queue a job, saved first: when the history cannot take it, HistoryError and no job."""
         job = Job(id=secrets.token_hex(8), client=client, recipe=recipe, destination=destination, live=live)
         with self._lock:
@@ -232,7 +233,7 @@ class Hub:
             self.events.emit(client, protocol.EV_CANCELLED, job.id, {"error": job.error})
         return info
 
-    def cancel_all(self, client: str) -> list[str]:
+    def cancel_all(self, client: str) -> builtins.list[str]:
         """Cancel every waiting and running job of ``client`` in one pass and one history write."""
         with self._lock:
             mine = [j for j in self._queue if j.client == client]
@@ -296,7 +297,7 @@ class Hub:
     def progress(self, job: Job, data: dict) -> None:
         self.events.emit(job.client, protocol.EV_PROGRESS, job.id, data)
 
-    def finish(self, job: Job, state: str, *, results: list | None = None, error: dict | None = None,
+    def finish(self, job: Job, state: str, *, results: builtins.list | None = None, error: dict | None = None,
                ran_recipe: dict | None = None) -> None:
         with self._lock:
             if ran_recipe is not None:
@@ -310,7 +311,7 @@ class Hub:
         data = {"results": job.results, "recipe": job.ran_recipe} if state == protocol.DONE else {"error": job.error}
         self.events.emit(job.client, kind, job.id, data)
 
-    def stop(self) -> list[Job]:
+    def stop(self) -> builtins.list[Job]:
         """Refuse new jobs, cancel the queued ones and ask the running one to stop."""
         with self._lock:
             self._stopping = True
@@ -335,7 +336,7 @@ class Hub:
         nothing is kept. Otherwise a failure never propagates: the job is written again later."""
         self._on_change_many([job], strict=strict)
 
-    def _on_change_many(self, jobs: list[Job], *, strict: bool = False) -> None:
+    def _on_change_many(self, jobs: builtins.list[Job], *, strict: bool = False) -> None:
         try:
             with self._save_lock:
                 self._save_many(jobs)
