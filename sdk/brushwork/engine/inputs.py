@@ -10,7 +10,7 @@ Size rules (documented for users in the Studio docstring):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PIL import Image
 
@@ -18,6 +18,7 @@ from ..assets import AssetStore, read_ref
 from ..conditioning import prepare_control
 from ..conditioning.images import fit, open_image, to_rgb
 from ..conditioning.masks import grow_mask, load_mask
+from ..errors import RecipeError
 from ..recipe import Control, Recipe, is_content_ref
 
 
@@ -39,13 +40,24 @@ class Inputs:
 
     init: Image.Image | None = None  # RGB
     mask: Image.Image | None = None  # L, 255 = repaint, after grow
-    controls: list[Image.Image | object] | None = None  # PIL control pictures (or tensors)
+    controls: list[Image.Image | object] = field(default_factory=list)  # PIL control pictures (or tensors)
+
+    def need_init(self) -> Image.Image:
+        """The init picture, for a plan that starts from one (img2img, inpaint)."""
+        if self.init is None:
+            raise RecipeError("init_image", "this task needs an init image")
+        return self.init
+
+    def need_mask(self) -> Image.Image:
+        """The mask, for a plan that inpaints."""
+        if self.mask is None:
+            raise RecipeError("mask", "this task needs a mask")
+        return self.mask
 
 
 def read_inputs(recipe: Recipe, read: Callable[[str], bytes]) -> Inputs:
     size = (recipe.width, recipe.height)
-    controls: list[Image.Image | object] = []
-    out = Inputs(controls=controls)
+    out = Inputs()
     if recipe.init_image:
         original = to_rgb(open_image(read(recipe.init_image), what="init_image"))
         if recipe.mask:
@@ -54,7 +66,7 @@ def read_inputs(recipe: Recipe, read: Callable[[str], bytes]) -> Inputs:
             out.mask = mask.resize(size, Image.Resampling.NEAREST) if mask.size != size else mask
         out.init = fit(original, size)
     for i, control in enumerate(recipe.controls):
-        controls.append(_control_picture(control, i, read, out, size))
+        out.controls.append(_control_picture(control, i, read, out, size))
     return out
 
 
