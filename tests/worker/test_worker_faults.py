@@ -232,10 +232,14 @@ def test_history_retention_keeps_the_newest_jobs(tmp_path):
     from brushwork.protocol import JobInfo
 
     for i in range(25):
-        history.save("c", JobInfo(id=f"{i:016x}", state=protocol.DONE, created=1000.0 + i))
+        history.save("c", JobInfo(id=f"{i:016x}", state=protocol.DONE, created=1000.0 + i,
+                                  recipe={"prompt": "p" * 20_000}))
     assert history.prune() == 15
     kept = [info.id for _, info in history.list(limit=100)]
     assert kept == [f"{i:016x}" for i in range(24, 14, -1)]
+    db = sqlite3.connect(str(history.path))
+    assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+    assert db.execute("PRAGMA freelist_count").fetchone()[0] == 0  # the freed pages went back
 
 
 def test_history_and_its_wal_are_private(tmp_path):

@@ -65,6 +65,9 @@ class History:
         self._busy_ms = busy_timeout * 1000
         self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=busy_timeout)
         with self._lock, self._db:
+            # Pages freed by retention go back to the file system (takes effect on a new database;
+            # an older one keeps its size until `VACUUM`).
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL never corrupts the database (a crash of the worker loses nothing; a power
             # cut can lose the last few commits) and spares an fsync on every job state change.
@@ -138,7 +141,10 @@ class History:
                 args = (cut[0], *protocol.FINAL_STATES)
                 self._db.execute(f"DELETE FROM results WHERE job IN ({old})", args)
                 self._db.execute(f"DELETE FROM job_results WHERE job IN ({old})", args)
-                return self._db.execute(f"DELETE FROM jobs WHERE id IN ({old})", args).rowcount
+                removed = self._db.execute(f"DELETE FROM jobs WHERE id IN ({old})", args).rowcount
+            with self._lock:
+                self._db.executescript("PRAGMA incremental_vacuum;")  # executescript: all pages, not one
+            return removed
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot prune the job history: {exc}") from None
 
