@@ -124,7 +124,8 @@ def test_chunked_bodies_are_refused(http_worker):
 @pytest.mark.parametrize("body,code", [
     (b"{not json", "bad_json"), (b"\xff\xfe\x00", "bad_json"), (b"[1, 2]", "bad_json"),
     (b'{"recipe": {"steps": "many"}}', "invalid_recipe"), (b'{"recipe": 5}', "invalid_recipe"),
-    (b'{"recipe": {"steps": 1e308}}', "invalid_recipe"), (b'{"recipe": {"width": 10000000000000000000000}}', "invalid_recipe"),
+    (b'{"recipe": {"steps": 1e308}}', "invalid_recipe"),
+    (b'{"recipe": {"width": 10000000000000000000000}}', "invalid_recipe"),
     (b'{"recipe": {}, "live": "yes"}', "bad_request"), (b'{"recipe": {}, "surprise": 1}', "bad_request"),
     (b'{"recipe": {"nope": 1}}', "invalid_recipe"), (b"{}", "invalid_recipe"),
     (b'{"recipe": {}, "destination": "/etc"}', "bad_destination"),

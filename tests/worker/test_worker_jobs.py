@@ -139,7 +139,8 @@ def test_clients_see_and_cancel_only_their_own_jobs(jobs_worker):
     with pytest.raises(CancelledError):
         long_job.result(timeout=60)
     done = bobs.result(timeout=60)
-    status, _, _ = raw_request(jobs_worker, "GET", f"/v1/results/{done.hashes[0]}", headers={protocol.H_CLIENT: "alice-key"})
+    status, _, _ = raw_request(jobs_worker, "GET", f"/v1/results/{done.hashes[0]}",
+                               headers={protocol.H_CLIENT: "alice-key"})
     assert status == 404  # results are fetched by their owner only
 
 

@@ -28,6 +28,7 @@ def test_every_limit_is_in_the_docs_with_its_value():
         'worker.server.MAX_SIGNAL_BYTES["pose"]': _size(server.MAX_SIGNAL_BYTES["pose"]),
         'worker.server.MAX_SIGNAL_BYTES["depth"]': _size(server.MAX_SIGNAL_BYTES["depth"]),
         "worker.server.MAX_NAME_CHARS": f"{server.MAX_NAME_CHARS} chars",
+        "worker.server.MAX_PATH_CHARS": f"{server.MAX_PATH_CHARS} chars",
         "worker.hub.MAX_QUEUED_PER_CLIENT": f"| {hub.MAX_QUEUED_PER_CLIENT} |",
         "worker.hub.MAX_QUEUED_TOTAL": f"| {hub.MAX_QUEUED_TOTAL} |",
         "worker.hub.KEEP_FINISHED": f"| {hub.KEEP_FINISHED} |",

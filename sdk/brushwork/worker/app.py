@@ -192,7 +192,8 @@ class Worker:
         settings = self.runner.settings or Settings.load()
         out = []
         for item in lister(settings):
-            out.append({key: _plain(getattr(item, key, None)) for key in ("name", "kind", "family", "variant", "source")})
+            keys = ("name", "kind", "family", "variant", "source")
+            out.append({key: _plain(getattr(item, key, None)) for key in keys})
         return out
 
 

@@ -129,7 +129,7 @@ class EngineRunner(threading.Thread):
             try:
                 written = result.save(stem)
                 results = []
-                for index, (path, seed) in enumerate(zip(written, result.seeds)):
+                for index, (path, seed) in enumerate(zip(written, result.seeds, strict=False)):
                     results.append({"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                                     "path": str(path), "seed": int(seed), "index": index})
             except OSError as exc:

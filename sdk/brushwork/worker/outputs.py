@@ -98,7 +98,8 @@ class Outputs:
 
     def stem_for(self, destination: str, job_id: str) -> Path:
         now = time.localtime()
-        return self.folders[destination] / time.strftime("%Y-%m-%d", now) / f"{time.strftime('%H%M%S', now)}-{job_id}.png"
+        day = time.strftime("%Y-%m-%d", now)
+        return self.folders[destination] / day / f"{time.strftime('%H%M%S', now)}-{job_id}.png"
 
     def sweep_partials(self) -> int:
         """Remove temp files a killed worker left behind (atomic writes use ``.<name>.*.part``)."""

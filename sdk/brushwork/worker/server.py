@@ -36,6 +36,7 @@ log = logging.getLogger("brushwork.worker")
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 MAX_NAME_CHARS = 200  # a model, VAE, LoRA, embedding or ControlNet name (no file name is longer)
+MAX_PATH_CHARS = 4096  # the same as a path (where model_paths allows one): Linux's PATH_MAX
 # A raw control signal's JSON, by kind: an OpenPose person with face and hands is ~3 KiB, so a
 # pose signal holds ~20 such people (a parsed one weighs ~4x its JSON in memory, and up to
 # MAX_QUEUED_TOTAL of them wait); a depth signal is a reference and a few numbers (its pixels are
@@ -162,7 +163,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self._hello()
             url = urlsplit(self.path)
             if not url.path.startswith(protocol.API_PREFIX + "/"):
-                raise Problem(404, "not_found", f"no such endpoint {url.path[:100]!r} (the API is under {protocol.API_PREFIX}/)")
+                raise Problem(404, "not_found",
+                              f"no such endpoint {url.path[:100]!r} (the API is under {protocol.API_PREFIX}/)")
             route = [unquote(p) for p in url.path[len(protocol.API_PREFIX) + 1:].split("/") if p]
             query = parse_qs(url.query, keep_blank_values=True, max_num_fields=20)
             self._route(method, route, query)
@@ -179,7 +181,8 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:  # a bug: say so without dying, and log the traceback
             log.error("internal error on %s %s:\n%s", method, self.path[:200], traceback.format_exc())
             self.close_connection = True
-            self._send_json(500, {"error": {"code": "internal_error", "message": "internal error in the worker (see its log)"}})
+            self._send_json(500, {"error": {"code": "internal_error",
+                                            "message": "internal error in the worker (see its log)"}})
 
     def _check_caller(self) -> None:
         why = auth.refused_origin(self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site"))
@@ -189,17 +192,20 @@ class Handler(BaseHTTPRequestHandler):
             host = (self.headers.get("Host") or "").strip()
             name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
             if host and name not in _LOOPBACK_HOSTS:
-                raise Problem(403, "forbidden_host", f"Host {host[:80]!r} is not loopback (the worker serves this machine only)")
+                raise Problem(403, "forbidden_host",
+                              f"Host {host[:80]!r} is not loopback (the worker serves this machine only)")
         worker = self.server.worker
         if self.path.startswith(protocol.API_PREFIX + "/hello?") and self.command == "GET":
             raise _Hello()  # the one request answered without the token: the worker proves itself
         if not auth.bearer_ok(self.headers.get("Authorization"), worker.token):
             raise Problem(401, "unauthorized",
-                          f"missing or wrong token: send 'Authorization: Bearer <token>' (the token is in {worker.token_path})")
+                          "missing or wrong token: send 'Authorization: Bearer <token>' "
+                          f"(the token is in {worker.token_path})")
         version = self.headers.get(protocol.H_PROTOCOL)
         if version is not None and protocol.major_of(version) != protocol.PROTOCOL_MAJOR:
             raise Problem(400, "protocol_mismatch",
-                          f"this worker speaks Brushwork protocol {protocol.PROTOCOL_VERSION}, the client {version[:20]!r}: "
+                          f"this worker speaks Brushwork protocol {protocol.PROTOCOL_VERSION}, "
+                          f"the client {version[:20]!r}: "
                           "update Brushwork so both have the same major version")
         self.client_id = auth.client_id(worker.token, self.headers.get(protocol.H_CLIENT))
 
@@ -389,8 +395,9 @@ def parse_recipe(data, assets, peer: str = "") -> Recipe:
     names += [(f"loras[{i}].name", lora.name) for i, lora in enumerate(recipe.loras)]
     names += [(f"embeddings[{i}].name", e.name) for i, e in enumerate(recipe.embeddings)]
     for where, name in names:
-        if name and len(name) > MAX_NAME_CHARS:
-            raise RecipeError(where, f"a model name of {len(name)} characters is too long (at most {MAX_NAME_CHARS})")
+        limit = MAX_PATH_CHARS if name and looks_like_path(name) else MAX_NAME_CHARS
+        if name and len(name) > limit:
+            raise RecipeError(where, f"a model name of {len(name)} characters is too long (at most {limit})")
         if name and looks_like_path(name):
             model_paths.check_model_path(where, name, peer)
     return recipe

@@ -53,7 +53,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         info_path = self.state_dir / protocol.INFO_FILE
-        log = open(self.home / "worker-test.log", "ab")
+        log = open(self.home / "worker-test.log", "ab")  # noqa: SIM115 - handed to the child, closed below
         self.proc = subprocess.Popen([self.python, "-m", "brushwork.worker", "--port", "0", *self.args],
                                      env=self.env(),
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log)
