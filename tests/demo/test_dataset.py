@@ -12,14 +12,14 @@ def test_same_seed_same_bytes_other_seed_other_data(kind):
     a = dataset.make_set(kind, 6, 64, seed=11)
     b = dataset.make_set(kind, 6, 64, seed=11)
     c = dataset.make_set(kind, 6, 64, seed=12)
-    assert all(x.image.tobytes() == y.image.tobytes() and x.caption == y.caption for x, y in zip(a, b))
-    assert any(x.image.tobytes() != z.image.tobytes() for x, z in zip(a, c))
+    assert all(x.image.tobytes() == y.image.tobytes() and x.caption == y.caption for x, y in zip(a, b, strict=True))
+    assert any(x.image.tobytes() != z.image.tobytes() for x, z in zip(a, c, strict=True))
 
 
 def test_a_longer_set_starts_with_the_shorter_one():
     """Counts can change without reshuffling the examples before them."""
     short, long = dataset.make_set("texture", 3, 64, 5), dataset.make_set("texture", 8, 64, 5)
-    assert all(x.image.tobytes() == y.image.tobytes() for x, y in zip(short, long))
+    assert all(x.image.tobytes() == y.image.tobytes() for x, y in zip(short, long, strict=False))
 
 
 def test_images_are_in_range_and_shaped():

@@ -16,7 +16,7 @@ import brushwork.demo as demo
 import numpy as np
 import pytest
 from brushwork import Control, Recipe
-from brushwork.demo import dataset
+from brushwork.demo import dataset, measures
 
 STEPS = 20
 CFG = 5.0
@@ -37,9 +37,61 @@ def channel_means(image: np.ndarray) -> np.ndarray:
     return image.reshape(-1, 3).mean(axis=0)
 
 
-# ---- colour words ----------------------------------------------------------------------------
+# ---- colour words and patterns: every claim of the model card, on two seeds -----------------------
 
-# colour word -> a test on the mean (r, g, b) that only that colour passes
+# demo.json's "claims" say which colour words and patterns the shipped weights get right (measured
+# by `python -m brushwork.demo.evaluate`, written when the weights were swapped in); the model card
+# and docs/demo.md list the same. Every claim is checked here with the same measures.
+CLAIMS = (demo.info() or {}).get("claims", {})
+CLAIMED_COLOURS = CLAIMS.get("colours", [])
+CLAIMED_PATTERNS = CLAIMS.get("patterns", [])
+SEEDS = (1, 2)
+
+
+# The shipped weights do not keep this promise yet (measured, docs/demo.md): their VAE cannot even
+# reconstruct brick joints or tile grout, so no UNet on top of it draws them. strict: when a
+# retrained model keeps the promise, these start passing and the marks must go.
+NOT_YET = pytest.mark.xfail(strict=True, reason="issue 19: the shipped demo weights draw no recognisable "
+                                                "bricks and a red that is often orange (docs/demo.md)")
+
+
+@NOT_YET
+def test_the_model_claims_what_the_readme_promises():
+    """README command 1 is "red brick wall": red and bricks must be among the claims."""
+    assert {"red", "blue", "yellow"} <= set(CLAIMED_COLOURS) and "bricks" in CLAIMED_PATTERNS, CLAIMS
+    assert set(CLAIMED_COLOURS) <= set(dataset.COLOURS) and set(CLAIMED_PATTERNS) <= set(measures.MEASURED_PATTERNS)
+
+
+@pytest.mark.parametrize("colour", CLAIMED_COLOURS)
+def test_every_claimed_colour_is_right_on_two_seeds(studio, size, colour):
+    for pattern in measures.MEASURED_PATTERNS:
+        for seed in SEEDS:
+            image = run(studio, size, f"{colour} {pattern}", seed)
+            seen = measures.colour_name(image)
+            assert seen == colour, f"'{colour} {pattern}' seed {seed}: looks {seen} {measures.mean_rgb(image)}"
+
+
+@pytest.mark.parametrize("pattern", CLAIMED_PATTERNS)
+def test_every_claimed_pattern_is_recognisable_on_two_seeds(studio, size, pattern):
+    """Bricks repeat along both axes (vertical joints, not planks), stripes along one, checkers and
+    tiles along both at the same period (measures.pattern_ok)."""
+    for colour in CLAIMED_COLOURS:
+        for seed in SEEDS:
+            ok, figures = measures.pattern_ok(pattern, run(studio, size, f"{colour} {pattern}", seed))
+            assert ok, f"'{colour} {pattern}' seed {seed}: {figures}"
+
+
+@NOT_YET
+def test_readme_command_one_is_a_red_brick_wall(studio, size):
+    for seed in SEEDS:
+        image = run(studio, size, "red brick wall", seed, tiling="xy")
+        assert measures.colour_name(image) == "red", measures.mean_rgb(image)
+        ok, figures = measures.pattern_ok("bricks", image)
+        assert ok, f"seed {seed}: {figures}"
+
+
+# The colour words checked since the first demo model, with their mean-channel tests (looser than
+# measures.colour_name, but on the prompts a newcomer types first).
 DOMINANT = {
     "red": lambda r, g, b: r > g + 0.15 and r > b + 0.15,
     "green": lambda r, g, b: g > r + 0.1 and g > b + 0.1,
@@ -48,8 +100,6 @@ DOMINANT = {
 }
 
 
-# Green, purple and black are not in this list: the shipped (CPU-trained, 2000-step) UNet still
-# confuses green with blue and purple with orange; see docs/demo.md.
 @pytest.mark.parametrize("prompt,colour", [
     ("red bricks", "red"), ("blue stripes", "blue"), ("yellow checker", "yellow"), ("red brick wall", "red"),
 ])

@@ -28,15 +28,16 @@ def test_every_bundled_preset_is_covered_here():
 
 
 def test_texture_seamless_gives_the_colour_asked_for_and_tiles(tmp_path, capsys):
-    out = tmp_path / "wall.png"
-    code, err = run_cli(capsys, "generate", "red brick wall", "--preset", "texture-seamless", "--seed", 1,
+    """A colour the model claims (demo.json), with the preset's long suffix and negatives."""
+    out = tmp_path / "floor.png"
+    code, err = run_cli(capsys, "generate", "blue tile floor", "--preset", "texture-seamless", "--seed", 1,
                         "--out", out)
     assert code == 0, err
     assert "texture-seamless" in err and "the demo model runs with its own" in err
     image = pixels(out)
     assert image.shape == (64, 64, 3)
-    assert measures.colour_name(image) == "red", measures.mean_rgb(image)
-    assert (image.max(axis=-1) < 0.15).mean() < 0.3  # the suffix no longer turns it dark
+    assert measures.colour_name(image) == "blue", measures.mean_rgb(image)
+    assert (image.max(axis=-1) < 0.15).mean() < 0.3  # the suffix does not turn it dark
 
 
 def test_live_fast_says_it_uses_the_demo_s_own_sampling(tmp_path, capsys):

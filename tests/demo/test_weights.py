@@ -27,7 +27,7 @@ def test_every_weight_file_is_fp16_safetensors(demo_dir):
     assert len(weights) == 7  # vae, text encoder, unet; the same three for inpaint; the ControlNet
     for path in weights:
         with safe_open(str(path), "pt") as f:
-            dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
+            dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
         assert dtypes == {"F16"}, f"{path}: {dtypes}"
 
 
@@ -72,11 +72,10 @@ def test_manifest_read_tolerates_missing_or_broken_files(tmp_path):
 def test_the_cli_says_when_it_falls_back_to_the_demo_model(capsys, tmp_path, monkeypatch):
     """No model configured: the CLI names the demo model on stderr before anything loads."""
     from brushwork import Recipe
-    from brushwork.cli_inputs import check_models
+    from brushwork.cli_inputs import plan_run
 
     monkeypatch.delenv("BRUSHWORK_DEFAULT_MODEL", raising=False)
     monkeypatch.setenv("BRUSHWORK_MODEL_DIRS", str(tmp_path))
-    check_models(Recipe(prompt="red bricks"))
-    assert "bundled demo model" in capsys.readouterr().err
-    check_models(Recipe(prompt="red bricks", model="demo"))  # asked for by name: no notice
-    assert "demo model" not in capsys.readouterr().err
+    assert any("bundled demo model" in note for note in plan_run(Recipe(prompt="red bricks"), set()).notes)
+    # asked for by name: no notice
+    assert not any("demo model" in note for note in plan_run(Recipe(prompt="red bricks", model="demo"), set()).notes)
