@@ -66,7 +66,7 @@ def run_checks(device: str | None = None, generate: bool = True) -> list[Check]:
     checks.append(_canvas_libraries())
     checks.append(_worker())
     if generate:
-        ready = torch_ok and checks[-2].status == OK and _status(checks, "device") == OK
+        ready = torch_ok and _status(checks, "demo model") == OK and _status(checks, "device") == OK
         checks.append(_generation(device) if ready else
                       Check("generation", FAIL, "skipped: needs torch, a device and the demo model"))
     return checks
