@@ -94,11 +94,11 @@ def load_preset(name: str) -> Preset:
         return parse_preset_file(path)
     if not _NAME.match(name):
         raise PresetError(f"preset {name!r}: a preset name is lowercase letters, digits, '-', '_' and '.'")
-    path = _preset_files().get(name)
-    if path is None:
+    found = _preset_files().get(name)
+    if found is None:
         known = ", ".join(sorted(_preset_files())) or "none"
         raise PresetError(f"unknown preset {name!r} (known: {known})")
-    return parse_preset_file(path)
+    return parse_preset_file(found)
 
 
 def list_presets() -> list[Preset]:

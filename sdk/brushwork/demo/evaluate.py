@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from . import dataset, measures
 from .manifest import WEIGHTS_DIR
@@ -43,7 +44,7 @@ def render(studio, weights: Path, prompt: str, seed: int, size: int = 64, **fiel
 def evaluate(weights: Path, studio=None, size: int = 64) -> dict:
     """{"colours": {word: right/N}, "patterns": {word: passed/N}, "cases": [...]}"""
     studio = studio or _studio()
-    cases = []
+    cases: list[dict[str, Any]] = []
     for pattern in measures.MEASURED_PATTERNS:
         for colour in dataset.COLOURS:
             for seed in SEEDS:
@@ -103,7 +104,7 @@ def contact_sheet(weights: Path, out: Path, studio=None, size: int = 64, scale: 
         draw.text((4, y + cell // 2 - 6), pattern, fill="black")
         for j, colour in enumerate(colours):
             image = render(studio, weights, f"{colour} {pattern}", seed, size)
-            sheet.paste(image.resize((cell, cell), Image.NEAREST), (left + j * (cell + pad), y))
+            sheet.paste(image.resize((cell, cell), Image.Resampling.NEAREST), (left + j * (cell + pad), y))
     from ..assets import atomic_writer
 
     out.parent.mkdir(parents=True, exist_ok=True)
