@@ -106,6 +106,11 @@ def test_a_large_inpaint_runs_a_crop_around_the_mask():
     assert p.crop == Crop(x=83, y=43, width=64, height=64, axes="")
     assert p.sub is not None and (p.sub.path, p.sub.width, p.sub.pipeline_task) == ("plain", 64, "inpaint")
     assert p.paste_back and not p.sub.paste_back
+    asked = []
+    assert plan(recipe, TINY, mask_spans=lambda axes: asked.append(axes) or ((60, 30), (100, 30))) == p
+    assert asked == [""]  # the mask is read with the planned seamless axes, once
+    assert plan(r(init_image="a.png", mask="m.png"), TINY, mask_spans=lambda axes: asked.append(axes)).path == "plain"
+    assert asked == [""]  # ... and only when the plan needs a crop
     empty = plan(recipe, TINY, mask_spans=(None, None))
     assert empty.sub is None and empty.crop is None
 

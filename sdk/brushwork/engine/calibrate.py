@@ -89,10 +89,14 @@ def _in_subprocess(changes: dict, device: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def calibrate(device: str = "cpu", unet_bytes: int = 0) -> tuple[Calibration, list[dict]]:
+def calibrate(device: str = "cpu") -> tuple[Calibration, list[dict]]:
     """(the fitted calibration, one row per job: measured and estimated figures). Each job runs in
     its own process on the bundled demo model."""
+    from ..models import bundled
+
     facts = ModelFacts.of_pipe(_demo_pipe_configs(), "sd15")
+    folder = bundled.weights_dir()
+    unet_bytes = sum(f.stat().st_size for f in (folder / "unet").glob("*.safetensors")) if folder else 0
 
     def run(changes: dict) -> dict:
         r = Recipe(prompt="a stone wall", seed=3, sampler="Euler a", **{"cfg": 5.0, **changes})

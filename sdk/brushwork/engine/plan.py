@@ -24,6 +24,7 @@ executor can read; it passes it in as ``mask_spans`` (rows, cols) from ``tiled_i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -248,14 +249,17 @@ class Plan:
         return out
 
 
-def plan(recipe: Recipe, facts: ModelFacts, *,
-         mask_spans: tuple[tuple[int, int] | None, tuple[int, int] | None] | None = None) -> Plan:
+Spans = tuple[tuple[int, int] | None, tuple[int, int] | None]
+
+
+def plan(recipe: Recipe, facts: ModelFacts, *, mask_spans: Spans | Callable[[str], Spans] | None = None) -> Plan:
     """The Plan of ``recipe`` on a model with ``facts`` (the Recipe is validated here, once).
 
     ``mask_spans``: for a large inpaint, the (start, length) of the masked rows and columns (on a
-    seamless axis a span may cross the edge), as ``tiled_inpaint.span`` reads them off the grown
-    mask; (None, None) for an empty mask. Without it a large inpaint's crop is left open
-    (``crop`` None: decided when the mask is read)."""
+    seamless axis a span may cross the edge), as ``tiled_inpaint.mask_spans`` reads them off the
+    grown mask; (None, None) for an empty mask; or a function of the seamless axes giving them, so
+    the mask is read only when the plan needs a crop. Without it a large inpaint's crop is left
+    open (``crop`` None: decided when the mask is read)."""
     recipe.validate()
     task = recipe.task
     nine = facts.nine_channels
@@ -322,18 +326,17 @@ def _tiled(width: int, height: int, strength: float | None, axes: str, recipe: R
                 controls=_controls(recipe, run), progress_total=total, sub=sub)
 
 
-def _cropped(whole: Plan, recipe: Recipe, facts: ModelFacts,
-             mask_spans: tuple[tuple[int, int] | None, tuple[int, int] | None] | None) -> Plan:
+def _cropped(whole: Plan, recipe: Recipe, facts: ModelFacts, mask_spans: Spans | Callable[[str], Spans] | None) -> Plan:
     """A large inpaint: a crop around the mask (context: room for the model to see the
     surroundings, more than the feather so the paste's inward feather never reaches the crop's
     border), run as its own plan (plain up to TILED_FACTOR tiles, else the tiled img2img phases)."""
     base = replace(whole, path="cropped_inpaint", paste_back=False, progress_total=0, controls=())
     if mask_spans is None:
         return replace(base, notes=("the crop is decided when the mask is read",))
-    rows, cols = mask_spans
+    axes = whole.seamless_axes
+    rows, cols = mask_spans(axes) if callable(mask_spans) else mask_spans
     if rows is None or cols is None:
         return replace(base, notes=("the mask is empty: the init picture is returned untouched",))
-    axes = whole.seamless_axes
     tile = facts.tile
     context = max(tile // 4, int(recipe.mask_feather) + 2)
     y0, h = crop_window(*rows, whole.height, context, tile, "y" in axes)
