@@ -27,6 +27,9 @@ echo "setup: installing the locked dependencies and brushwork (editable)" >&2
 .venv/bin/python -m pip install -q -r requirements/lock.txt
 .venv/bin/python -m pip install -q --no-deps -e .
 .venv/bin/python -m pip check >&2
+# The canvas needs Qt's X11 platform libraries from the system; say what to install (tests run
+# Qt offscreen and need none of them, so this only warns).
+.venv/bin/python -m brushwork.demo.qt_libs >&2 || echo "setup: (the SDK, worker, tests and Blender add-on work without them)" >&2
 
 if [ "$ALL" = 1 ]; then
   # bpy pins numpy<2 and needs Python 3.11: its own environment, like Blender's own Python.
