@@ -30,11 +30,24 @@ def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc), because
+    setting it even for a moment races with other threads creating files (the worker's)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o077)  # elsewhere: the briefest window, and never wider than 0600 meanwhile
+    os.umask(umask)
+    return umask
+
+
 def _default_file_mode() -> int:
     # mkstemp creates 0600 files; a picture or document should get what open() would give it.
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    return 0o666 & ~_current_umask()
 
 
 @contextlib.contextmanager
