@@ -30,10 +30,7 @@ def load_mask(data: bytes, size: tuple[int, int] | None = None, *, what: str = "
         raise InputImageError(
             f"{what}: is {img.size[0]}x{img.size[1]} but the image it masks is {size[0]}x{size[1]}; "
             "they must match")
-    if has_real_alpha(img):
-        grey = img.convert("RGBA").getchannel("A")
-    else:
-        grey = img.convert("L")
+    grey = img.convert("RGBA").getchannel("A") if has_real_alpha(img) else img.convert("L")
     return binarize(grey)
 
 
