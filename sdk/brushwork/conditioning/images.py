@@ -29,7 +29,7 @@ def open_image(data: bytes, *, what: str = "image", max_pixels: int = MAX_PIXELS
         with warnings.catch_warnings():
             # PIL warns (not raises) between MAX_IMAGE_PIXELS and twice that: we check ourselves.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             width, height = img.size
             if width * height > max_pixels:
                 raise InputImageError(
@@ -53,7 +53,7 @@ def has_real_alpha(img: Image.Image) -> bool:
     """True when the image carries transparency that is not fully opaque everywhere."""
     if img.mode in ("RGBA", "LA", "La", "RGBa", "PA") or (img.mode == "P" and "transparency" in img.info):
         alpha = img.convert("RGBA").getchannel("A")
-        return alpha.getextrema()[0] < 255
+        return alpha.getextrema() != (255, 255)  # (min, max) of one band: opaque iff min is 255
     return False
 
 
@@ -77,7 +77,7 @@ def fit(img: Image.Image, size: tuple[int, int], resample=Image.Resampling.LANCZ
     """Resize to exactly ``size`` (width, height); a no-op when it already is."""
     if img.size == tuple(size):
         return img
-    return img.resize(tuple(size), resample)
+    return img.resize((size[0], size[1]), resample)
 
 
 def _one_line(exc: BaseException) -> str:
