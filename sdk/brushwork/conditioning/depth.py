@@ -56,7 +56,7 @@ def depth_to_image(depth, *, near: float | None = None, far: float | None = None
             values[finite] = np.clip((f - arr[finite]) / span, 0.0, 1.0)
     img = Image.fromarray(values.astype(np.float32), mode="F")
     if size is not None and img.size != tuple(size):
-        img = img.resize(tuple(size), Image.Resampling.BILINEAR)
+        img = img.resize((size[0], size[1]), Image.Resampling.BILINEAR)
     out = np.clip(np.rint(np.asarray(img, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
     return Image.fromarray(out, "L").convert("RGB")
 
