@@ -217,6 +217,8 @@ def weight_files(ref: ModelRef) -> list[Path]:
 def _hub_snapshot(ref: ModelRef) -> Path | None:
     from .sources import hub_cached_file
 
+    if ref.id is None:  # a local file or folder: no snapshot
+        return None
     for marker in ("model_index.json", "config.json"):
         found = hub_cached_file(ref.id, marker)
         if found:
@@ -263,6 +265,8 @@ def model_hash(model_ref) -> str:
     if ref.path is not None and ref.path.is_file():
         return file_hash(ref.path)
     root = ref.path if ref.path is not None else _hub_snapshot(ref)
+    if root is None:  # weight_files found it a moment ago
+        raise ModelNotFoundError(f"{ref.describe()}: no longer in the hub cache")
     h = hashlib.sha256()
     for f in files:
         h.update(f"{f.relative_to(root).as_posix()}\0{file_hash(f)}\n".encode())
