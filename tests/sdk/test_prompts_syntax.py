@@ -122,7 +122,7 @@ def test_never_raises_and_weights_positive(text):
         for fragment, weight in section:
             assert isinstance(fragment, str)
             assert math.isfinite(weight) and MIN_WEIGHT <= weight <= MAX_WEIGHT
-    for fragment, weight in parse_prompt(text):
+    for _fragment, weight in parse_prompt(text):
         assert weight > 0
 
 
