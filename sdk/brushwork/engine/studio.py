@@ -187,7 +187,7 @@ class Studio:
                 _check_cancel(cancel)
                 image = run_one(job, seed=seed, index=index, on_progress=on_progress, cancel=cancel)
                 if job_plan.paste_back:
-                    image = paste_back(job.inputs.init, image, job.inputs.mask, job_plan.mask_feather)
+                    image = paste_back(job.inputs.need_init(), image, job.inputs.need_mask(), job_plan.mask_feather)
                 images.append(image)
         return images
 
