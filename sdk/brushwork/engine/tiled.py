@@ -107,7 +107,7 @@ class TiledRun:
         if plan.start == "init":
             # img2img (and a big inpaint crop): the init picture (already at the asked size) is the
             # start; its own seed's noise, as the plain path's img2img.
-            latents, extra, keep = self._encode(self.job.inputs.init)
+            latents, extra, keep = self._encode(self.job.inputs.need_init())
         else:  # txt2img: a base pass at native size, upscaled
             base = self._base()
             big = upscale(base, plan.width, plan.height, self.axes)
@@ -162,10 +162,10 @@ class TiledRun:
         # img2img the mask is white everywhere: inpainting of the whole picture); a 4-channel UNet
         # inpainting keeps the unmasked places on the init picture every step.
         if self.plan.unet_extra or self.plan.keep_outside:
-            mask = np.asarray(self.job.inputs.mask.convert("L")) >= 128
+            mask = np.asarray(self.job.inputs.need_mask().convert("L")) >= 128
             keep = latent_mask(mask, self.scale)
             if self.plan.unet_extra:
-                masked = encode_masked_tiled(vae, self.job.inputs.init, mask, self.scale, self.tile, self.axes,
+                masked = encode_masked_tiled(vae, self.job.inputs.need_init(), mask, self.scale, self.tile, self.axes,
                                              self._check)
                 extra, keep = torch.cat([keep, masked], dim=1), None
         self._advance()
