@@ -73,7 +73,8 @@ def _crop_control(picture, rows, cols):
 def mask_spans(mask: Image.Image, axes: str) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
     """(rows, cols) spans of the repaint pixels of a (grown) mask, for ``plan(mask_spans=)``."""
     repaint = np.asarray(mask.convert("L")) >= 128
-    return span(repaint.any(axis=1), "y" in axes), span(repaint.any(axis=0), "x" in axes)
+    # (asarray: numpy's stubs cannot tell that any() over one axis of a 2-D array is an array)
+    return span(np.asarray(repaint.any(axis=1)), "y" in axes), span(np.asarray(repaint.any(axis=0)), "x" in axes)
 
 
 def inpaint_cropped(job: Execution, *, seed: int, index: int, on_progress=None, cancel=None,
@@ -82,7 +83,7 @@ def inpaint_cropped(job: Execution, *, seed: int, index: int, on_progress=None, 
     (``plan.crop``) runs its own plan (``plan.sub``): in one piece, or with ``run_large`` (the
     tiled phases, ``tiled.TiledRun``). Raises progress._Cancelled."""
     plan, inputs = job.plan, job.inputs
-    init = inputs.init.convert("RGB")
+    init = inputs.need_init().convert("RGB")
     if plan.crop is None or plan.sub is None:  # the mask is empty: nothing to repaint
         return init.copy()
     crop = plan.crop
@@ -91,7 +92,7 @@ def inpaint_cropped(job: Execution, *, seed: int, index: int, on_progress=None, 
 
     full = np.asarray(init)
     init_crop = Image.fromarray(_take(full, rows, cols), "RGB")
-    mask_crop = Image.fromarray(_take(np.asarray(inputs.mask.convert("L")), rows, cols), "L")
+    mask_crop = Image.fromarray(_take(np.asarray(inputs.need_mask().convert("L")), rows, cols), "L")
     pictures = Inputs(init=init_crop, mask=mask_crop,
                       controls=[_crop_control(p, rows, cols) for p in (inputs.controls or [])])
     crop_job = replace(job, plan=plan.sub, inputs=pictures)
