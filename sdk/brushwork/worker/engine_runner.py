@@ -16,6 +16,7 @@ import re
 import threading
 import time
 import traceback
+from typing import Any
 
 from .. import protocol
 from ..errors import (
@@ -46,7 +47,7 @@ class EngineRunner(threading.Thread):
         self.outputs = outputs
         self.device = device
         self._studio_factory = studio_factory
-        self.studio = None
+        self.studio: Any = None  # the engine's Studio once loaded (or studio_factory's stand-in in tests)
         self.settings = None
         self.load_error: BrushworkError | None = None
         self.ready = threading.Event()  # set once the engine loaded (or failed to)
@@ -146,7 +147,7 @@ class EngineRunner(threading.Thread):
                 raise
 
     def _progress(self, job: Job, progress) -> None:
-        data = {"step": int(progress.step), "total": int(progress.total),
+        data: dict[str, Any] = {"step": int(progress.step), "total": int(progress.total),
                 "image_index": int(getattr(progress, "image_index", 0))}
         preview = getattr(progress, "preview", None)
         if preview is not None:
