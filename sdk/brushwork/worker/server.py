@@ -70,6 +70,7 @@ class WorkerHTTPServer(ThreadingHTTPServer):
 
 
 class Handler(BaseHTTPRequestHandler):
+    server: WorkerHTTPServer  # the server that made this handler (typeshed only knows BaseServer)
     protocol_version = "HTTP/1.1"
     default_request_version = "HTTP/1.0"  # garbage request lines still get a status line (not HTTP/0.9)
     server_version = f"brushwork-worker/{__version__}"
@@ -416,7 +417,7 @@ def _job_id(text: str) -> str:
 
 
 def _digits(text: str | None) -> bool:
-    return bool(text) and text.isascii() and text.isdigit() and len(text) < 19
+    return bool(text and text.isascii() and text.isdigit() and len(text) < 19)
 
 
 def _int_param(query: dict, name: str, default: int, lo: int, hi: int) -> int:
