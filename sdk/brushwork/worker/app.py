@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from typing import cast
 
 from .. import __version__, paths, protocol
 from ..assets import AssetStore, atomic_write_bytes
@@ -77,7 +78,7 @@ class Worker:
                 raise WorkerError(f"port {port} on {host} is already in use (another worker is running, or "
                                   f"choose another with --port)") from None
             raise WorkerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-        bound_host, bound_port = self.httpd.server_address[:2]
+        bound_host, bound_port = cast("tuple[str, int]", self.httpd.server_address[:2])  # IP sockets: (host, port)
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"http://{shown}:{bound_port}"
         self._stopped = threading.Event()
