@@ -81,7 +81,7 @@ def _optional_imports(tree: ast.AST) -> set[ast.AST]:
     for node in ast.walk(tree):
         if not isinstance(node, ast.Try):
             continue
-        caught = set()
+        caught: set[str] = set()
         for handler in node.handlers:
             types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
             caught.update(t.id for t in types if isinstance(t, ast.Name))
