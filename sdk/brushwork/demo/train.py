@@ -332,6 +332,13 @@ def _stage_generator(seed: int, stage: str) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1000 + STAGES.index(stage) + 1)
 
 
+def _given(array: np.ndarray | None) -> np.ndarray:
+    """An example's depth or mask (the depth-scene and inpaint sets always make them)."""
+    if array is None:
+        raise ValueError("a training example lacks the depth or mask its set always makes")
+    return array
+
+
 def train(out: Path, plan: Plan, stages: tuple[str, ...] = STAGES, threads: int = 1,
           quiet: bool = False, save: bool = True, work: Path | None = None, device: str = "cpu") -> dict:
     """Train ``stages`` (the rest come from the work folder or ``out``); write the model to
@@ -406,7 +413,7 @@ def train(out: Path, plan: Plan, stages: tuple[str, ...] = STAGES, threads: int 
                                                 init=start / "unet" if start else None))
 
     n = len(tex)
-    depth = torch.from_numpy(np.stack([e.depth for e in scenes]))[:, None].repeat(1, 3, 1, 1)
+    depth = torch.from_numpy(np.stack([_given(e.depth) for e in scenes]))[:, None].repeat(1, 3, 1, 1)
     controlnet = stage("controlnet", lambda gen: train_controlnet(
         plan, unet, latents[n:], depth, scene_captions, text, noise_sched, gen, log,
         init=start / demo_manifest.CONTROLNET_SUBDIRS["depth"] if start else None))
@@ -414,7 +421,7 @@ def train(out: Path, plan: Plan, stages: tuple[str, ...] = STAGES, threads: int 
     def inpaint_stage(gen):
         holes = dataset.make_set("inpaint", plan.inpaint_examples, plan.size, plan.seed)
         hole_images = to_tensor([e.image for e in holes])
-        hole_masks = torch.from_numpy(np.stack([e.mask for e in holes]))[:, None]
+        hole_masks = torch.from_numpy(np.stack([_given(e.mask) for e in holes]))[:, None]
         # What the diffusers inpaint pipeline feeds the UNet: the picture with the hole set to 0
         # (mid grey in [-1, 1]) encoded, and the mask shrunk to latent size.
         masked_latents = encode(vae, hole_images * (hole_masks < 0.5)) * vae.config.scaling_factor
