@@ -7,7 +7,7 @@ widgets live in ``canvas_view``, ``panels`` and ``main_window``. The worker is r
 """
 
 # Before any other Qt use: guards against PySide6 6.12.0's refcount bug (see qtcompat).
-from . import qtcompat  # noqa: F401
+from . import qtcompat  # noqa: F401 (imported for its side effect, the guard)
 
 __all__ = ["__version__"]
 __version__ = "0.1.0"
