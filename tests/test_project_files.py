@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]  # not `from conftest import`: several conftest modules exist
 
 
 def test_the_root_licence_is_the_one_pyproject_declares():

@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
-
-if str(REPO) not in sys.path:  # `benchmarks` is a top-level package of the repository, not installed
-    sys.path.insert(0, str(REPO))
 
 from benchmarks import gpu_bench, realsize
+
+REPO = Path(__file__).resolve().parents[2]  # not `from conftest import`: several conftest modules exist
 
 
 def test_sd_turbo_configs_are_the_published_sd21_architecture():

@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 import sys
 import types
+from pathlib import Path
 
 import pytest
-from conftest import REPO
-
-if str(REPO) not in sys.path:  # `benchmarks` is a top-level package of the repository, not installed
-    sys.path.insert(0, str(REPO))
 
 import benchmarks.__main__ as suite
 from benchmarks.common import Figure
+
+REPO = Path(__file__).resolve().parents[2]  # not `from conftest import`: several conftest modules exist
 
 
 @pytest.fixture

@@ -7,9 +7,12 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from brushwork.addon_package import build_extension_zip
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.xdist_group("blender-multiview-worker"), pytest.mark.slow]
 
@@ -30,8 +33,6 @@ def _stop(pid: int) -> None:
 
 @pytest.fixture(scope="module")
 def checks(bpy_run, tiny_models, tmp_path_factory):
-    from conftest import REPO
-
     root = tmp_path_factory.mktemp("blender-multiview")
     zip_path = build_extension_zip(root / "brushwork_blender.zip")
     home = root / "home"
