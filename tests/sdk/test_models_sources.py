@@ -264,3 +264,19 @@ def test_settings_errors_name_file_and_key(tmp_path):
     with pytest.raises(SettingsError, match="cannot read settings"):
         Settings.from_file(bad)
     assert Settings.from_file(tmp_path / "absent.toml") == Settings()
+
+
+def test_the_worker_policy_takes_absolute_paths_but_never_a_bare_name_in_its_folder(tiny_models, tmp_path,
+                                                                                   monkeypatch):
+    """"absolute" (the worker's): a client's checked absolute path resolves; a bare name that happens
+    to exist in the worker's working folder is not opened as a file (it stays a name)."""
+    s = Settings(model_dirs=[])
+    monkeypatch.chdir(tmp_path)
+    _link(tiny_models.sd15, tmp_path / "local-model")
+    assert sources.resolve("local-model", "pipeline", s).source == "folder"  # in-process: a path at a shell
+    with pytest.raises(ModelNotFoundError):
+        sources.resolve("local-model", "pipeline", s, allow_paths="absolute")
+    with pytest.raises(ModelNotFoundError, match="paths are not accepted"):
+        sources.resolve("./local-model", "pipeline", s, allow_paths="absolute")
+    found = sources.resolve(str(tmp_path / "local-model"), "pipeline", s, allow_paths="absolute")
+    assert found.source == "folder" and found.path == tmp_path / "local-model"

@@ -29,7 +29,8 @@ class Resolved:
         return str(self.ref.path if self.ref.path is not None else self.ref.location)
 
 
-def resolve(spec: str, kind: str, settings, *, allow_paths: bool = True, family: str | None = None) -> Resolved:
+def resolve(spec: str, kind: str, settings, *, allow_paths: sources.PathPolicy = True,
+            family: str | None = None) -> Resolved:
     """``kind``: pipeline, controlnet, vae, lora, embedding. An empty pipeline spec means the
     configured default model (then the bundled demo)."""
     ref = sources.resolve(spec, kind, settings, allow_paths=allow_paths, family=family)

@@ -30,6 +30,7 @@ from ..assets import AssetStore, read_ref
 from ..conditioning.masks import paste_back
 from ..errors import BrushworkError, CancelledError, ModelNotFoundError, RecipeError
 from ..models import bundled
+from ..models.sources import PathPolicy
 from ..paths import state_dir
 from ..recipe import Control, Recipe, extract_lora_tags
 from . import bridge
@@ -62,15 +63,20 @@ log = logging.getLogger(__name__)
 
 class Studio:
     def __init__(self, settings=None, device: str | None = None, *, fast: bool | FastPath | None = None,
-                 memory_budget: int | None = None, allow_paths: bool = True):
+                 memory_budget: int | None = None, allow_paths: bool = True,
+                 model_paths: PathPolicy | None = None):
         """``fast``: None/True = the device's fast path, False = plain fp32, or a FastPath.
         ``memory_budget``: bytes of models kept loaded (default: 75 % of the GPU, half the RAM).
-        ``allow_paths``: False makes the Studio accept only sha256: input refs (the worker)."""
+        ``allow_paths``: False makes the Studio accept only sha256: input refs (the worker).
+        ``model_paths``: which model paths resolve (``models.sources.resolve``); default: all when
+        ``allow_paths``, none otherwise. The worker passes "absolute" (its clients' paths are
+        checked by worker/model_paths.py; a bare name must never find a file in its folder)."""
         self.settings = bridge.load_settings(settings)
         self.device = pick_device(device or getattr(self.settings, "device", None))
         self.fast = FastPath.resolve(fast, self.device)
         self.assets = AssetStore(state_dir() / "assets")
         self.allow_paths = allow_paths
+        self.model_paths: PathPolicy = allow_paths if model_paths is None else model_paths
         self.pipelines = PipelineCache(memory_budget or default_budget(self.device))
         self._lock = threading.Lock()
         self._hashes: dict[str, str] = {}  # model key -> sha256 (hashing GBs once per process)
@@ -110,7 +116,7 @@ class Studio:
     def recommended_settings(self, model: str = "") -> dict:
         """{"steps", "cfg", "sampler"} that suit ``model`` (LCM/Turbo need few steps, low CFG).
         Resolves the model (no loading); a UI offers these, the Recipe stays what the user set."""
-        resolved = bridge.resolve(model, "pipeline", self.settings, allow_paths=self.allow_paths)
+        resolved = bridge.resolve(model, "pipeline", self.settings, allow_paths=self.model_paths)
         return recommend(resolved.family, resolved.variant, resolved.ref.id)
 
     def loaded_models(self) -> list[dict]:
@@ -126,7 +132,7 @@ class Studio:
             keys = {entry["key"] for entry in self.pipelines.loaded()}
             if model not in keys:
                 with contextlib.suppress(BrushworkError):
-                    model = bridge.resolve(model, "pipeline", self.settings, allow_paths=self.allow_paths).key
+                    model = bridge.resolve(model, "pipeline", self.settings, allow_paths=self.model_paths).key
             return self.pipelines.unload(model)
 
     # ---- the run --------------------------------------------------------------------------
@@ -139,7 +145,7 @@ class Studio:
         # Pictures first: a corrupt input fails in milliseconds, before gigabytes of weights load.
         inputs = read_inputs(recipe, self._read)
         # An empty model means the bundled demo model (settings' default was filled in by prepare).
-        resolved = bridge.resolve(recipe.model, "pipeline", self.settings, allow_paths=self.allow_paths)
+        resolved = bridge.resolve(recipe.model, "pipeline", self.settings, allow_paths=self.model_paths)
         base = self.pipelines.base(resolved.key, lambda: self._load_base(resolved))
         hashes["model"], sources["model"] = self._hash(resolved), resolved.source
         # How the job runs (task, path, strength, sizes, axes) is the planner's decision, made once.
@@ -228,7 +234,7 @@ class Studio:
         for i, control in enumerate(recipe.controls):
             where = f"controls[{i}]"
             resolved = (_demo_controlnet(base, control.kind) if not control.model else None) or \
-                _resolve_controlnet(control, base.family, self.settings, where, self.allow_paths)
+                _resolve_controlnet(control, base.family, self.settings, where, self.model_paths)
 
             def load(resolved=resolved):
                 net = bridge.load_controlnet(resolved, dtype=self.fast.dtype, device=self.device,
@@ -248,7 +254,7 @@ class Studio:
     def _vae(self, recipe: Recipe, base: LoadedBase, hashes: dict, sources: dict):
         if not recipe.vae:
             return base.original_vae
-        resolved = bridge.resolve(recipe.vae, "vae", self.settings, allow_paths=self.allow_paths)
+        resolved = bridge.resolve(recipe.vae, "vae", self.settings, allow_paths=self.model_paths)
         vae = self.pipelines.vae(resolved.key, lambda: bridge.load_vae(
             resolved, dtype=self.fast.dtype, device=self.device, family=base.family))
         hashes["vae"], sources["vae"] = self._hash(resolved), resolved.source
@@ -257,12 +263,12 @@ class Studio:
     def _apply_adapters(self, pipe, family: str, recipe: Recipe, hashes: dict, sources: dict) -> None:
         loras, embeddings = [], []
         for lora in recipe.loras:
-            resolved = bridge.resolve(lora.name, "lora", self.settings, allow_paths=self.allow_paths,
+            resolved = bridge.resolve(lora.name, "lora", self.settings, allow_paths=self.model_paths,
                                       family=family)
             loras.append((resolved.location, float(lora.weight)))
             hashes[f"lora:{lora.name}"], sources[f"lora:{lora.name}"] = self._hash(resolved), resolved.source
         for emb in recipe.embeddings:
-            resolved = bridge.resolve(emb.name, "embedding", self.settings, allow_paths=self.allow_paths,
+            resolved = bridge.resolve(emb.name, "embedding", self.settings, allow_paths=self.model_paths,
                                       family=family)
             token = emb.token or Path(resolved.location).stem
             embeddings.append((resolved.location, token))
@@ -304,11 +310,11 @@ def _demo_controlnet(base: LoadedBase, kind: str) -> bridge.Resolved | None:
 
 
 def _resolve_controlnet(control: Control, family: str, settings, where: str,
-                        allow_paths: bool) -> bridge.Resolved:
+                        allow_paths: PathPolicy) -> bridge.Resolved:
     try:
         # No model: the kind's name picks the family's public ControlNet (models.registry).
         return bridge.resolve(control.model or control.kind, "controlnet", settings,
-                              allow_paths=allow_paths and bool(control.model), family=family)
+                              allow_paths=allow_paths if control.model else False, family=family)
     except ModelNotFoundError as exc:
         raise ModelNotFoundError(f"{where}: {exc}") from None
 

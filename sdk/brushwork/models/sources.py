@@ -12,10 +12,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from ..errors import ModelNotFoundError, UnsafeCheckpointError
 from . import bundled, modeldirs, registry
 from . import family as fam
+
+# How model paths are taken: True (any path), "absolute" (absolute paths only), False (none).
+PathPolicy = bool | Literal["absolute"]
 
 KINDS = ("pipeline", "controlnet", "vae", "lora", "embedding")
 _KIND_ALIASES = {"checkpoint": "pipeline", "model": "pipeline"}
@@ -65,10 +69,13 @@ def _settings(settings):
     return Settings.load()
 
 
-def resolve(ref: str | None, kind: str, settings=None, *, allow_paths: bool = True,
+def resolve(ref: str | None, kind: str, settings=None, *, allow_paths: PathPolicy = True,
             family: str | None = None) -> ModelRef:
     """Find the model ``ref`` of ``kind``. ``family``: the base model's, to refuse mismatches
-    (an SDXL LoRA on an SD 1.5 model) and to pick a ControlNet by kind name ("depth")."""
+    (an SDXL LoRA on an SD 1.5 model) and to pick a ControlNet by kind name ("depth").
+    ``allow_paths``: True takes any path (relative ones against the working folder, as a user at a
+    shell expects), "absolute" only absolute paths (the worker: a bare name must never reach a file
+    that happens to sit in its working folder), False none."""
     kind = _KIND_ALIASES.get(kind, kind)
     if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r}")
@@ -105,7 +112,7 @@ def _demo_weights() -> Path | None:
     return bundled.weights_dir()
 
 
-def _resolve(ref: str, kind: str, settings, *, allow_paths: bool, family: str | None) -> ModelRef:
+def _resolve(ref: str, kind: str, settings, *, allow_paths: PathPolicy, family: str | None) -> ModelRef:
     if modeldirs.check_name(ref) is not None and settings.model_dirs:
         hit = modeldirs.find_by_name(settings.model_dirs, kind, ref, accept=lambda p: _fits(p, kind))
         if hit is not None:
@@ -114,7 +121,8 @@ def _resolve(ref: str, kind: str, settings, *, allow_paths: bool, family: str | 
         return _from_path(demo, "pipeline", settings, name=_demo_name())
     as_path = Path(ref).expanduser()
     path_like = as_path.is_absolute() or ref.startswith((".", "~")) or "\\" in ref
-    if allow_paths and (path_like or as_path.exists()):
+    if (allow_paths is True and (path_like or as_path.exists())) or (
+            allow_paths == "absolute" and as_path.is_absolute()):
         if not as_path.exists():
             raise ModelNotFoundError(f"{_noun(kind)} {ref!r}: no such file or folder")
         return _from_path(as_path, kind, settings, name=as_path.name)

@@ -105,7 +105,7 @@ class EngineRunner(threading.Thread):
 
                 # parse_recipe is the gate: input images arrive as sha256: refs only (never files on
                 # this machine) and a model path only as worker/model_paths.py allows it.
-                self.studio = Studio(device=self.device, allow_paths=True)
+                self.studio = Studio(device=self.device, allow_paths=False, model_paths="absolute")
             self.settings = getattr(self.studio, "settings", None)
         except BrushworkError as exc:
             self.load_error = exc
@@ -173,7 +173,7 @@ class EngineRunner(threading.Thread):
         wanted += [(lora.name, "lora") for lora in recipe.loras]
         wanted += [(emb.name, "embedding") for emb in recipe.embeddings]
         for ref, kind in wanted:
-            found = sources.resolve(ref, kind, settings, allow_paths=True)  # paths: see model_paths
+            found = sources.resolve(ref, kind, settings, allow_paths="absolute")  # paths: see model_paths
             if kind == "pipeline":
                 self._check_demo_controls(recipe, found)
 
