@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,50 @@ def run_bpy(python: Path, script: str, *args: str, env: dict | None = None, time
             return json.loads(line[len("RESULT: "):])
     pytest.fail(f"{script} exited {proc.returncode} without a RESULT line\n--- stdout ---\n"
                 f"{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-4000:]}", pytrace=False)
+
+
+class AddonSession:
+    """A packaged add-on and the folders and environment for Blender runs that start their own
+    worker (as an artist's first click does) on the tiny models; ``stop_worker`` ends that worker."""
+
+    def __init__(self, root: Path, model_dirs: Path):
+        from brushwork.addon_package import build_extension_zip
+
+        self.zip_path = build_extension_zip(root / "brushwork_blender.zip")
+        self.workdir = root / "work"
+        self.workdir.mkdir()
+        self.home = root / "home"
+        self.environment = str(REPO / ".venv")  # the Brushwork environment the add-on starts workers from
+        self.env = {"BLENDER_USER_RESOURCES": str(root / "blender-user"), "BRUSHWORK_HOME": str(self.home),
+                    "BRUSHWORK_MODEL_DIRS": str(model_dirs), "BRUSHWORK_WORKER_PORT": "0"}
+
+    def worker_pid(self) -> int | None:
+        try:
+            return int(json.loads((self.home / "state" / "worker.json").read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def stop_worker(self) -> bool:
+        """Stop the worker the add-on started; True if it was still running."""
+        pid = self.worker_pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        for _ in range(300):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        return True
+
+
+@pytest.fixture(scope="module")
+def addon_session(tiny_models, tmp_path_factory):
+    session = AddonSession(tmp_path_factory.mktemp("blender-addon"), tiny_models.root)
+    yield session
+    session.stop_worker()

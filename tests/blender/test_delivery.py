@@ -5,51 +5,20 @@ session recovers a job that a crashed one (os._exit, never saved) had started.""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import time
-from pathlib import Path
-
 import pytest
-from brushwork.addon_package import build_extension_zip
 
 pytestmark = [pytest.mark.xdist_group("blender-worker"), pytest.mark.slow]
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _stop(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    for _ in range(300):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
-def checks(bpy_run, tiny_models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("blender-delivery")
-    zip_path = build_extension_zip(root / "brushwork_blender.zip")
-    workdir = root / "work"
-    workdir.mkdir()
-    home = root / "home"
-    env = {"BLENDER_USER_RESOURCES": str(root / "blender-user"), "BRUSHWORK_HOME": str(home),
-           "BRUSHWORK_MODEL_DIRS": str(tiny_models.root), "BRUSHWORK_WORKER_PORT": "0"}
-    args = (str(zip_path), str(REPO / ".venv"), str(workdir))
+def checks(bpy_run, addon_session):
+    s = addon_session
+    args = (str(s.zip_path), s.environment, str(s.workdir))
     try:
-        result = bpy_run("delivery_checks.py", "one", *args, env=env, timeout=400)
-        result.update(bpy_run("delivery_checks.py", "two", *args, env=env, timeout=300))
+        result = bpy_run("delivery_checks.py", "one", *args, env=s.env, timeout=400)
+        result.update(bpy_run("delivery_checks.py", "two", *args, env=s.env, timeout=300))
     finally:
-        try:
-            _stop(int(json.loads((home / "state" / "worker.json").read_text())["pid"]))
-        except (OSError, ValueError, KeyError):
-            pass
+        s.stop_worker()
     return result
 
 

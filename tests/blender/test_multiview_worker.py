@@ -2,47 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import time
-from pathlib import Path
-
 import pytest
-from brushwork.addon_package import build_extension_zip
-
-REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.xdist_group("blender-multiview-worker"), pytest.mark.slow]
 
 
-def _stop(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    for _ in range(300):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="module")
-def checks(bpy_run, tiny_models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("blender-multiview")
-    zip_path = build_extension_zip(root / "brushwork_blender.zip")
-    home = root / "home"
-    env = {"BLENDER_USER_RESOURCES": str(root / "blender-user"), "BRUSHWORK_HOME": str(home),
-           "BRUSHWORK_MODEL_DIRS": str(tiny_models.root), "BRUSHWORK_WORKER_PORT": "0"}
+def checks(bpy_run, addon_session):
+    s = addon_session
     try:
-        result = bpy_run("multiview_worker_checks.py", str(zip_path), str(REPO / ".venv"), env=env, timeout=600)
+        result = bpy_run("multiview_worker_checks.py", str(s.zip_path), s.environment, env=s.env, timeout=600)
     finally:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            _stop(int(json.loads((home / "state" / "worker.json").read_text())["pid"]))
+        s.stop_worker()
     return result
 
 

@@ -8,14 +8,9 @@ its clients on purpose, so the fixture stops it (SIGTERM) at the end.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
-from brushwork.addon_package import build_extension_zip
 
 pytestmark = [pytest.mark.xdist_group("blender-worker"), pytest.mark.slow]
 
@@ -23,48 +18,16 @@ pytestmark = [pytest.mark.xdist_group("blender-worker"), pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _stop(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    for _ in range(300):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="module")
-def checks(bpy_run, tiny_models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("blender-worker")
-    zip_path = build_extension_zip(root / "brushwork_blender.zip")
-    workdir = root / "work"
-    workdir.mkdir()
-    home = root / "home"
-    env = {"BLENDER_USER_RESOURCES": str(root / "blender-user"), "BRUSHWORK_HOME": str(home),
-           "BRUSHWORK_MODEL_DIRS": str(tiny_models.root), "BRUSHWORK_WORKER_PORT": "0"}
+def checks(bpy_run, addon_session):
+    s = addon_session
     try:
-        result = bpy_run("worker_checks.py", str(zip_path), str(REPO / ".venv"), str(workdir), env=env, timeout=300)
+        result = bpy_run("worker_checks.py", str(s.zip_path), s.environment, str(s.workdir), env=s.env, timeout=300)
     finally:
-        try:
-            info = json.loads((home / "state" / "worker.json").read_text())
-            worker_pid = int(info["pid"])
-        except (OSError, ValueError, KeyError):
-            worker_pid = None
-        alive = False
-        if worker_pid:
-            try:
-                os.kill(worker_pid, 0)
-                alive = True
-            except ProcessLookupError:
-                pass
-            _stop(worker_pid)
+        alive = s.stop_worker()
     result["worker_alive"] = alive
     try:
-        result["worker_log"] = (home / "state" / "worker.log").read_text(errors="replace")[-2000:]
+        result["worker_log"] = (s.home / "state" / "worker.log").read_text(errors="replace")[-2000:]
     except OSError:
         result["worker_log"] = ""
     return result

@@ -12,29 +12,21 @@ import json
 import os
 import sys
 import time
-import traceback
 
 import bpy
 import numpy as np
+from check_steps import ADDON_PKG, install_addon, stepper
 
 phase, zip_path, environment, workdir = sys.argv[1:5]
-PKG = "bl_ext.user_default.brushwork_blender"
+PKG = ADDON_PKG
 out = {}
 
 
-def step(name):
-    def wrap(fn):
-        try:
-            fn()
-        except Exception as exc:
-            traceback.print_exc()
-            out[f"{name}_exception"] = f"{type(exc).__name__}: {exc}"
-        return fn
-    return wrap
+step = stepper(out)
 
 
 if phase == "one":
-    bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+    install_addon(zip_path)
 else:
     import addon_utils
 

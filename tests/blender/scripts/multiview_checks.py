@@ -9,7 +9,6 @@ the UV map) for where the bake lands.
 import json
 import math
 import sys
-import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -19,20 +18,13 @@ import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 from brushwork_blender import capture, pixels  # noqa: E402
 from brushwork_blender.texturing import bake, render_passes, views  # noqa: E402
+from check_steps import stepper  # noqa: E402
 from mathutils import Matrix  # noqa: E402
 
 out = {}
 
 
-def step(name):
-    def wrap(fn):
-        try:
-            fn()
-        except Exception as exc:
-            traceback.print_exc()
-            out[f"{name}_exception"] = f"{type(exc).__name__}: {exc}"
-        return fn
-    return wrap
+step = stepper(out)
 
 
 def fresh():

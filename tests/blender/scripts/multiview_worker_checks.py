@@ -12,27 +12,19 @@ import importlib
 import json
 import sys
 import time
-import traceback
 
 import bpy
+from check_steps import ADDON_PKG, install_addon, stepper
 
 zip_path, environment = sys.argv[1:3]
-PKG = "bl_ext.user_default.brushwork_blender"
+PKG = ADDON_PKG
 out = {}
 
 
-def step(name):
-    def wrap(fn):
-        try:
-            fn()
-        except Exception as exc:
-            traceback.print_exc()
-            out[f"{name}_exception"] = f"{type(exc).__name__}: {exc}"
-        return fn
-    return wrap
+step = stepper(out)
 
 
-bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+install_addon(zip_path)
 jobs = importlib.import_module(PKG + ".jobs")
 multiview = importlib.import_module(PKG + ".multiview_operators")
 prefs = bpy.context.preferences.addons[PKG].preferences
