@@ -26,3 +26,13 @@ def test_the_locks_pin_every_package_exactly():
         assert not loose, f"{name} must pin exact versions: {loose}"
     lock = (REPO / "requirements" / "lock.txt").read_text()
     assert "\ntorch==" not in lock, "torch stays out of the lock: setup.sh installs the CPU or CUDA build first"
+
+
+def test_ci_runs_exactly_the_readmes_test_command_and_it_lints_and_type_checks():
+    readme = (REPO / "README.md").read_text().splitlines()
+    commands = [line for line in readme if line.startswith("./setup.sh")]
+    assert len(commands) >= 2, "the README starts with two commands"
+    test_command = commands[1]
+    assert test_command in (REPO / ".ci" / "run").read_text().splitlines()
+    for step in ("./setup.sh --all", ".venv/bin/ruff check .", ".venv/bin/mypy", "-m pytest"):
+        assert step in test_command
