@@ -138,7 +138,7 @@ class BRUSHWORK_OT_generate_texture(JobOperator, bpy.types.Operator):
         if kinds:
             return self.fail(CAMERA_SPACE_REFUSAL.format(kinds="' and '".join(kinds)))
         try:
-            recipe = base_recipe(settings, tiling="xy" if settings.seamless else "")
+            recipe = base_recipe(settings, tiling=props.tiling_mode(settings))
         except sdk.BrushworkError as exc:
             return self.fail(str(exc))
         slot = obj.active_material_index if obj.material_slots else 0

@@ -5,9 +5,25 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import identity, link
+from . import identity, link, sdk
 
-SAMPLERS = ("Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "UniPC", "LCM", "Heun")
+# Choices and limits come from the Recipe itself (the vendored recipe module), never from copies.
+SAMPLERS = sdk.recipe.SAMPLERS
+# Blender enum identifiers cannot be empty: "none" stands for the Recipe's "" (no tiling).
+TILING_ITEMS = [(mode or "none", label, description) for mode, label, description in (
+    ("", "Off", "No seamless tiling"), ("x", "X", "Tiles left to right"), ("y", "Y", "Tiles top to bottom"),
+    ("xy", "Both", "Tiles in both directions"))]
+assert [m if m != "none" else "" for m, _, _ in TILING_ITEMS] == list(sdk.recipe.TILING_MODES)
+
+
+def tiling_mode(settings) -> str:
+    """The Recipe's tiling value for the scene settings' enum."""
+    return "" if settings.tiling == "none" else settings.tiling
+
+
+def tiling_item(mode: str) -> str:
+    """The scene settings' enum identifier for a Recipe's tiling value."""
+    return mode or "none"
 
 
 class BrushworkPreferences(bpy.types.AddonPreferences):
@@ -129,12 +145,13 @@ class BrushworkSceneSettings(bpy.types.PropertyGroup):
     model: StringProperty(name="Model",
                           description="Hub id, model name in your model folders, or empty for the default")
     seed: IntProperty(name="Seed", description="-1: random (the seed used is stored on the image)", default=-1, min=-1)
-    steps: IntProperty(name="Steps", default=25, min=1, max=200)
-    cfg: FloatProperty(name="CFG", default=7.0, min=0.0, max=30.0)
+    steps: IntProperty(name="Steps", default=25, min=1, max=sdk.recipe.MAX_STEPS)
+    cfg: FloatProperty(name="CFG", default=7.0, min=0.0, max=sdk.recipe.MAX_CFG)
     sampler: EnumProperty(name="Sampler", items=[(s, s, "") for s in SAMPLERS], default="Euler a")
-    width: IntProperty(name="Width", default=512, min=64, max=4096, step=8)
-    height: IntProperty(name="Height", default=512, min=64, max=4096, step=8)
-    seamless: BoolProperty(name="Seamless", description="Tile seamlessly in both directions", default=False)
+    width: IntProperty(name="Width", default=512, min=sdk.recipe.MIN_SIDE, max=sdk.recipe.MAX_SIDE, step=8)
+    height: IntProperty(name="Height", default=512, min=sdk.recipe.MIN_SIDE, max=sdk.recipe.MAX_SIDE, step=8)
+    tiling: EnumProperty(name="Seamless", description="Which directions the texture tiles in without a seam",
+                          items=TILING_ITEMS, default="none")
     use_depth: BoolProperty(name="Depth from camera",
                             description="Condition on the exact depth seen by the active camera (Project From Camera)")
     depth_strength: FloatProperty(name="Depth strength", default=1.0, min=0.0, max=2.0)

@@ -105,7 +105,7 @@ class BRUSHWORK_OT_apply_preset(bpy.types.Operator):
             if key in fields and (fields[key] or key not in ("negative_prompt", "model")):
                 setattr(settings, key, fields[key])
         if "tiling" in fields:
-            settings.seamless = fields["tiling"] == "xy"
+            settings.tiling = props.tiling_item(fields["tiling"])
         for kind in ("depth", "pose"):
             defaults = preset.control_defaults.get(kind, {})
             if "strength" in defaults:
@@ -155,7 +155,7 @@ class BRUSHWORK_OT_load_recipe(bpy.types.Operator):
         s = context.scene.brushwork
         s.prompt, s.negative_prompt, s.model = recipe.prompt, recipe.negative_prompt, recipe.model
         s.sampler, s.steps, s.cfg = recipe.sampler, recipe.steps, recipe.cfg
-        s.width, s.height, s.seamless = recipe.width, recipe.height, recipe.tiling == "xy"
+        s.width, s.height, s.tiling = recipe.width, recipe.height, props.tiling_item(recipe.tiling)
         s.seed = -1 if recipe.seed is None else recipe.seed
         # The prompt already holds the preset's suffix: keep the name for the record only if it
         # would not add the suffix twice.

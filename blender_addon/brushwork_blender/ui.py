@@ -72,7 +72,7 @@ class BRUSHWORK_PT_view3d(bpy.types.Panel):
         row.operator("brushwork.capture_depth", icon="CAMERA_DATA")
         row.operator("brushwork.capture_pose", icon="ARMATURE_DATA")
         col = layout.column(align=True)
-        col.prop(settings, "seamless")
+        col.prop(settings, "tiling")
         col.operator("brushwork.generate_texture", icon="TEXTURE")
         col.separator()
         col.prop(settings, "bake_to_uvs")

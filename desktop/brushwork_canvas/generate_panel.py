@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from brushwork.errors import BrushworkError
-from brushwork.recipe import MAX_SEED, SAMPLERS
+from brushwork.recipe import MAX_CFG, MAX_SEED, MAX_STEPS, SAMPLERS
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -47,8 +47,8 @@ class GeneratePanel(QWidget):
         self.model.lineEdit().setPlaceholderText("worker default")
         self.sampler = QComboBox()
         self.sampler.addItems(list(SAMPLERS))
-        self.steps = QSpinBox(minimum=1, maximum=150)
-        self.cfg = QDoubleSpinBox(minimum=0.0, maximum=30.0, singleStep=0.5, decimals=1)
+        self.steps = QSpinBox(minimum=1, maximum=MAX_STEPS)
+        self.cfg = QDoubleSpinBox(minimum=0.0, maximum=MAX_CFG, singleStep=0.5, decimals=1)
         # A QSpinBox stops at 2**31 - 1, but seeds (the worker's random ones too) go up to 2**32 - 1:
         # a double spin box with no decimals holds them all exactly.
         self.seed = QDoubleSpinBox(minimum=0, maximum=MAX_SEED, decimals=0, singleStep=1)

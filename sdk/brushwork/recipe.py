@@ -33,6 +33,7 @@ SAMPLERS = ("Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "UniPC", 
 MAX_SIDE = 4096
 MIN_SIDE = 64
 MAX_STEPS = 200
+MAX_CFG = 30.0
 MAX_BATCH = 16
 MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 20_000
@@ -214,7 +215,7 @@ class Recipe:
         if self.sampler not in SAMPLERS:
             raise RecipeError("sampler", f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
         _check_number("steps", self.steps, 1, MAX_STEPS, integer=True)
-        _check_number("cfg", self.cfg, 0.0, 30.0)
+        _check_number("cfg", self.cfg, 0.0, MAX_CFG)
         for side in ("width", "height"):
             value = getattr(self, side)
             _check_number(side, value, MIN_SIDE, MAX_SIDE, integer=True)

@@ -176,12 +176,12 @@ def test_operator_unhappy_paths_are_one_clear_line(installed):
 
 
 def test_an_image_gives_its_recipe_back_to_the_panel(installed):
-    assert installed["loaded_recipe"] == ["old bricks", "blur", "m1", 1234, 17, 6.5, 320, 192, True, "DDIM",
+    assert installed["loaded_recipe"] == ["old bricks", "blur", "m1", 1234, 17, 6.5, 320, 192, "xy", "DDIM",
                                           True, 0.7, "cn-pose"]
 
 
 def test_presets_travel_in_the_zip_and_fill_the_panel(installed):
-    assert installed["preset_settings"] == ["texture-seamless", "DPM++ 2M Karras", 30, True, "seam"]
+    assert installed["preset_settings"] == ["texture-seamless", "DPM++ 2M Karras", 30, "xy", "seam"]
     name, prompt, steps = installed["preset_recipe"]
     assert name == "texture-seamless" and steps == 30
     assert prompt.startswith("mossy stone, seamless tileable texture")
@@ -189,3 +189,14 @@ def test_presets_travel_in_the_zip_and_fill_the_panel(installed):
     # the panel's strength wins; the preset's end (0.9) fills what the control left out
     assert installed["preset_pose_control"] == [0.5, 0.9]
     assert installed["preset_cleared"] == ""
+
+
+def test_the_panel_takes_its_choices_and_limits_from_the_recipe(installed):
+    """No copies of the Recipe's limits in the add-on: steps, CFG, sizes, samplers and all four tiling modes."""
+    from brushwork import recipe
+
+    limits = installed["panel_limits"]
+    assert limits["steps"] == recipe.MAX_STEPS and limits["cfg"] == recipe.MAX_CFG
+    assert limits["width"] == [recipe.MIN_SIDE, recipe.MAX_SIDE]
+    assert limits["samplers"] == list(recipe.SAMPLERS)
+    assert [m if m != "none" else "" for m in limits["tiling"]] == list(recipe.TILING_MODES)

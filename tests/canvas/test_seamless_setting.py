@@ -121,3 +121,11 @@ def test_a_selected_history_thumbnail_keeps_its_colours(window):
     icon = window.history_panel.list.item(0).icon()
     selected = imaging.rgba_array(icon.pixmap(QSize(32, 32), QIcon.Mode.Selected).toImage())
     assert selected[16, 16, :3].tolist() == [200, 30, 30]
+
+
+def test_the_panel_takes_its_limits_and_choices_from_the_recipe(window):
+    from brushwork import recipe
+
+    panel = window.generate_panel
+    assert panel.steps.maximum() == recipe.MAX_STEPS and panel.cfg.maximum() == recipe.MAX_CFG
+    assert [panel.sampler.itemText(i) for i in range(panel.sampler.count())] == list(recipe.SAMPLERS)

@@ -148,7 +148,12 @@ if out["enabled"]:
     operators = importlib.import_module(PKG + ".operators")
     bpy.ops.brushwork.apply_preset(name="texture-seamless")
     s = scene.brushwork
-    out["preset_settings"] = [s.preset, s.sampler, s.steps, s.seamless, s.negative_prompt[:4]]
+    out["preset_settings"] = [s.preset, s.sampler, s.steps, s.tiling, s.negative_prompt[:4]]
+    rna = type(s).bl_rna.properties
+    out["panel_limits"] = {"steps": rna["steps"].hard_max, "cfg": rna["cfg"].hard_max,
+                           "width": [rna["width"].hard_min, rna["width"].hard_max],
+                           "samplers": [item.identifier for item in rna["sampler"].enum_items],
+                           "tiling": [item.identifier for item in rna["tiling"].enum_items]}
     s.prompt = "mossy stone"
     recipe = operators.base_recipe(s, tiling="xy")
     out["preset_recipe"] = [recipe.preset, recipe.prompt, recipe.steps]
@@ -172,7 +177,7 @@ if out["enabled"]:
     bpy.ops.brushwork.load_recipe(image="made")
     s = scene.brushwork
     out["loaded_recipe"] = [s.prompt, s.negative_prompt, s.model, s.seed, s.steps, round(s.cfg, 3), s.width,
-                            s.height, s.seamless, s.sampler, s.use_pose, round(s.pose_strength, 3), s.pose_model]
+                            s.height, s.tiling, s.sampler, s.use_pose, round(s.pose_strength, 3), s.pose_model]
     s.use_pose = False
 
     out["forbidden_loaded"] = sorted(m for m in ("torch", "diffusers", "PIL", "transformers") if m in sys.modules)

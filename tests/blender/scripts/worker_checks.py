@@ -102,9 +102,9 @@ bpy.ops.wm.save_as_mainfile(filepath=blend_path)
 def _():
     # 2. saved .blend: the PNG lands in //brushwork/ beside it, seamless asks for tiling xy.
     select_only(cube)
-    bw.seamless = True
+    bw.tiling = "xy"
     bpy.ops.brushwork.generate_texture()
-    bw.seamless = False
+    bw.tiling = "none"
     image = cube.active_material.node_tree.nodes["Brushwork Image"].image
     out["saved_filepath"] = image.filepath
     out["saved_file_exists"] = os.path.isfile(bpy.path.abspath(image.filepath))
