@@ -101,6 +101,8 @@ def _add_generate(sub) -> None:
     g.add_argument("--out", required=True, metavar="PATH",
                    help="output PNG (metadata embedded); an existing file is refused unless --overwrite")
     g.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    g.add_argument("--dry-run", action="store_true",
+                   help="print how the job would run (the plan, estimated time and memory) and stop: no model loads")
     g.add_argument("--negative", metavar="TEXT", help="negative prompt")
     g.add_argument("--preset", metavar="P", help="start from a named preset (see `brushwork presets`)")
     g.add_argument("--model", metavar="ID_OR_PATH", help="hub id, folder, .safetensors file or model name")
@@ -172,6 +174,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     for note in plan.notes:
         print(f"brushwork: note: {note}", file=sys.stderr)
     recipe = plan.recipe
+    if args.dry_run:
+        from .engine.plan_command import show
+
+        show(recipe, args.device)
+        return 0
     sources = input_sources(recipe)
     _licence_notes(recipe)
     _quiet_libraries()

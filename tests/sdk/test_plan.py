@@ -187,6 +187,19 @@ def test_brushwork_plan_prints_the_plan_and_an_estimate_without_torch(tmp_path, 
     assert "estimate per image:" in text and "MiB" in text
 
 
+def test_generate_dry_run_prints_the_plan_and_loads_nothing(tmp_path, tiny_models):
+    """``generate --dry-run``: the same plan, with the CLI's model defaults applied, no torch, no file."""
+    out_png = tmp_path / "out" / "wall.png"
+    code = ("import sys\nfrom brushwork.cli import main\n"
+            f"code = main(['generate', 'a wall', '--model', {str(tiny_models.sd15)!r}, '--size', '192x160',"
+            f" '--steps', '4', '--tile', 'x', '--out', {str(out_png)!r}, '--dry-run'])\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(code)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "size: 192x160" in out.stdout and "seamless axes: x" in out.stdout and "estimate per image:" in out.stdout
+    assert not out_png.exists() and not out_png.parent.exists()
+
+
 def test_the_estimate_grows_with_the_work():
     from brushwork.engine.estimate import estimate, work
 

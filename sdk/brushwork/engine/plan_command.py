@@ -116,9 +116,6 @@ def describe(p: Plan, indent: str = "") -> list[str]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from ..paths import state_dir
-    from .estimate import estimate, load_calibration
-
     if args.calibrate:
         return _calibrate(args.device)
     if not args.source:
@@ -126,20 +123,29 @@ def cmd_plan(args: argparse.Namespace) -> int:
     recipe = read_recipe(args.source)
     if args.model:
         recipe = recipe.replace(model=args.model)
+    show(recipe, args.device, as_json=args.json)
+    return 0
+
+
+def show(recipe: Recipe, device: str | None = None, *, as_json: bool = False) -> None:
+    """Print how ``recipe`` will run and what it is estimated to cost, loading no model (and no
+    torch): ``brushwork plan`` and ``brushwork generate --dry-run``."""
+    from ..paths import state_dir
+    from .estimate import estimate, load_calibration
+
     facts, facts_from, unet_bytes = model_facts(recipe)
     the_plan = plan(recipe, facts, mask_spans=mask_extent(recipe))
-    calibration = load_calibration(state_dir(), args.device or "cpu")
+    calibration = load_calibration(state_dir(), device or "cpu")
     cost = estimate(the_plan, calibration, unet_bytes=unet_bytes)
-    if args.json:
+    if as_json:
         print(json.dumps({"plan": the_plan.to_dict(), "model": facts_from, "facts": facts.__dict__,
                           "estimate": cost.__dict__}, indent=2, default=str))
-        return 0
+        return
     print(f"model: {facts_from}: native {facts.native} px, tile {facts.tile} px, "
           f"{facts.unet_channels}-channel UNet")
     print("\n".join(describe(the_plan)))
     print(f"estimate per image: {cost.seconds:.1f} s, peak {cost.peak_bytes / 2**20:.0f} MiB above the loaded model "
           f"({cost.basis})")
-    return 0
 
 
 def _calibrate(device: str | None) -> int:
