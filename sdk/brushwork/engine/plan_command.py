@@ -84,7 +84,8 @@ def mask_extent(recipe: Recipe) -> tuple | None:
     return mask_spans(mask, recipe.tiling)
 
 
-def describe(p: Plan, indent: str = "") -> list[str]:
+def describe(p: Plan, indent: str = "", *, random_seed: bool = False) -> list[str]:
+    """The plan as lines; ``random_seed``: the Recipe has no seed yet (one is picked when it runs)."""
     lines = [f"{indent}path: {p.path}    task: {p.task}    pipeline: {p.pipeline_task}"
              + ("    (9-channel checkpoint: inpainting the whole picture"
                 + (", from a grey picture)" if p.grey_init else ")") if p.whole_picture_mask else ""),
@@ -92,7 +93,8 @@ def describe(p: Plan, indent: str = "") -> list[str]:
              f"denoising steps: {p.denoise_steps}" + (f" from strength {p.strength:g}" if p.strength is not None else
                                                        " from noise"),
              f"{indent}seamless axes: {p.seamless_axes or 'none'}    seeds: "
-             + ", ".join(str(s) for s in p.seeds[:4]) + (" ..." if len(p.seeds) > 4 else "")]
+             + ("random, picked when it runs" if random_seed else
+                ", ".join(str(s) for s in p.seeds[:4]) + (" ..." if len(p.seeds) > 4 else ""))]
     if p.path == "tiled":
         lines.append(f"{indent}tiles: {p.tile_grid[0]} x {p.tile_grid[1]} of {p.tile} px per phase    "
                      f"start: {p.start}" + (f" (refine noise: seed + {p.refine_seed_offset})"
@@ -111,7 +113,7 @@ def describe(p: Plan, indent: str = "") -> list[str]:
     lines += [f"{indent}note: {n}" for n in p.notes]
     if p.sub is not None:
         lines.append(f"{indent}{'base pass' if p.path == 'tiled' else 'the crop runs'}:")
-        lines += describe(p.sub, indent + "  ")
+        lines += describe(p.sub, indent + "  ", random_seed=random_seed)
     return lines
 
 
@@ -143,7 +145,7 @@ def show(recipe: Recipe, device: str | None = None, *, as_json: bool = False) ->
         return
     print(f"model: {facts_from}: native {facts.native} px, tile {facts.tile} px, "
           f"{facts.unet_channels}-channel UNet")
-    print("\n".join(describe(the_plan)))
+    print("\n".join(describe(the_plan, random_seed=recipe.seed is None)))
     print(f"estimate per image: {cost.seconds:.1f} s, peak {cost.peak_bytes / 2**20:.0f} MiB above the loaded model "
           f"({cost.basis})")
 
