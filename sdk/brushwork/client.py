@@ -232,7 +232,7 @@ class Client:
             proof = json.loads(data).get("proof") if resp.status == 200 else None
         except (ValueError, AttributeError):
             proof = None
-        expected = _hello_proof(self.token or "", nonce)
+        expected = protocol.hello_proof(self.token or "", nonce)
         if not kept_open or not isinstance(proof, str) \
                 or not hmac.compare_digest(proof.encode("ascii", "replace"), expected.encode()):
             conn.close()
@@ -479,12 +479,6 @@ class RemoteJob:
 class _NotProven(AuthError):
     """The peer did not answer the hello challenge with our token: a wrong token, or not the
     worker at all (a squatter on the port). Either way it never gets the token."""
-
-
-def _hello_proof(token: str, nonce: str) -> str:
-    # The same derivation as brushwork.worker.auth.hello_proof (that module is not vendored).
-    key = hmac.new(token.encode("ascii", "replace"), b"brushwork-hello-v1", hashlib.sha256).digest()
-    return hmac.new(key, nonce.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 def _error_from_response(status: int, body: bytes) -> BrushworkError:

@@ -13,6 +13,8 @@ different major is refused with a clear error on both sides.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import re
 from dataclasses import dataclass, field
@@ -167,3 +169,12 @@ def decode_json(body: bytes) -> Any:
         raise ValueError(f"body is not valid JSON ({exc.msg} at position {exc.pos})") from None
     except RecursionError:
         raise ValueError("body is nested too deeply") from None
+
+
+def hello_proof(token: str, nonce: str) -> str:
+    """The worker's answer to a client's ``/v1/hello`` challenge: it proves the worker knows the
+    token without the client sending it (a process squatting the port after a crash cannot answer).
+    The key is derived from the token for this one use, so the answer is no other value the worker
+    computes. Here, in the shared protocol module, so the worker and the client use one derivation."""
+    key = hmac.new(token.encode("ascii", "replace"), b"brushwork-hello-v1", hashlib.sha256).digest()
+    return hmac.new(key, nonce.encode("ascii"), hashlib.sha256).hexdigest()

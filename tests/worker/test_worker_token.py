@@ -90,7 +90,7 @@ def test_the_real_worker_proves_itself_and_a_wrong_nonce_is_refused(tmp_path):
     with WorkerProcess(tmp_path / "home", env=env) as worker:
         assert worker.client().health()["instance"]
         status, _, data = raw_request(worker, "GET", "/v1/hello?nonce=" + "ab" * 16, token=False)
-        from brushwork.worker.auth import hello_proof
+        from brushwork.protocol import hello_proof
 
         assert status == 200 and data["proof"] == hello_proof(worker.token, "ab" * 16)
         status, _, data = raw_request(worker, "GET", "/v1/hello?nonce=zz", token=False)

@@ -43,14 +43,6 @@ def rotate_token(state_dir: Path) -> tuple[str, Path]:
     return load_or_create_token(state_dir)
 
 
-def hello_proof(token: str, nonce: str) -> str:
-    """The worker's answer to a client's challenge: it proves the worker knows the token without
-    the client sending it (a process squatting the port after a crash cannot answer). The key is
-    derived from the token for this one use, so the answer is no other value the worker computes."""
-    key = hmac.new(token.encode("ascii"), b"brushwork-hello-v1", hashlib.sha256).digest()
-    return hmac.new(key, nonce.encode("ascii"), hashlib.sha256).hexdigest()
-
-
 def _tighten(path: Path) -> None:
     try:
         if os.name == "posix" and path.stat().st_mode & 0o077:

@@ -218,7 +218,7 @@ class Handler(BaseHTTPRequestHandler):
         if len(nonce) != protocol.HELLO_NONCE_HEX or not all(c in "0123456789abcdef" for c in nonce):
             raise Problem(400, "bad_request", f"nonce: {protocol.HELLO_NONCE_HEX} lowercase hex digits")
         w = self.server.worker
-        self._send_json(200, {"proof": auth.hello_proof(w.token, nonce), "instance": w.instance})
+        self._send_json(200, {"proof": protocol.hello_proof(w.token, nonce), "instance": w.instance})
 
     def _read_body(self, limit: int) -> bytes:
         if self.headers.get("Transfer-Encoding"):
