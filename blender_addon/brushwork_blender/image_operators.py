@@ -22,7 +22,7 @@ class BRUSHWORK_OT_add_inpaint_mask(bpy.types.Operator):
     image: StringProperty(name="Image", description="Empty: the image shown in the Image Editor")
 
     def execute(self, context):
-        image = bpy.data.images.get(self.image) if self.image else getattr(context.space_data, "image", None)
+        image = pixels.target_image(self.image, context)
         if image is None:
             self.report({"ERROR"}, "Brushwork: no image to add a mask for")
             return {"CANCELLED"}
@@ -49,7 +49,7 @@ class BRUSHWORK_OT_inpaint_texture(JobOperator, bpy.types.Operator):
 
     def execute(self, context):
         settings = context.scene.brushwork
-        image = bpy.data.images.get(self.image) if self.image else getattr(context.space_data, "image", None)
+        image = pixels.target_image(self.image, context)
         if image is not None and image.name.endswith(" mask") and not self.image:
             image = bpy.data.images.get(image.name[: -len(" mask")]) or image
         if image is None:
@@ -103,7 +103,7 @@ class BRUSHWORK_OT_previous_version(bpy.types.Operator):
     image: StringProperty(name="Image", description="Empty: the image shown in the Image Editor")
 
     def execute(self, context):
-        image = bpy.data.images.get(self.image) if self.image else getattr(context.space_data, "image", None)
+        image = pixels.target_image(self.image, context)
         if image is None:
             self.report({"ERROR"}, "Brushwork: no image to go back from")
             return {"CANCELLED"}

@@ -21,7 +21,7 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import capture, jobs, link, pixels, props, results, sdk
-from .operators import _snap8, base_recipe
+from .operators import _snap8, base_recipe, no_camera
 from .texturing import bake as bake_mod
 from .texturing import render_passes, views
 
@@ -313,8 +313,7 @@ class BRUSHWORK_OT_capture_normal(bpy.types.Operator):
     def execute(self, context):
         scene, settings = context.scene, context.scene.brushwork
         if scene.camera is None:
-            self.report({"ERROR"}, "Brushwork: the scene has no active camera")
-            return {"CANCELLED"}
+            return no_camera(self)
         size = capture.fit_size(scene, max(settings.width, settings.height))
         try:
             passes = render_passes.render_passes(scene, scene.camera, size, normals=True)
@@ -371,13 +370,14 @@ CLASSES = (BrushworkMultiviewSettings, BRUSHWORK_OT_texture_multiview, BRUSHWORK
            BRUSHWORK_PT_multiview)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
 def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.Scene.brushwork_multiview = PointerProperty(type=BrushworkMultiviewSettings)
 
 
 def unregister():
     del bpy.types.Scene.brushwork_multiview
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

@@ -180,7 +180,7 @@ class BRUSHWORK_OT_project_from_camera(JobOperator, bpy.types.Operator):
                            [identity.target("OBJECT", o) for o in meshes], params)
 
 
-def _no_camera(operator) -> set:
+def no_camera(operator) -> set:
     operator.report({"ERROR"}, "Brushwork: the scene has no active camera")
     return {"CANCELLED"}
 
@@ -195,7 +195,7 @@ class BRUSHWORK_OT_capture_depth(bpy.types.Operator):
     def execute(self, context):
         scene, settings = context.scene, context.scene.brushwork
         if scene.camera is None:
-            return _no_camera(self)
+            return no_camera(self)
         size = capture.fit_size(scene, max(settings.width, settings.height))
         try:
             depth = capture.camera_depth(scene, scene.camera, size)
@@ -228,7 +228,7 @@ class BRUSHWORK_OT_capture_pose(bpy.types.Operator):
     def execute(self, context):
         scene, settings = context.scene, context.scene.brushwork
         if scene.camera is None:
-            return _no_camera(self)
+            return no_camera(self)
         armatures = _armatures(context)
         if not armatures:
             self.report({"ERROR"}, "Brushwork: no armature to capture")

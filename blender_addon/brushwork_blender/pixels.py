@@ -64,3 +64,10 @@ def depth_preview(depth: np.ndarray) -> np.ndarray:
     out = np.ones(depth.shape + (4,), dtype=np.float32)
     out[..., :3] = grey[..., None]
     return out
+
+
+def target_image(name: str, context):
+    """The image an image operator works on: the one named, else the one shown in the Image Editor."""
+    import bpy
+
+    return bpy.data.images.get(name) if name else getattr(context.space_data, "image", None)

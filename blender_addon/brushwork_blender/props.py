@@ -179,13 +179,14 @@ class BrushworkSceneSettings(bpy.types.PropertyGroup):
 CLASSES = (BrushworkPreferences, BrushworkSceneSettings)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
 def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.Scene.brushwork = PointerProperty(type=BrushworkSceneSettings)
 
 
 def unregister():
     del bpy.types.Scene.brushwork
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

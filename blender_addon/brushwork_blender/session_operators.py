@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import delivery, identity, jobs, journal, link, props, results, sdk
+from . import delivery, identity, jobs, journal, link, pixels, props, results, sdk
 
 
 class BRUSHWORK_OT_recover_results(bpy.types.Operator):
@@ -140,7 +140,7 @@ class BRUSHWORK_OT_load_recipe(bpy.types.Operator):
     image: bpy.props.StringProperty(name="Image", description="Empty: the image shown in the Image Editor")
 
     def execute(self, context):
-        image = bpy.data.images.get(self.image) if self.image else getattr(context.space_data, "image", None)
+        image = pixels.target_image(self.image, context)
         if image is None:
             self.report({"ERROR"}, "Brushwork: no image to read a Recipe from")
             return {"CANCELLED"}
