@@ -37,6 +37,12 @@ MAX_CFG = 30.0
 MAX_BATCH = 16
 MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 20_000
+MAX_REGIONS = 8
+MAX_REFERENCES = 4
+MAX_UPSCALE_FACTOR = 8.0
+# How a reference image steers: "style" (colours, materials, mood: the IP-Adapter's style layers)
+# or "composition" (layout: its composition layers). Both are the same adapter, different blocks.
+REFERENCE_MODES = ("style", "composition")
 
 _SHA_REF = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -174,6 +180,101 @@ class Control:
         _check_str(f"{where}.preprocess", self.preprocess, max_len=64)
 
 
+def _check_step_range(where: str, start: Any, end: Any) -> None:
+    _check_number(f"{where}.start", start, 0.0, 1.0)
+    _check_number(f"{where}.end", end, 0.0, 1.0)
+    if start >= end:
+        raise RecipeError(f"{where}.end", f"must be after start ({start:g}), got {end:g}")
+
+
+@dataclass
+class Region:
+    """A part of the picture with its own prompt: ``mask`` (white = this region, soft edges
+    allowed) is conditioned by ``prompt``/``negative_prompt`` instead of the recipe's, from
+    ``start`` to ``end`` (fractions of the denoising steps). ``weight`` scales how fully the
+    region's prompt replaces the base prompt inside its mask (1 = fully). ``loras`` act inside
+    the region only, on top of the recipe's own. The base prompt conditions everything no region
+    covers."""
+
+    mask: str
+    prompt: str
+    negative_prompt: str = ""
+    weight: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+    loras: list[Lora] = field(default_factory=list)
+
+    def validate(self, where: str) -> None:
+        _check_ref(f"{where}.mask", self.mask)
+        if self.mask is None:
+            raise RecipeError(f"{where}.mask", "a region needs its mask (white = the region)")
+        _check_str(f"{where}.prompt", self.prompt, max_len=MAX_PROMPT_CHARS)
+        if not self.prompt.strip():
+            raise RecipeError(f"{where}.prompt", "is empty: a region without a prompt is the base prompt's area")
+        _check_str(f"{where}.negative_prompt", self.negative_prompt, max_len=MAX_PROMPT_CHARS)
+        _check_number(f"{where}.weight", self.weight, 0.0, 2.0)
+        _check_step_range(where, self.start, self.end)
+        _check_items(f"{where}.loras", self.loras, Lora, 8)
+
+
+@dataclass
+class Reference:
+    """A reference image steering the result through an IP-Adapter: ``mode`` "style" or
+    "composition", ``weight`` its scale, ``start``/``end`` the fraction of steps it acts in,
+    ``model`` the adapter (id/path/name; empty = the family's default)."""
+
+    image: str
+    weight: float = 0.6
+    start: float = 0.0
+    end: float = 1.0
+    mode: str = "style"
+    model: str = ""
+
+    def validate(self, where: str) -> None:
+        _check_ref(f"{where}.image", self.image)
+        if self.image is None:
+            raise RecipeError(f"{where}.image", "a reference needs its image")
+        _check_number(f"{where}.weight", self.weight, 0.0, 2.0)
+        _check_step_range(where, self.start, self.end)
+        if self.mode not in REFERENCE_MODES:
+            raise RecipeError(f"{where}.mode", f"must be one of {', '.join(REFERENCE_MODES)}; got {self.mode!r}")
+        _check_str(f"{where}.model", self.model, max_len=1024)
+
+
+@dataclass
+class Upscale:
+    """An upscale step after the job: its picture is enlarged ``factor`` times by ``model`` (a
+    super-resolution model: id/path/name; empty = Lanczos), then, when ``refine`` > 0, refined
+    by a tiled img2img pass at that denoising strength with the recipe's prompt and controls.
+    With ``init_image`` and ``strength`` 0 the job is the upscale alone (``brushwork upscale``)."""
+
+    model: str = ""
+    factor: float = 2.0
+    refine: float = 0.0
+
+    def validate(self, where: str) -> None:
+        _check_str(f"{where}.model", self.model, max_len=1024)
+        _check_number(f"{where}.factor", self.factor, 1.0, MAX_UPSCALE_FACTOR)
+        if self.factor <= 1.0:
+            raise RecipeError(f"{where}.factor", f"must be above 1 (an upscale enlarges), got {self.factor:g}")
+        _check_number(f"{where}.refine", self.refine, 0.0, 1.0)
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """The upscaled size of a ``width`` x ``height`` picture: x factor, down to a multiple of 8."""
+        return (int(width * self.factor) // 8 * 8, int(height * self.factor) // 8 * 8)
+
+
+def _check_items(name: str, items: Any, cls: type[Any], most: int) -> None:
+    if not isinstance(items, list):
+        raise RecipeError(name, "must be a list")
+    if len(items) > most:
+        raise RecipeError(name, f"at most {most} allowed, got {len(items)}")
+    for i, item in enumerate(items):
+        if not isinstance(item, cls):
+            raise RecipeError(f"{name}[{i}]", f"must be a {cls.__name__}")
+        item.validate(f"{name}[{i}]")
+
+
 @dataclass
 class Recipe:
     """A whole generation job. Construct, ``validate()``, run; ``to_json``/``from_json`` round-trip."""
@@ -198,6 +299,9 @@ class Recipe:
     mask_feather: int = 4  # pixels of soft edge when pasting back
     controls: list[Control] = field(default_factory=list)
     tiling: str = ""  # "", "x", "y", "xy": seamless on those axes
+    regions: list[Region] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)
+    upscale: Upscale | None = None
     preset: str = ""
     schema: int = SCHEMA_VERSION
 
@@ -227,9 +331,18 @@ class Recipe:
         _check_ref("init_image", self.init_image)
         _check_ref("mask", self.mask)
         _check_number("strength", self.strength, 0.0, 1.0)
-        if self.init_image is not None and self.strength <= 0:
-            raise RecipeError("strength", "must be above 0 for img2img (0 would return the input unchanged)")
-        if self.init_image is not None and int(self.steps * self.strength) < 1:
+        if self.upscale is not None and not isinstance(self.upscale, Upscale):
+            raise RecipeError("upscale", "must be an Upscale")
+        if self.upscale is not None:
+            self.upscale.validate("upscale")
+        upscale_only = self.task == "upscale"
+        if upscale_only and (self.mask is not None or self.controls or self.regions):
+            raise RecipeError("strength", "0 with an upscale means 'upscale the init image as it is': "
+                              "masks, controls and regions need a strength above 0")
+        if self.init_image is not None and self.strength <= 0 and not upscale_only:
+            raise RecipeError("strength", "must be above 0 for img2img (0 would return the input unchanged; "
+                              "to only upscale it, add an upscale step)")
+        if self.init_image is not None and not upscale_only and int(self.steps * self.strength) < 1:
             # diffusers runs int(steps * strength) steps: zero would silently do nothing
             need_steps = math.ceil(1 / self.strength - 1e-9)
             need_strength = math.ceil(100 / self.steps) / 100
@@ -241,28 +354,38 @@ class Recipe:
             raise RecipeError("mask", "inpainting needs init_image: the picture the mask applies to")
         if self.tiling not in TILING_MODES:
             raise RecipeError("tiling", f"must be one of '', 'x', 'y', 'xy'; got {self.tiling!r}")
-        for name, items, cls in (("loras", self.loras, Lora), ("embeddings", self.embeddings, Embedding),
-                                 ("controls", self.controls, Control)):
-            if not isinstance(items, list):
-                raise RecipeError(name, "must be a list")
-            if len(items) > 8:
-                raise RecipeError(name, f"at most 8 allowed, got {len(items)}")
-            for i, item in enumerate(items):
-                if not isinstance(item, cls):
-                    raise RecipeError(f"{name}[{i}]", f"must be a {cls.__name__}")
-                item.validate(f"{name}[{i}]")
+        for name, items, cls, most in (("loras", self.loras, Lora, 8), ("embeddings", self.embeddings, Embedding, 8),
+                                       ("controls", self.controls, Control, 8),
+                                       ("regions", self.regions, Region, MAX_REGIONS),
+                                       ("references", self.references, Reference, MAX_REFERENCES)):
+            _check_items(name, items, cls, most)
+        if self.upscale is not None:
+            long_side = max(self.upscale.output_size(int(self.width), int(self.height)))
+            if long_side > MAX_SIDE:
+                raise RecipeError("upscale.factor", f"{self.width}x{self.height} x {self.upscale.factor:g} is "
+                                  f"{long_side}px on its long side; at most {MAX_SIDE}")
         return self
 
     # ---- conveniences -----------------------------------------------------------------------
 
     @property
     def task(self) -> str:
-        """txt2img, img2img or inpaint (ControlNets add to any of them)."""
+        """txt2img, img2img, inpaint (ControlNets add to any of them), or upscale: the init image
+        upscaled as it is (``upscale`` set, ``strength`` 0)."""
         if self.mask is not None:
             return "inpaint"
+        if self.init_image is not None and self.upscale is not None and self.strength == 0:
+            return "upscale"
         if self.init_image is not None:
             return "img2img"
         return "txt2img"
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The size of the job's output: width x height, times the upscale factor when there is one."""
+        if self.upscale is None:
+            return (int(self.width), int(self.height))
+        return self.upscale.output_size(int(self.width), int(self.height))
 
     def replace(self, **changes: Any) -> Recipe:
         """A copy with some fields changed (lists are copied, never shared)."""
@@ -280,6 +403,12 @@ class Recipe:
                 refs[f"controls[{i}].image"] = c.image
             if c.signal and c.kind == "depth" and c.signal.get("data"):
                 refs[f"controls[{i}].signal.data"] = c.signal["data"]
+        for i, r in enumerate(self.regions):
+            if r.mask:
+                refs[f"regions[{i}].mask"] = r.mask
+        for i, ref in enumerate(self.references):
+            if ref.image:
+                refs[f"references[{i}].image"] = ref.image
         return refs
 
     def map_refs(self, fn: Callable[[str], str]) -> Recipe:
@@ -294,6 +423,12 @@ class Recipe:
                 c["image"] = fn(c["image"])
             if c["signal"] and c["kind"] == "depth" and c["signal"].get("data"):
                 c["signal"]["data"] = fn(c["signal"]["data"])
+        for r in data["regions"]:
+            if r["mask"]:
+                r["mask"] = fn(r["mask"])
+        for ref in data["references"]:
+            if ref["image"]:
+                ref["image"] = fn(ref["image"])
         return Recipe.from_dict(data)
 
     # ---- serialisation ----------------------------------------------------------------------
@@ -312,22 +447,16 @@ class Recipe:
         data = dict(data)
         data.setdefault("schema", SCHEMA_VERSION)
         kwargs = _take_fields(cls, data, where="")
-        for name, item_cls in (("loras", Lora), ("embeddings", Embedding), ("controls", Control)):
-            items = kwargs.get(name, [])
-            if not isinstance(items, list):
-                raise RecipeError(name, f"must be a list, got {type(items).__name__}")
-            built = []
-            for i, item in enumerate(items):
-                if isinstance(item, item_cls):
-                    built.append(dataclasses.replace(item))
-                    continue
-                if name == "loras" and isinstance(item, str):  # "name:0.8" shorthand
-                    built.append(parse_lora_spec(item, where=f"loras[{i}]"))
-                    continue
-                if not isinstance(item, dict):
-                    raise RecipeError(f"{name}[{i}]", f"must be an object, got {type(item).__name__}")
-                built.append(item_cls(**_take_fields(item_cls, item, where=f"{name}[{i}].")))
-            kwargs[name] = built
+        for name, item_cls in (("loras", Lora), ("embeddings", Embedding), ("controls", Control),
+                               ("regions", Region), ("references", Reference)):
+            kwargs[name] = _build_items(name, kwargs.get(name, []), item_cls)
+        upscale = kwargs.get("upscale")
+        if isinstance(upscale, Upscale):
+            kwargs["upscale"] = dataclasses.replace(upscale)
+        elif upscale is not None:
+            if not isinstance(upscale, dict):
+                raise RecipeError("upscale", f"must be an object or null, got {type(upscale).__name__}")
+            kwargs["upscale"] = Upscale(**_take_fields(Upscale, upscale, where="upscale."))
         recipe = cls(**kwargs)
         # JSON has no int/float distinction that survives every client: normalise whole numbers.
         for name in ("steps", "width", "height", "batch", "mask_grow", "mask_feather", "seed"):
@@ -343,6 +472,27 @@ class Recipe:
         except (ValueError, UnicodeDecodeError) as exc:
             raise RecipeError("recipe", f"is not valid JSON ({exc})") from None
         return cls.from_dict(data)
+
+
+def _build_items(name: str, items: Any, item_cls: type[Any]) -> list[Any]:
+    """A list field's items as dataclasses (copies, never shared), from objects or plain data."""
+    if not isinstance(items, list):
+        raise RecipeError(name, f"must be a list, got {type(items).__name__}")
+    built = []
+    for i, item in enumerate(items):
+        if isinstance(item, item_cls):
+            built.append(dataclasses.replace(item))
+            continue
+        if item_cls is Lora and isinstance(item, str):  # "name:0.8" shorthand
+            built.append(parse_lora_spec(item, where=f"{name}[{i}]"))
+            continue
+        if not isinstance(item, dict):
+            raise RecipeError(f"{name}[{i}]", f"must be an object, got {type(item).__name__}")
+        fields = _take_fields(item_cls, item, where=f"{name}[{i}].")
+        if item_cls is Region:
+            fields["loras"] = _build_items(f"{name}[{i}].loras", fields.get("loras", []), Lora)
+        built.append(item_cls(**fields))
+    return built
 
 
 def _take_fields(cls: type, data: dict[str, Any], *, where: str) -> dict[str, Any]:
