@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..recipe import Recipe
+from .regions_plan import RegionsPlan, in_window, plan_regions
 
 TILED_FACTOR = 2  # a side larger than this many tiles takes the tiled path
 REFINE_STRENGTH = 0.35  # how much of the upscaled picture the tiled txt2img refine may repaint
@@ -223,6 +224,7 @@ class Plan:
     sub: Plan | None = None  # tiled txt2img: the base pass; cropped inpaint: the crop's own run
     crop: Crop | None = None
     notes: tuple[str, ...] = field(default=())
+    regions: RegionsPlan | None = None  # the Recipe's regions as this plan's run applies them (regions_plan.py)
 
     @property
     def tile_latent(self) -> int:
@@ -241,6 +243,8 @@ class Plan:
                 value = value.to_dict()
             elif isinstance(value, Crop):
                 value = dict(value.__dict__)
+            elif isinstance(value, RegionsPlan):
+                value = value.to_dict()
             elif name == "controls":
                 value = [dict(c.__dict__, steps=list(c.steps)) for c in value]
             elif isinstance(value, tuple):
@@ -299,7 +303,7 @@ def _plain(width: int, height: int, strength: float | None, axes: str, recipe: R
     return Plan(**common, path="plain", width=width, height=height, strength=strength, denoise_steps=run,
                 seamless_axes=axes, tile_grid=(1, 1), start="noise" if strength is None else "init",
                 refine_seed_offset=0, unet_extra=False, keep_outside=False, paste_back=paste,
-                controls=_controls(recipe, run), progress_total=run)
+                controls=_controls(recipe, run), progress_total=run, regions=plan_regions(recipe, run))
 
 
 def _tiled(width: int, height: int, strength: float | None, axes: str, recipe: Recipe, facts: ModelFacts,
@@ -323,7 +327,7 @@ def _tiled(width: int, height: int, strength: float | None, axes: str, recipe: R
                 seamless_axes=axes, tile_grid=grid, start="init" if from_init else "base",
                 refine_seed_offset=offset, unet_extra=nine,
                 keep_outside=common["task"] == "inpaint" and not nine, paste_back=False,
-                controls=_controls(recipe, run), progress_total=total, sub=sub)
+                controls=_controls(recipe, run), progress_total=total, sub=sub, regions=plan_regions(recipe, run))
 
 
 def _cropped(whole: Plan, recipe: Recipe, facts: ModelFacts, mask_spans: Spans | Callable[[str], Spans] | None) -> Plan:
@@ -350,6 +354,7 @@ def _cropped(whole: Plan, recipe: Recipe, facts: ModelFacts, mask_spans: Spans |
         sub = _tiled(w, h, whole.strength, crop_axes, recipe, facts, common)
     else:
         sub = _plain(w, h, whole.strength, crop_axes, recipe, common, paste=False)
+    sub = replace(sub, regions=in_window(sub.regions, x0, y0, w, h))  # region masks: the crop's part of them
     return replace(base, crop=Crop(x=x0, y=y0, width=w, height=h, axes=crop_axes), sub=sub,
                    controls=sub.controls, progress_total=sub.progress_total, denoise_steps=sub.denoise_steps,
                    tile_grid=sub.tile_grid, paste_back=True)

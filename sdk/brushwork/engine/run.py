@@ -18,6 +18,7 @@ import torch
 from .inputs import Inputs
 from .plan import Plan
 from .progress import StepWatcher
+from .regions import Regions, regional
 from .samplers import make_scheduler
 
 
@@ -33,6 +34,7 @@ class Execution:
     prompt_kwargs: dict  # prompt / embeds from engine.prompts (or plain strings)
     scheduler_config: dict
     preview_decoder: Any = None  # tiny-VAE previews (fast path), else linear latent→RGB
+    regions: Regions | None = None  # region masks and prompts (regions.py); the plan says when they act
 
     @property
     def family(self) -> str:
@@ -73,6 +75,6 @@ def run_one(job: Execution, *, seed: int, index: int, on_progress=None, cancel=N
               "generator": torch.Generator("cpu").manual_seed(int(seed))}
     if on_progress is not None or cancel is not None:
         kwargs["callback_on_step_end"] = watcher
-    with torch.inference_mode():
+    with torch.inference_mode(), regional(job):  # regions: the UNet blends per-region predictions
         out = job.pipe(**kwargs)
     return out.images[0]

@@ -51,6 +51,7 @@ from .pipelines import LoadedBase, PipelineCache
 from .plan import ModelFacts, plan
 from .progress import Progress, _Cancelled, latent_to_rgb
 from .prompts import encode_prompts
+from .regions import Regions, encode_regions, read_region_masks
 from .result import Result
 from .run import Execution, run_one
 from .samplers import recommend
@@ -144,6 +145,7 @@ class Studio:
         sources: dict[str, str] = {}
         # Pictures first: a corrupt input fails in milliseconds, before gigabytes of weights load.
         inputs = read_inputs(recipe, self._read)
+        region_masks = read_region_masks(recipe, self._read)  # regions.py; None without regions
         # An empty model means the bundled demo model (settings' default was filled in by prepare).
         resolved = bridge.resolve(recipe.model, "pipeline", self.settings, allow_paths=self.model_paths)
         base = self.pipelines.base(resolved.key, lambda: self._load_base(resolved))
@@ -165,10 +167,11 @@ class Studio:
         self._apply_adapters(pipe, base.family, recipe, hashes, sources)
         # A1111 weights and >77-token chunking; cached, so live mode re-encodes only on change.
         prompt_kwargs = encode_prompts(pipe, recipe.prompt, recipe.negative_prompt, family=base.family)
+        regions = None if region_masks is None else Regions(region_masks, encode_regions(pipe, recipe, base.family))
         loaded = time.perf_counter()
 
         job = Execution(pipe=pipe, plan=job_plan, inputs=inputs, prompt_kwargs=prompt_kwargs,
-                        scheduler_config=base.scheduler_config,
+                        scheduler_config=base.scheduler_config, regions=regions,
                         preview_decoder=(_demo_preview(base) or self._preview_decoder(base.family))
                         if on_progress else None)
         images = self._execute(job, on_progress, cancel)

@@ -25,6 +25,7 @@ from PIL import Image
 from .plan import control_steps
 from .plan import denoise_steps as denoise_steps  # re-exported: callers count steps from here
 from .progress import latent_to_rgb
+from .regions import at_tile, regional_unet
 from .samplers import make_scheduler
 from .tiles import TileGrid, add_tile, cut_tile, pixel_index, pixels_under, rgb_tensor
 
@@ -172,6 +173,7 @@ def denoise_tiled(job, init: torch.Tensor, *, run_steps: int, seed: int, tile: i
     inpaint pipeline does for such UNets."""
     pipe, plan = job.pipe, job.plan
     unet, steps, device = pipe.unet, plan.steps, pipe.unet.device
+    unet = regional_unet(job, unet)  # regions.py: per-region predictions blended by mask (else the UNet itself)
     scheduler = make_scheduler(plan.sampler, job.scheduler_config)
     scheduler.set_timesteps(steps, device=device)
     order = getattr(scheduler, "order", 1)
@@ -213,6 +215,7 @@ def denoise_tiled(job, init: torch.Tensor, *, run_steps: int, seed: int, tile: i
             if unet_extra is not None:
                 extra = cut_tile(unet_extra, rows, cols)
                 x = torch.cat([x, torch.cat([extra] * x.shape[0])], dim=1)
+            at_tile(unet, rows, cols)  # which part of the region masks this tile sees
             out = unet(x, t, encoder_hidden_states=embeds, return_dict=False, **kwargs)[0].float()
             if guided:
                 uncond, cond = out.chunk(2)

@@ -1,0 +1,82 @@
+"""Regions in the plan (torch-free): which steps each region acts on, and which part of the
+recipe's picture a plan's picture is (an inpaint crop), so the executor (``engine/regions.py``)
+only carries it out. ``plan.py`` attaches a ``RegionsPlan`` to every Plan of a Recipe with regions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..errors import RecipeError
+from ..recipe import Recipe
+
+
+@dataclass(frozen=True)
+class RegionPlan:
+    """One region as it will act: its weight and the steps (0-based, of the plan's own denoising
+    run) it acts on, by the same rule as a ControlNet's start/end (``plan.control_steps``)."""
+
+    index: int  # in Recipe.regions
+    prompt: str
+    weight: float
+    start: float
+    end: float
+    own_negative: bool  # the region has its own negative prompt (else the recipe's is used)
+    steps: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RegionsPlan:
+    """The regions of one Plan. ``window``: (x, y, width, height) of the recipe's picture that this
+    plan's picture is (an inpaint crop; it may wrap on seamless axes); None: the whole picture,
+    possibly scaled (the tiled txt2img base pass)."""
+
+    items: tuple[RegionPlan, ...]
+    window: tuple[int, int, int, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": [dict(r.__dict__, steps=list(r.steps)) for r in self.items],
+                "window": list(self.window) if self.window is not None else None}
+
+
+def refuse_unsupported(recipe: Recipe) -> None:
+    """Raise RecipeError for what regions cannot do yet (before any model loads)."""
+    for i, region in enumerate(recipe.regions):
+        if region.loras:
+            raise RecipeError(f"regions[{i}].loras", "LoRAs per region are not supported yet: put the LoRA "
+                              "in the recipe's own loras (it then acts on the whole picture), or leave it out")
+
+
+def plan_regions(recipe: Recipe, run: int) -> RegionsPlan | None:
+    """The regions of a plan whose denoising run takes ``run`` steps; None without regions."""
+    if not recipe.regions:
+        return None
+    refuse_unsupported(recipe)
+    from .plan import control_steps  # plan.py imports this module: import at call time
+
+    return RegionsPlan(items=tuple(
+        RegionPlan(index=i, prompt=r.prompt, weight=float(r.weight), start=float(r.start), end=float(r.end),
+                   own_negative=bool(r.negative_prompt.strip()),
+                   steps=control_steps(float(r.start), float(r.end), run) if r.weight else ())
+        for i, r in enumerate(recipe.regions)))
+
+
+def in_window(regions: RegionsPlan | None, x: int, y: int, width: int, height: int) -> RegionsPlan | None:
+    """The same regions for a plan whose picture is the (x, y, width, height) part of the recipe's."""
+    return None if regions is None else replace(regions, window=(x, y, width, height))
+
+
+def describe_regions(regions: RegionsPlan | None, run: int, indent: str = "") -> list[str]:
+    """Lines for ``brushwork plan``."""
+    if regions is None:
+        return []
+    lines = []
+    for r in regions.items:
+        prompt = r.prompt if len(r.prompt) <= 40 else r.prompt[:37] + "..."
+        lines.append(f"{indent}region {r.index} {prompt!r}: weight {r.weight:g}, steps {r.start:g}-{r.end:g} -> "
+                     f"acts on steps {list(r.steps)} of {run}" + ("    own negative prompt" if r.own_negative else ""))
+    if regions.window is not None:
+        x, y, w, h = regions.window
+        lines.append(f"{indent}region masks: the {w}x{h} part at ({x}, {y})")
+    return lines
