@@ -61,7 +61,9 @@ class Backend(Protocol):
     def submit(self, recipe: Recipe, *, live: bool = False) -> BackendJob: ...
 
     def models(self) -> list[dict]:
-        """``[{"name", "kind"}]``; kind "pipeline" for base models, "controlnet" for ControlNets."""
+        """``[{"name", "kind", ...}]``; kind "pipeline" for base models, "controlnet" for ControlNets,
+        "upscaler" for super-resolution models; a pipeline may carry its ``defaults`` (width,
+        height, steps, cfg, sampler, why) and ``default: true`` for the worker's default model."""
 
     def finished_results(self, since: float, known: set[str]) -> tuple[list[FinishedResult], float]:
         """Our finished (not live) jobs' pictures from ``since`` on, except those whose sha256 is in
@@ -128,7 +130,7 @@ class ClientBackend:
         return self._retry(lambda c: c.upload(data))
 
     def models(self) -> list[dict]:
-        return [{"name": str(item["name"]), "kind": str(item.get("kind") or "pipeline")}
+        return [{**item, "name": str(item["name"]), "kind": str(item.get("kind") or "pipeline")}
                 for item in self._retry(lambda c: c.models()) or []
                 if isinstance(item, dict) and item.get("name")]
 

@@ -14,6 +14,16 @@ from .tools import PAINT_KINDS, JointDrag, Stroke
 MASK_TINT = QColor(255, 40, 60)
 MASK_OPACITY = 0.45
 MASK_HATCH = QColor(255, 255, 255, 200)
+# Region layers show in their own colours (the layers panel tags them alike), told apart from the
+# red inpaint mask.
+REGION_COLORS = (QColor(40, 150, 255), QColor(60, 200, 90), QColor(240, 180, 30), QColor(190, 80, 230),
+                 QColor(30, 200, 200), QColor(240, 110, 40), QColor(150, 150, 255), QColor(160, 210, 60))
+REGION_OPACITY = 0.4
+
+
+def region_color(doc: Document, layer_id: str) -> QColor:
+    regions = [layer.id for layer in doc.layers if layer.kind == "region"]
+    return REGION_COLORS[regions.index(layer_id) % len(REGION_COLORS)] if layer_id in regions else REGION_COLORS[0]
 
 
 class CanvasView(QWidget):
@@ -78,6 +88,9 @@ class CanvasView(QWidget):
             elif layer.kind == "mask":
                 painter.setOpacity(MASK_OPACITY * layer.opacity)
                 painter.drawImage(0, 0, mask_overlay(layer.image))
+            elif layer.kind == "region":
+                painter.setOpacity(REGION_OPACITY * layer.opacity)
+                painter.drawImage(0, 0, tinted(layer.image, region_color(self.doc, layer.id)))
             else:
                 painter.drawImage(0, 0, layer.image)
         painter.setOpacity(1.0)

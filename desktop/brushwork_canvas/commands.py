@@ -7,12 +7,13 @@ is skipped because the change is already there.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from PySide6.QtCore import QRect
 from PySide6.QtGui import QImage, QPainter, QUndoCommand
 
-from .document import Document, Layer
+from .document import Document, Layer, ReferenceSlot, RegionSettings
 from .pose import Person, copy_people
 
 
@@ -188,3 +189,66 @@ class SetOpacity(QUndoCommand):
 
     def undo(self) -> None:
         self.doc._set_props(self.layer_id, {"opacity": self.before})
+
+
+class SetReferences(QUndoCommand):
+    """The reference slots after a drop, an edit of weight or mode, or a removal (the whole list:
+    four slots at most, and their pictures are shared, not copied)."""
+
+    def __init__(self, doc: Document, slots: list[ReferenceSlot], text: str = "Reference"):
+        super().__init__(text)
+        self.doc = doc
+        self.before, self.after = list(doc.references), list(slots)
+
+    def redo(self) -> None:
+        self.doc._set_references(self.after)
+
+    def undo(self) -> None:
+        self.doc._set_references(self.before)
+
+
+class ResizeDocument(QUndoCommand):
+    """A new document size with every layer resampled to it (the upscale): undo gives back the
+    very pixels and joints the layers had."""
+
+    def __init__(self, doc: Document, width: int, height: int, text: str = "Resize document"):
+        super().__init__(text)
+        self.doc = doc
+        self.before = (doc.width, doc.height, {la.id: la.image for la in doc.layers if la.image is not None},
+                       {la.id: copy_people(la.people) for la in doc.layers if la.kind == "pose"})
+        self.after = (width, height, *doc.scaled_content(width, height))
+
+    def redo(self) -> None:
+        self.doc._resize(*self.after)
+
+    def undo(self) -> None:
+        self.doc._resize(*self.before)
+
+
+class SetRegion(QUndoCommand):
+    """A region layer's prompt box. Typing is one undo step per burst: consecutive edits of the
+    same region merge (like a text editor's undo), a different layer or field starts a new step."""
+
+    MERGE_ID = 0x0B0D
+
+    def __init__(self, doc: Document, layer_id: str, region: RegionSettings, field: str = ""):
+        super().__init__("Region prompt" if field in ("prompt", "negative_prompt") else "Region settings")
+        self.doc, self.layer_id, self.field = doc, layer_id, field
+        self.before = dataclasses.replace(doc.layer(layer_id).region)
+        self.after = dataclasses.replace(region)
+
+    def id(self) -> int:
+        return self.MERGE_ID
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not (isinstance(other, SetRegion) and other.layer_id == self.layer_id and self.field
+                and other.field == self.field):
+            return False
+        self.after = other.after
+        return True
+
+    def redo(self) -> None:
+        self.doc._set_props(self.layer_id, {"region": dataclasses.replace(self.after)})
+
+    def undo(self) -> None:
+        self.doc._set_props(self.layer_id, {"region": dataclasses.replace(self.before)})

@@ -20,20 +20,28 @@ from brushwork.recipe import Recipe
 
 from . import imaging
 from .document import (
+    DEFAULTED_SETTINGS,
     LAYER_KINDS,
+    UPSCALE_FACTORS,
     CanvasError,
     ControlSettings,
     Document,
     GenSettings,
     HistoryEntry,
     Layer,
+    ReferenceSlot,
+    RegionSettings,
     check_opacity,
     check_size,
+    reference_image,
 )
 from .pose import PoseFormatError, from_openpose, to_openpose
 
 FORMAT = "brushwork-canvas"
-VERSION = 1
+# 2: region layers (their prompt box in "region"), reference slots, the sampling fields the artist
+# chose ("explicit") and the Upscale settings. Version 1 files open as they were (see _settings).
+VERSION = 2
+READS = (1, 2)
 SUFFIX = ".bwcanvas"
 
 
@@ -42,18 +50,25 @@ def save_document(doc: Document, path: str | os.PathLike) -> Path:
     manifest: dict[str, Any] = {
         "format": FORMAT, "version": VERSION, "width": doc.width, "height": doc.height,
         "active": doc.active_id, "settings": doc.settings_dict(), "results_since": doc.results_since,
-        "layers": [], "history": [],
+        "layers": [], "history": [], "references": [],
     }
     files: dict[str, bytes] = {}
     for layer in doc.layers:  # bottom first
         entry = {"id": layer.id, "kind": layer.kind, "name": layer.name, "visible": layer.visible,
                  "opacity": layer.opacity, "control": vars(layer.control).copy()}
+        if layer.kind == "region":
+            entry["region"] = vars(layer.region).copy()
         if layer.kind == "pose":
             entry["pose"] = to_openpose(layer.people, doc.width, doc.height)
         else:
             entry["file"] = f"layers/{layer.id}.png"
             files[entry["file"]] = imaging.png_bytes(layer.image)
         manifest["layers"].append(entry)
+    for slot in doc.references:  # slot order
+        name = f"references/{slot.id}.png"
+        files[name] = imaging.png_bytes(slot.image)
+        manifest["references"].append({"id": slot.id, "name": slot.name, "weight": slot.weight, "mode": slot.mode,
+                                       "file": name})
     for item in doc.history:  # newest first
         entry = item.to_manifest()
         entry["file"] = f"history/{item.id}.png"
@@ -76,6 +91,7 @@ def load_document(path: str | os.PathLike, doc: Document | None = None) -> Docum
             width, height = check_size(manifest.get("width"), manifest.get("height"))
             layers = [_layer(zf, entry, width, height, i) for i, entry in enumerate(_list(manifest, "layers"))]
             history = [_history(zf, entry, i) for i, entry in enumerate(_list(manifest, "history"))]
+            references = [_reference(zf, entry, i) for i, entry in enumerate(_list(manifest, "references"))]
             settings = _settings(manifest.get("settings") or {})
             results_since = _results_since(manifest, history)
     except FileNotFoundError:
@@ -90,6 +106,7 @@ def load_document(path: str | os.PathLike, doc: Document | None = None) -> Docum
     doc.undo_stack.clear()
     doc.width, doc.height = width, height
     doc.layers, doc.history, doc.settings = layers, history, settings
+    doc.references = references
     doc.results_since = results_since
     ids = {layer.id for layer in layers}
     doc.active_id = manifest.get("active") if manifest.get("active") in ids else (layers[-1].id if layers else None)
@@ -97,6 +114,7 @@ def load_document(path: str | os.PathLike, doc: Document | None = None) -> Docum
     doc.layers_changed.emit()
     doc.history_changed.emit()
     doc.settings_changed.emit()
+    doc.references_changed.emit()
     return doc
 
 
@@ -109,8 +127,9 @@ def _manifest(zf: zipfile.ZipFile, path: Path) -> dict:
         raise CanvasError(f"manifest.json is not valid JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CanvasError(f"manifest.json does not describe a {FORMAT} document")
-    if manifest.get("version") != VERSION:
-        raise CanvasError(f"document version {manifest.get('version')!r} is not one this canvas reads ({VERSION})")
+    if manifest.get("version") not in READS:
+        raise CanvasError(f"document version {manifest.get('version')!r} is not one this canvas reads "
+                          f"({', '.join(map(str, READS))}): written by a newer Brushwork?")
     return manifest
 
 
@@ -141,8 +160,13 @@ def _layer(zf: zipfile.ZipFile, entry: dict, width: int, height: int, i: int) ->
         raise CanvasError(f"{where}.control: {exc}") from None
     control.validate() if control.enabled else None
     opacity = check_opacity(entry.get("opacity", 1.0), f"{where}.opacity")
+    try:
+        region = RegionSettings(**(entry.get("region") or {}))
+        region.validate()
+    except (TypeError, CanvasError) as exc:
+        raise CanvasError(f"{where}.region: {exc}") from None
     layer = Layer(kind=kind, name=str(entry.get("name") or kind), visible=bool(entry.get("visible", True)),
-                  opacity=opacity, control=control, id=str(entry.get("id") or f"layer{i}"))
+                  opacity=opacity, control=control, region=region, id=str(entry.get("id") or f"layer{i}"))
     if kind == "pose":
         try:
             layer.people = from_openpose(entry.get("pose") or {"people": []}, width, height)
@@ -165,10 +189,35 @@ def _history(zf: zipfile.ZipFile, entry: dict, i: int) -> HistoryEntry:
                         job=str(entry.get("job") or ""))
 
 
+def _reference(zf: zipfile.ZipFile, entry: dict, i: int) -> ReferenceSlot:
+    where = f"references[{i}]"
+    image = imaging.image_from_bytes(_read(zf, entry.get("file"), where), f"{where} picture")
+    slot = ReferenceSlot(image=reference_image(image), name=str(entry.get("name") or "reference"),
+                         weight=entry.get("weight", 0.6), mode=entry.get("mode", "style"),
+                         id=str(entry.get("id") or f"reference{i}"))
+    try:
+        slot.validate()
+    except CanvasError as exc:
+        raise CanvasError(f"{where}: {exc}") from None
+    return slot
+
+
 def _settings(data: Any) -> GenSettings:
     if not isinstance(data, dict):
         raise CanvasError("manifest.json: settings must be an object")
     settings = GenSettings.from_dict(data)
+    if "explicit" not in data:
+        # Written before model defaults (format 1): the steps/CFG/sampler shown then are what ran.
+        settings.explicit = list(DEFAULTED_SETTINGS)
+    if not isinstance(settings.explicit, list) or not set(settings.explicit) <= set(DEFAULTED_SETTINGS):
+        raise CanvasError(f"manifest.json: settings.explicit must list some of {', '.join(DEFAULTED_SETTINGS)}")
+    if settings.upscale_factor not in UPSCALE_FACTORS:
+        raise CanvasError(f"manifest.json: settings.upscale_factor must be one of "
+                          f"{', '.join(map(str, UPSCALE_FACTORS))}; got {settings.upscale_factor!r}")
+    if isinstance(settings.upscale_refine, bool) or not isinstance(settings.upscale_refine, (int, float)) \
+            or not 0.0 <= settings.upscale_refine <= 1.0:
+        raise CanvasError("manifest.json: settings.upscale_refine must be from 0 to 1; "
+                          f"got {settings.upscale_refine!r}")
     if settings.tiling not in ("", "x", "y", "xy"):
         raise CanvasError(f"manifest.json: settings.tiling must be one of '', 'x', 'y', 'xy'; got {settings.tiling!r}")
     if "tiling" not in data and settings.preset:

@@ -16,14 +16,26 @@ from functools import cached_property
 from typing import Any
 
 from brushwork.errors import BrushworkError
-from brushwork.recipe import CONTROL_KINDS, MAX_SIDE, MIN_SIDE, Recipe
+from brushwork.recipe import (
+    CONTROL_KINDS,
+    MAX_REFERENCES,
+    MAX_SIDE,
+    MIN_SIDE,
+    REFERENCE_MODES,
+    Recipe,
+)
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage, QUndoStack
 
 from . import imaging
-from .pose import Person, copy_people
+from .pose import Person, copy_people, from_openpose, to_openpose
 
-LAYER_KINDS = ("image", "sketch", "mask", "pose", "depth")
+# "region": a mask with its own prompt (Recipe.regions); painted like a mask, never part of the picture.
+LAYER_KINDS = ("image", "sketch", "mask", "pose", "depth", "region")
+# The sampling fields a model has defaults for (the worker says which); the artist's choice wins.
+DEFAULTED_SETTINGS = ("steps", "cfg", "sampler")
+UPSCALE_FACTORS = (2, 4)
+REFERENCE_MAX_SIDE = 1024  # a reference is seen at 224 px by the image encoder: keep documents small
 # Which control a layer offers first; the user can pick any other kind.
 DEFAULT_CONTROL = {"image": "canny", "sketch": "scribble", "pose": "pose", "depth": "depth"}
 
@@ -52,6 +64,60 @@ class ControlSettings:
             raise CanvasError(f"control step range {self.start:g}..{self.end:g} must satisfy 0 <= start < end <= 1")
 
 
+@dataclass
+class RegionSettings:
+    """A region layer's prompt box: what its painted area shows (Recipe.regions)."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    weight: float = 1.0  # how fully the region's prompt replaces the base prompt inside it (0..2)
+    start: float = 0.0
+    end: float = 1.0
+
+    def validate(self) -> None:
+        if not isinstance(self.prompt, str) or not isinstance(self.negative_prompt, str):
+            raise CanvasError("a region's prompt and negative prompt must be text")
+        for name in ("weight", "start", "end"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise CanvasError(f"region {name} must be a number, got {value!r}")
+        if not 0.0 <= self.weight <= 2.0:
+            raise CanvasError(f"region weight must be from 0 to 2, got {self.weight:g}")
+        if not 0.0 <= self.start < self.end <= 1.0:
+            raise CanvasError(f"region step range {self.start:g}..{self.end:g} must satisfy 0 <= start < end <= 1")
+
+
+@dataclass(eq=False)
+class ReferenceSlot:
+    """A reference picture in the generate panel (Recipe.references): its pixels, where it came
+    from (a file name or a layer's name), its weight and mode."""
+
+    image: QImage
+    name: str = "reference"
+    weight: float = 0.6
+    mode: str = "style"
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def validate(self) -> None:
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) \
+                or not math.isfinite(self.weight) or not 0.0 <= self.weight <= 2.0:
+            raise CanvasError(f"reference weight must be a number from 0 to 2, got {self.weight!r}")
+        if self.mode not in REFERENCE_MODES:
+            raise CanvasError(f"reference mode must be one of {', '.join(REFERENCE_MODES)}; got {self.mode!r}")
+        if self.image is None or self.image.isNull():
+            raise CanvasError(f"reference {self.name}: no picture")
+
+
+def reference_image(image: QImage) -> QImage:
+    """A picture as a reference slot keeps it: RGB, at most REFERENCE_MAX_SIDE on its long side."""
+    from PySide6.QtCore import Qt
+
+    if max(image.width(), image.height()) > REFERENCE_MAX_SIDE:
+        image = image.scaled(REFERENCE_MAX_SIDE, REFERENCE_MAX_SIDE, Qt.AspectRatioMode.KeepAspectRatio,
+                             Qt.TransformationMode.SmoothTransformation)
+    return image.convertToFormat(QImage.Format.Format_RGB888)
+
+
 @dataclass(eq=False)
 class Layer:
     kind: str
@@ -61,6 +127,7 @@ class Layer:
     visible: bool = True
     opacity: float = 1.0
     control: ControlSettings = field(default_factory=ControlSettings)
+    region: RegionSettings = field(default_factory=RegionSettings)  # region layers only
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @property
@@ -83,6 +150,12 @@ class GenSettings:
     seed_locked: bool = False
     strength: float = 0.6  # refine / inpaint / live denoising strength
     tiling: str = ""  # seamless axes: "", "x", "y" or "xy" (textures that repeat without a seam)
+    # Which of DEFAULTED_SETTINGS the artist chose (typed, a preset, Reuse settings): the others
+    # follow the chosen model's defaults when the worker tells them (issue 19).
+    explicit: list[str] = field(default_factory=list)
+    upscale_model: str = ""  # a super-resolution model the worker lists; empty = Lanczos
+    upscale_factor: int = 2
+    upscale_refine: float = 0.0  # 0 = the upscale alone; above 0 a tiled refine at that strength
 
     @classmethod
     def from_dict(cls, data: dict) -> GenSettings:
@@ -137,12 +210,14 @@ class Document(QObject):
     edited = Signal()  # an undoable edit finished (live mode regenerates after these)
     history_changed = Signal()
     settings_changed = Signal()
+    references_changed = Signal()  # reference slots filled, emptied or edited
 
     def __init__(self, width: int = 512, height: int = 512, parent: QObject | None = None):
         super().__init__(parent)
         self.width, self.height = check_size(width, height)
         self.layers: list[Layer] = []
         self.history: list[HistoryEntry] = []
+        self.references: list[ReferenceSlot] = []  # the generate panel's filled slots, in order
         self.settings = GenSettings()
         self.active_id: str | None = None
         self.undo_stack = QUndoStack(self)
@@ -159,8 +234,10 @@ class Document(QObject):
         self.width, self.height = check_size(width, height)
         self.undo_stack.clear()
         self.layers, self.history, self.active_id, self.dirty = [], [], None, False
+        self.references = []
         self.results_since = time.time()  # a clean slate: earlier results belong to the previous document
         self.layers_changed.emit()
+        self.references_changed.emit()
         self.history_changed.emit()
         self.settings_changed.emit()
 
@@ -241,15 +318,56 @@ class Document(QObject):
                 value.validate()
             elif key == "opacity":
                 value = check_opacity(value, f"{layer.name}: opacity")
+            elif key == "region":
+                value = RegionSettings(**value) if isinstance(value, dict) else value
+                value.validate()
             elif key not in ("name", "visible"):
                 raise CanvasError(f"layer property {key!r} cannot be set")
             setattr(layer, key, value)
         self.layers_changed.emit()
         self.pixels_changed.emit(layer_id)
 
+    def _set_references(self, slots: list[ReferenceSlot]) -> None:
+        if len(slots) > MAX_REFERENCES:
+            raise CanvasError(f"at most {MAX_REFERENCES} reference pictures")
+        for slot in slots:
+            slot.validate()
+        self.references = list(slots)
+        self.references_changed.emit()
+
+    def _resize(self, width: int, height: int, images: dict[str, QImage], people: dict[str, list[Person]]) -> None:
+        """A new document size with every layer's content given for it (the upscale's undo step)."""
+        self.width, self.height = check_size(width, height)
+        for layer in self.layers:
+            if layer.id in images:
+                layer.image = images[layer.id]
+            if layer.id in people:
+                layer.people = copy_people(people[layer.id])
+        self.layers_changed.emit()
+        self.settings_changed.emit()  # the size the panel shows
+
+    def scaled_content(self, width: int, height: int) -> tuple[dict[str, QImage], dict[str, list[Person]]]:
+        """Every layer's content resampled to ``width`` x ``height`` (smooth); pose joints (hands and
+        face too) rescaled the way an OpenPose file of the old size is read into the new one."""
+        from PySide6.QtCore import Qt
+
+        images, people = {}, {}
+        for layer in self.layers:
+            if layer.image is not None:
+                images[layer.id] = layer.image.scaled(width, height, Qt.AspectRatioMode.IgnoreAspectRatio,
+                                                      Qt.TransformationMode.SmoothTransformation)
+            if layer.kind == "pose":
+                people[layer.id] = from_openpose(to_openpose(layer.people, self.width, self.height), width, height)
+        return images, people
+
     # ---- settings and history (not undoable: they are not drawing) ---------------------------
 
     def update_settings(self, **changes: Any) -> None:
+        """Change settings. Setting a sampling field (DEFAULTED_SETTINGS) chooses it over the
+        model's default, unless the same call says which are ``explicit``."""
+        if "explicit" not in changes and any(name in changes for name in DEFAULTED_SETTINGS):
+            chosen = set(self.settings.explicit) | {name for name in DEFAULTED_SETTINGS if name in changes}
+            changes["explicit"] = [name for name in DEFAULTED_SETTINGS if name in chosen]
         for key, value in changes.items():
             if not hasattr(self.settings, key):
                 raise CanvasError(f"unknown setting {key!r}")

@@ -21,8 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .document import Document
-from .recipes import base_recipe, preset_names
+from .document import DEFAULTED_SETTINGS, Document
+from .recipes import base_recipe, preset_names, sampling
+from .references_panel import ReferencesBox
 from .session import Session
 
 # Seamless tiling as the panel offers it: (label, Recipe.tiling).
@@ -56,6 +57,12 @@ class GeneratePanel(QWidget):
         self.seed_lock = QCheckBox("Lock")
         self.strength = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, decimals=2)
         self.size_label = QLabel()
+        # The chosen model's defaults (from the worker) and which of them apply (issue 19).
+        self.defaults_label = QLabel()
+        self.defaults_label.setObjectName("muted")
+        self.defaults_label.setWordWrap(True)
+        self.defaults_button = QPushButton("Use model defaults", clicked=self.use_model_defaults)
+        self.defaults_button.setToolTip("Steps, CFG and sampler follow the model again")
         self.tiling = QComboBox()
         for label, axes in TILING_CHOICES:
             self.tiling.addItem(label, axes)
@@ -77,10 +84,16 @@ class GeneratePanel(QWidget):
         form.addRow("Strength", self.strength)
         form.addRow("Size", self.size_label)
         form.addRow("Seamless", self.tiling)
+        defaults_row = QHBoxLayout()
+        defaults_row.addWidget(self.defaults_label, 1)
+        defaults_row.addWidget(self.defaults_button)
+        form.addRow("Defaults", defaults_row)
+        self.references = ReferencesBox(doc)
 
         self.generate_button = QPushButton("Generate", objectName="primary", clicked=lambda: session.run("generate"))
         self.refine_button = QPushButton("Refine", clicked=lambda: session.run("refine"))
         self.inpaint_button = QPushButton("Inpaint", clicked=lambda: session.run("inpaint"))
+        self.upscale_button = QPushButton("Upscale…")  # the window opens its dialog
         self.live_button = QPushButton("Live", checkable=True, toggled=session.set_live)
         self.cancel_button = QPushButton("Cancel", clicked=session.cancel, enabled=False)
         buttons = QGridLayout()
@@ -88,7 +101,8 @@ class GeneratePanel(QWidget):
         buttons.addWidget(self.refine_button, 1, 0)
         buttons.addWidget(self.inpaint_button, 1, 1)
         buttons.addWidget(self.live_button, 2, 0)
-        buttons.addWidget(self.cancel_button, 2, 1)
+        buttons.addWidget(self.upscale_button, 2, 1)
+        buttons.addWidget(self.cancel_button, 3, 0, 1, 2)
 
         self.progress = QProgressBar(textVisible=True)
         self.progress.setRange(0, 1)
@@ -102,6 +116,7 @@ class GeneratePanel(QWidget):
         layout.addWidget(self.prompt)
         layout.addWidget(self.negative)
         layout.addLayout(form)
+        layout.addWidget(self.references)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.queue_label)
@@ -111,9 +126,9 @@ class GeneratePanel(QWidget):
         self.negative.textChanged.connect(lambda: self._set(negative_prompt=self.negative.toPlainText()))
         self.model.currentTextChanged.connect(lambda text: self._set(model=text.strip()))
         self.preset.currentTextChanged.connect(self._preset_chosen)
-        self.sampler.currentTextChanged.connect(lambda text: self._set(sampler=text))
-        self.steps.valueChanged.connect(lambda v: self._set(steps=v))
-        self.cfg.valueChanged.connect(lambda v: self._set(cfg=v))
+        self.sampler.currentTextChanged.connect(lambda text: self._choose(sampler=text))
+        self.steps.valueChanged.connect(lambda v: self._choose(steps=v))
+        self.cfg.valueChanged.connect(lambda v: self._choose(cfg=v))
         self.seed.valueChanged.connect(lambda v: self._set(seed=int(v)))
         self.seed_lock.toggled.connect(lambda v: self._set(seed_locked=v))
         self.strength.valueChanged.connect(lambda v: self._set(strength=v))
@@ -124,6 +139,7 @@ class GeneratePanel(QWidget):
         session.queue_position.connect(self._on_queue)
         session.busy_changed.connect(self.cancel_button.setEnabled)
         session.models_loaded.connect(self._on_models)
+        session.catalog_changed.connect(self.sync)
         self.sync()
 
     def sync(self) -> None:
@@ -136,9 +152,13 @@ class GeneratePanel(QWidget):
                 self.negative.setPlainText(s.negative_prompt)
             self.preset.setCurrentText(s.preset or "(none)")
             self.model.setCurrentText(s.model)
-            self.sampler.setCurrentText(s.sampler)
-            self.steps.setValue(s.steps)
-            self.cfg.setValue(s.cfg)
+            # What will run: the artist's choices, the model's defaults for the rest.
+            defaults = self.session.defaults()
+            running = sampling(self.doc, defaults, shown=True)
+            self.sampler.setCurrentText(running["sampler"])
+            self.steps.setValue(running["steps"])
+            self.cfg.setValue(running["cfg"])
+            self._show_defaults(defaults)
             self.seed.setValue(min(int(s.seed), MAX_SEED))
             self.seed_lock.setChecked(s.seed_locked)
             self.strength.setValue(s.strength)
@@ -151,6 +171,39 @@ class GeneratePanel(QWidget):
         if not self._syncing:
             self.doc.update_settings(**changes)
 
+    def _choose(self, **changes) -> None:
+        """A sampling field the artist set: it wins over the model's default from now on."""
+        if not self._syncing:
+            self.doc.update_settings(**changes)  # setting one makes it explicit
+
+    def use_model_defaults(self) -> None:
+        self.doc.update_settings(explicit=[])
+
+    def _show_defaults(self, defaults) -> None:
+        s = self.doc.settings
+        mine = [name for name in DEFAULTED_SETTINGS if name in s.explicit]
+        model = s.model or self.session.catalog.default_name() or "the worker's default model"
+        if defaults is None:
+            text = f"{model}: not known yet; the worker fills what you leave to the model"
+            if mine:
+                text += ". Yours: " + ", ".join("CFG" if n == "cfg" else n for n in mine)
+            self.defaults_label.setText(text)
+            self.defaults_button.setEnabled(bool(mine))
+            for box in (self.steps, self.cfg, self.sampler):
+                box.setToolTip("")
+            return
+        text = f"{model}: {defaults.describe()}"
+        if defaults.why:
+            text += f" ({defaults.why})"
+        if mine:
+            text += ". Yours: " + ", ".join("CFG" if n == "cfg" else n for n in mine)
+        if (defaults.width, defaults.height) != (self.doc.width, self.doc.height):
+            text += f". The document is {self.doc.width}×{self.doc.height}"
+        self.defaults_label.setText(text)
+        self.defaults_button.setEnabled(bool(mine))
+        for name, box in (("steps", self.steps), ("cfg", self.cfg), ("sampler", self.sampler)):
+            box.setToolTip("your value" if name in mine else "the model's default")
+
     def _preset_chosen(self, name: str) -> None:
         if self._syncing:
             return
@@ -158,7 +211,17 @@ class GeneratePanel(QWidget):
         changes = {"preset": name}
         try:  # show the preset's own steps/sampler/CFG/tiling so what runs is what the panel says
             r = base_recipe(name)
-            changes.update(steps=r.steps, cfg=r.cfg, sampler=r.sampler, tiling=r.tiling)
+            changes["tiling"] = r.tiling
+            # The sampling fields the preset sets are a choice (the artist may change them); those
+            # it leaves out stay as they were: the artist's, or the model's defaults.
+            given = [f for f in DEFAULTED_SETTINGS if f in _preset_fields(name)]
+            if given and self.session.catalog.keeps_own_sampling(self.doc.settings.model):
+                self.queue_label.setText("The preset's steps, CFG and sampler are for full-size SD models: "
+                                         "this model keeps its own")
+                given = []
+            changes.update({f: getattr(r, f) for f in given})
+            chosen = set(self.doc.settings.explicit) | set(given)
+            changes["explicit"] = [f for f in DEFAULTED_SETTINGS if f in chosen]
         except BrushworkError as exc:
             self.queue_label.setText(str(exc))
         self.doc.update_settings(**changes)
@@ -188,3 +251,11 @@ class GeneratePanel(QWidget):
             self.queue_label.setText("next in the worker's queue")
         else:
             self.queue_label.setText(f"{position} job{'s' if position > 1 else ''} ahead in the queue")
+
+
+def _preset_fields(name: str) -> list[str]:
+    if not name:
+        return []
+    from brushwork import presets
+
+    return list(presets.load_preset(name).fields)

@@ -27,8 +27,13 @@ def reuse_settings(doc: Document, entry_id: str) -> None:
     """Prompt, model, sampler, steps, CFG, strength, seamless axes and the seed (locked) of a result."""
     r = doc.history_entry(entry_id).recipe
     prompt, negative = _as_typed(r)
-    changes = dict(prompt=prompt, negative_prompt=negative, model=r.model, sampler=r.sampler,
-                   steps=int(r.steps), cfg=float(r.cfg), preset=r.preset, tiling=r.tiling)
+    changes = dict(prompt=prompt, negative_prompt=negative, model=r.model, preset=r.preset, tiling=r.tiling)
+    # The sampling fields the result ran with become the artist's choice (a field the recipe left
+    # to the model stays the model's).
+    ran = {"steps": r.steps, "cfg": r.cfg, "sampler": r.sampler}  # DEFAULTED_SETTINGS
+    chosen = {name: value for name, value in ran.items() if value is not None}
+    changes.update(chosen)
+    changes["explicit"] = list(chosen)  # in DEFAULTED_SETTINGS' order
     if r.init_image is not None:  # a txt2img recipe's strength is a default nobody chose
         changes["strength"] = float(r.strength)
     if r.seed is not None:
@@ -141,5 +146,7 @@ def result_icon(pixmap: QPixmap) -> QIcon:
 
 def _describe(entry: HistoryEntry) -> str:
     r = entry.recipe
-    return (f"{r.prompt or '(no prompt)'}\nmodel {r.model or 'default'} · {r.sampler} · {r.steps} steps · "
-            f"CFG {r.cfg:g} · seed {r.seed}")
+    steps = f"{r.steps} steps" if r.steps is not None else "model's steps"
+    cfg = f"CFG {r.cfg:g}" if r.cfg is not None else "model's CFG"
+    return (f"{r.prompt or '(no prompt)'}\nmodel {r.model or 'default'} · {r.sampler or 'model sampler'} · {steps} · "
+            f"{cfg} · seed {r.seed}")

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QMenu,
@@ -23,12 +24,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .commands import MoveLayer, RemoveLayer, SetLayerProps, SetOpacity
-from .document import ControlSettings, Document
+from .commands import MoveLayer, RemoveLayer, SetLayerProps, SetOpacity, SetRegion
+from .document import ControlSettings, Document, RegionSettings
 
 # A coloured tag per layer kind, drawn here so that no icon font is needed.
 KIND_TAGS = {"image": ("I", "#4f7fd6"), "sketch": ("S", "#9a6bd1"), "mask": ("M", "#d64f63"),
-             "pose": ("P", "#3fa66f"), "depth": ("D", "#c08a3e")}
+             "pose": ("P", "#3fa66f"), "depth": ("D", "#c08a3e"), "region": ("R", "#2896ff")}
 
 
 def kind_icon(kind: str) -> QIcon:
@@ -52,6 +53,20 @@ def kind_icon(kind: str) -> QIcon:
 CONTROL_CHOICES = [k for k in CONTROL_KINDS if k != "inpaint"]
 
 
+class LayerList(QListWidget):
+    """The layer list; a layer dragged out of it carries its id (a reference slot takes it)."""
+
+    def mimeData(self, items):
+        from PySide6.QtCore import QMimeData
+
+        from .references_panel import LAYER_MIME
+
+        mime = QMimeData()
+        if items:
+            mime.setData(LAYER_MIME, str(items[0].data(Qt.ItemDataRole.UserRole)).encode())
+        return mime
+
+
 class LayersPanel(QWidget):
     add_requested = Signal(str)  # a layer kind ("image" and "depth" ask for a file first)
     add_person_requested = Signal()
@@ -60,16 +75,18 @@ class LayersPanel(QWidget):
         super().__init__(parent)
         self.doc = doc
         self._syncing = False
-        self.list = QListWidget()
+        self.list = LayerList()
         self.list.setObjectName("layerList")
+        self.list.setDragEnabled(True)
+        self.list.setDragDropMode(QListWidget.DragDropMode.DragOnly)  # reorder with ▲/▼: undoable
         self.list.currentRowChanged.connect(self._on_row)
         self.list.itemChanged.connect(self._on_item_changed)
 
         add = QToolButton(text="Add layer")
         add.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(add)
-        for kind, label in (("sketch", "Sketch"), ("mask", "Mask"), ("pose", "Pose"), ("image", "Image from file…"),
-                            ("depth", "Depth from file…")):
+        for kind, label in (("sketch", "Sketch"), ("mask", "Mask"), ("region", "Region (own prompt)"), ("pose", "Pose"),
+                            ("image", "Image from file…"), ("depth", "Depth from file…")):
             menu.addAction(kind_icon(kind), label, lambda k=kind: self.add_requested.emit(k))
         add.setMenu(menu)
         self.delete_button = QPushButton("Delete", clicked=self._delete)
@@ -126,12 +143,34 @@ class LayersPanel(QWidget):
         for spin in (self.strength, self.start, self.end):
             spin.editingFinished.connect(self._control_edited)
 
+        # A region layer's prompt box: its painted area shows this (Recipe.regions).
+        self.region_box = QGroupBox("Region prompt")
+        self.region_prompt = QLineEdit(placeholderText="what this area shows")
+        self.region_prompt.setObjectName("regionPrompt")
+        self.region_negative = QLineEdit(placeholderText="negative (optional)")
+        self.region_weight = _spin(0.0, 2.0, 0.05)
+        self.region_start = _spin(0.0, 1.0, 0.05)
+        self.region_end = _spin(0.0, 1.0, 0.05)
+        region_form = QFormLayout(self.region_box)
+        region_form.addRow("Prompt", self.region_prompt)
+        region_form.addRow("Negative", self.region_negative)
+        region_form.addRow("Weight", self.region_weight)
+        region_steps = QHBoxLayout()
+        region_steps.addWidget(self.region_start)
+        region_steps.addWidget(self.region_end)
+        region_form.addRow("Steps from/to", region_steps)
+        self.region_prompt.textEdited.connect(lambda _t: self._region_edited("prompt"))
+        self.region_negative.textEdited.connect(lambda _t: self._region_edited("negative_prompt"))
+        for spin in (self.region_weight, self.region_start, self.region_end):
+            spin.editingFinished.connect(self._region_edited)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(row)
         layout.addWidget(self.list, 1)
         layout.addLayout(opacity_row)
         layout.addWidget(self.person_button)
+        layout.addWidget(self.region_box)
         layout.addWidget(self.control_box)
         doc.layers_changed.connect(self.sync)
         self.sync()
@@ -144,7 +183,8 @@ class LayersPanel(QWidget):
             for layer in reversed(self.doc.layers):
                 control = f"   · {layer.control.kind} control" if layer.can_control and layer.control.enabled else ""
                 faded = f"   · {round(layer.opacity * 100)} %" if layer.opacity < 1.0 else ""
-                item = QListWidgetItem(kind_icon(layer.kind), layer.name + faded + control)
+                said = f"   · “{layer.region.prompt}”" if layer.kind == "region" and layer.region.prompt else ""
+                item = QListWidgetItem(kind_icon(layer.kind), layer.name + faded + control + said)
                 item.setData(Qt.ItemDataRole.UserRole, layer.id)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(Qt.CheckState.Checked if layer.visible else Qt.CheckState.Unchecked)
@@ -157,6 +197,15 @@ class LayersPanel(QWidget):
                 widget.setEnabled(has)
                 widget.setValue(round(active.opacity * 100) if has else 100)
             self.person_button.setVisible(has and active.kind == "pose")
+            self.region_box.setVisible(has and active.kind == "region")
+            if has and active.kind == "region":
+                r = active.region
+                for edit, text in ((self.region_prompt, r.prompt), (self.region_negative, r.negative_prompt)):
+                    if edit.text() != text:  # never while typing: the cursor stays where it is
+                        edit.setText(text)
+                self.region_weight.setValue(r.weight)
+                self.region_start.setValue(r.start)
+                self.region_end.setValue(r.end)
             self.control_box.setVisible(has and active.can_control)
             if has and active.can_control:
                 c = active.control
@@ -238,6 +287,20 @@ class LayersPanel(QWidget):
                                   model=self.model.currentText().strip())
         if control != layer.control:
             self.doc.undo_stack.push(SetLayerProps(self.doc, layer.id, "Control settings", control=control))
+
+
+    def _region_edited(self, field: str = "") -> None:
+        layer = self.doc.active
+        if self._syncing or layer is None or layer.kind != "region":
+            return
+        start, end = self.region_start.value(), self.region_end.value()
+        if start >= end:  # keep the range valid instead of refusing the edit
+            end = min(1.0, start + 0.05)
+            start = end - 0.05
+        region = RegionSettings(prompt=self.region_prompt.text(), negative_prompt=self.region_negative.text(),
+                                weight=self.region_weight.value(), start=round(start, 3), end=round(end, 3))
+        if region != layer.region:
+            self.doc.undo_stack.push(SetRegion(self.doc, layer.id, region, field))
 
 
 def _spin(lo: float, hi: float, step: float) -> QDoubleSpinBox:

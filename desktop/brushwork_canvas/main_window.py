@@ -74,6 +74,10 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_toolbar()
 
+        self.generate_panel.references.message.connect(self._error)
+        self.generate_panel.upscale_button.clicked.connect(self.open_upscale)
+        session.upscalers_loaded.connect(self._set_upscalers)
+        self.upscalers: list[str] = []
         self.layers_panel.add_requested.connect(self.add_layer)
         self.layers_panel.add_person_requested.connect(self.add_person)
         self.history_panel.export_requested.connect(self.export_result)
@@ -120,13 +124,15 @@ class MainWindow(QMainWindow):
         edit.addAction(redo)
         edit.addAction("Paste picture as layer", QKeySequence.StandardKey.Paste, self.paste)
         layer = bar.addMenu("&Layer")
-        for kind in ("sketch", "mask", "pose", "image", "depth"):
+        for kind in ("sketch", "mask", "region", "pose", "image", "depth"):
             label = f"New {kind} layer" + ("…" if kind in ("image", "depth") else "")
             layer.addAction(label, lambda k=kind: self.add_layer(k))
         layer.addSeparator()
         layer.addAction("Add person to pose", self.add_person)
         layer.addAction("Import OpenPose JSON…", self.import_pose)
         layer.addAction("Export OpenPose JSON…", self.export_pose)
+        image = bar.addMenu("&Image")
+        self.upscale_action = image.addAction("&Upscale…", self.open_upscale)
 
     def _build_toolbar(self) -> None:
         tools = self.addToolBar("Tools")
@@ -137,6 +143,7 @@ class MainWindow(QMainWindow):
         self.eraser_action.triggered.connect(lambda: self._set_erase(True))
         tools.addAction(self.brush_action)
         tools.addAction(self.eraser_action)
+        tools.addAction(self.upscale_action)
         tools.addSeparator()
         tools.addWidget(QLabel(" Size "))
         self.size_slider = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=120, value=int(self.canvas.brush_size))
@@ -338,6 +345,24 @@ class MainWindow(QMainWindow):
         path = QFileDialog.getSaveFileName(self, "Export visible picture", "canvas.png", "PNG (*.png)")[0]
         if path:
             atomic_write_bytes(path, visible_picture(self.doc))
+
+    # ---- upscale ----------------------------------------------------------------------------
+
+    def _set_upscalers(self, names: list) -> None:
+        self.upscalers = [str(n) for n in names]
+
+    def open_upscale(self) -> None:
+        from .upscale_dialog import UpscaleDialog
+
+        dialog = UpscaleDialog(self.doc, self.upscalers, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.upscale(**dialog.choices())
+
+    def upscale(self, **choices) -> int | None:
+        """Upscale the visible picture with these settings (GenSettings' upscale_* fields)."""
+        if choices:
+            self.doc.update_settings(**choices)
+        return self.session.run("upscale")
 
     # ---- misc -------------------------------------------------------------------------------
 

@@ -58,8 +58,13 @@ def a1111_parameters(recipe: Recipe) -> str:
     lines = [recipe.prompt]
     if recipe.negative_prompt:
         lines.append(f"Negative prompt: {recipe.negative_prompt}")
-    fields = [f"Steps: {recipe.steps}", f"Sampler: {recipe.sampler}", f"CFG scale: {recipe.cfg:g}",
-              f"Seed: {recipe.seed if recipe.seed is not None else -1}", f"Size: {recipe.width}x{recipe.height}"]
+    # A field the recipe left to the model (None) is left out: A1111 readers take what is there.
+    fields = [f"Steps: {recipe.steps}" if recipe.steps is not None else "",
+              f"Sampler: {recipe.sampler}" if recipe.sampler is not None else "",
+              f"CFG scale: {recipe.cfg:g}" if recipe.cfg is not None else "",
+              f"Seed: {recipe.seed if recipe.seed is not None else -1}",
+              f"Size: {recipe.width}x{recipe.height}" if recipe.width and recipe.height else ""]
+    fields = [f for f in fields if f]
     if recipe.model:
         fields.append(f"Model: {recipe.model}")
     if recipe.init_image is not None:

@@ -9,15 +9,17 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from brushwork import recipe as recipe_module
 from brushwork.assets import content_ref
-from brushwork.recipe import MAX_SEED, Control, Recipe
+from brushwork.recipe import MAX_SEED, Control, Recipe, Reference, Region, Upscale
 from PySide6.QtGui import QColor
 
 from . import imaging
-from .document import CanvasError, Document, Layer
+from .document import DEFAULTED_SETTINGS, UPSCALE_FACTORS, CanvasError, Document, Layer, check_size
+from .model_defaults import ModelDefaults
 from .pose import to_openpose
 
-ACTIONS = ("generate", "refine", "inpaint", "live")
+ACTIONS = ("generate", "refine", "inpaint", "live", "upscale")
 LIVE_PRESETS = ("live", "live-fast")
 # Layers that make up "the visible image" that Refine and Inpaint start from.
 PICTURE_KINDS = ("image", "sketch", "depth")
@@ -110,10 +112,102 @@ def control_for(layer: Layer, doc: Document, assets: dict[str, bytes]) -> Contro
     return Control(image=ref, preprocess=preprocess, **common)
 
 
-def build_job(doc: Document, action: str, *, seed: int | None = None) -> JobSpec:
-    """The job for Generate / Refine / Inpaint / Live. Raises CanvasError, PresetError, RecipeError."""
+def region_for(layer: Layer, assets: dict[str, bytes]) -> Region:
+    """A region layer as a Recipe region: its paint's alpha as a grey mask (white = the region, soft
+    brush edges kept soft), with the layer's prompt box."""
+    r = layer.region
+    if not r.prompt.strip():
+        raise CanvasError(f"{layer.name}: the region has no prompt; write what its area shows, or hide the layer")
+    alpha = imaging.rgba_array(layer.image)[:, :, 3]
+    if not alpha.any():
+        raise CanvasError(f"{layer.name}: nothing is painted on the region; paint its area, or hide the layer")
+    png = imaging.png_bytes(imaging.from_array(alpha))
+    ref = content_ref(png)
+    assets[ref] = png
+    return Region(mask=ref, prompt=r.prompt, negative_prompt=r.negative_prompt, weight=float(r.weight),
+                  start=float(r.start), end=float(r.end))
+
+
+def references_of(doc: Document, assets: dict[str, bytes]) -> list[Reference]:
+    out = []
+    for slot in doc.references:
+        png = imaging.png_bytes(slot.image)
+        ref = content_ref(png)
+        assets[ref] = png
+        out.append(Reference(image=ref, weight=float(slot.weight), mode=slot.mode))
+    return out
+
+
+def sampling(doc: Document, defaults: ModelDefaults | None, *, shown: bool = False) -> dict:
+    """Steps, CFG and sampler for the Recipe: what the artist chose; the rest is left unset (None)
+    for the worker to fill from the model that actually runs (Recipe.MODEL_DEFAULTED). With
+    ``shown``, the values the panel shows instead: the unset ones as the worker listed the model's
+    defaults, else the panel's own."""
+    s = doc.settings
+    panel = {"steps": int(s.steps), "cfg": float(s.cfg), "sampler": s.sampler}
+    values: dict = {}
+    for name in DEFAULTED_SETTINGS:
+        if name in s.explicit:
+            values[name] = panel[name]
+        elif not shown and _LEAVES_DEFAULTS:
+            values[name] = None
+        elif defaults is not None:
+            values[name] = getattr(defaults, name)
+        else:
+            values[name] = panel[name]
+    return values
+
+
+# A Recipe that may leave sampling fields to the model (issue 19); older SDKs need every value.
+_LEAVES_DEFAULTS = hasattr(recipe_module, "MODEL_DEFAULTED")
+
+
+def upscaled_size(doc: Document) -> tuple[int, int]:
+    """The document's size after the Upscale action (CanvasError past the Recipe's limits)."""
+    factor = doc.settings.upscale_factor
+    if factor not in UPSCALE_FACTORS:
+        raise CanvasError(f"upscale factor must be one of {', '.join(map(str, UPSCALE_FACTORS))}; got {factor!r}")
+    size = Upscale(factor=float(factor)).output_size(doc.width, doc.height)
+    try:
+        return check_size(*size)
+    except CanvasError:
+        raise CanvasError(f"Upscale: {doc.width}x{doc.height} x {factor} would be {size[0]}x{size[1]}; "
+                          "a document is at most 4096 on a side") from None
+
+
+def build_upscale(doc: Document, defaults: ModelDefaults | None = None) -> JobSpec:
+    """The Upscale action: the visible picture as the init image, enlarged by the chosen model
+    (empty = Lanczos) with strength 0 (task "upscale"); with a refine strength, a tiled img2img
+    pass at it follows, with the prompt, regions and references."""
+    s = doc.settings
+    upscaled_size(doc)
+    refine = float(s.upscale_refine)
+    init = visible_picture(doc)
+    assets = {content_ref(init): init}
+    changes = dict(prompt=s.prompt, negative_prompt=s.negative_prompt, width=doc.width, height=doc.height,
+                   seed=int(s.seed) if s.seed_locked else None, tiling=s.tiling, init_image=content_ref(init),
+                   strength=0.0, upscale=Upscale(model=s.upscale_model, factor=float(s.upscale_factor), refine=refine),
+                   **sampling(doc, defaults))
+    if s.model:
+        changes["model"] = s.model
+    if refine > 0:
+        changes["regions"] = [region_for(layer, assets) for layer in doc.layers
+                              if layer.kind == "region" and layer.visible]
+        changes["references"] = references_of(doc, assets)
+    recipe = _apply(s.preset if refine > 0 else "", changes)
+    recipe.validate()
+    return JobSpec(action="upscale", recipe=recipe, assets=assets)
+
+
+def build_job(doc: Document, action: str, *, seed: int | None = None,
+              defaults: ModelDefaults | None = None) -> JobSpec:
+    """The job for Generate / Refine / Inpaint / Live / Upscale. ``defaults``: the chosen model's
+    (from the worker) for the sampling fields the artist left alone. Raises CanvasError,
+    PresetError, RecipeError."""
     if action not in ACTIONS:
         raise CanvasError(f"unknown action {action!r}")
+    if action == "upscale":
+        return build_upscale(doc, defaults)
     s = doc.settings
     live = action == "live"
     preset = (live_preset() or s.preset) if live else s.preset
@@ -122,7 +216,7 @@ def build_job(doc: Document, action: str, *, seed: int | None = None) -> JobSpec
     if s.model:
         changes["model"] = s.model
     if not live:  # the live preset decides its own (few) steps and sampler
-        changes.update(steps=int(s.steps), cfg=float(s.cfg), sampler=s.sampler)
+        changes.update(sampling(doc, defaults))
     assets: dict[str, bytes] = {}
     if action in ("refine", "inpaint", "live"):
         init = visible_picture(doc)
@@ -136,6 +230,9 @@ def build_job(doc: Document, action: str, *, seed: int | None = None) -> JobSpec
     controls = [control_for(layer, doc, assets) for layer in doc.layers
                 if layer.can_control and layer.control.enabled and layer.visible]
     changes["controls"] = controls
+    changes["regions"] = [region_for(layer, assets) for layer in doc.layers
+                          if layer.kind == "region" and layer.visible]
+    changes["references"] = references_of(doc, assets)
     recipe = _apply(preset, changes)
     recipe.validate()
     return JobSpec(action=action, recipe=recipe, assets=assets, live=live)

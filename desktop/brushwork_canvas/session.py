@@ -14,14 +14,15 @@ from PySide6.QtGui import QImage
 
 from . import imaging
 from .backend import CANCELLED, FAILED, FINAL, PROGRESS, QUEUED, RESULT, FinishedResult, JobUpdate
-from .commands import AddLayer
+from .commands import AddLayer, ResizeDocument
 from .document import Document, HistoryEntry
 from .jobs import JobRunner
+from .model_defaults import UPSCALER_KINDS, ModelCatalog, ModelDefaults
 from .recipes import JobSpec, build_job, random_seed
 
 LIVE_DELAY_MS = 300
 # What the history panel calls a result of each Recipe task (the canvas's own action names).
-ACTION_FOR_TASK = {"txt2img": "generate", "img2img": "refine", "inpaint": "inpaint"}
+ACTION_FOR_TASK = {"txt2img": "generate", "img2img": "refine", "inpaint": "inpaint", "upscale": "upscale"}
 
 
 class Session(QObject):
@@ -35,12 +36,15 @@ class Session(QObject):
     live_result = Signal(QImage)  # the latest live result
     models_loaded = Signal(list)  # base model names
     controlnets_loaded = Signal(list)  # ControlNet names
+    upscalers_loaded = Signal(list)  # super-resolution model names
+    catalog_changed = Signal()  # the worker's model list (and so the models' defaults) arrived
     history_synced = Signal(int)  # results recovered from the worker's history by one sync
 
     def __init__(self, doc: Document, runner: JobRunner, parent: QObject | None = None):
         super().__init__(parent)
         self.doc, self.runner = doc, runner
         self.jobs: dict[int, JobSpec] = {}
+        self.catalog = ModelCatalog()  # the worker's models and their defaults
         self.submitted: list[JobSpec] = []  # every job started, in order (status and tests read it)
         self.live = False
         self.live_seed = 0
@@ -87,11 +91,15 @@ class Session(QObject):
         if self._lost_jobs:  # the artist is back at work: look for what the broken stream missed
             self.sync_history()
         try:
-            spec = build_job(self.doc, action)
+            spec = build_job(self.doc, action, defaults=self.defaults())
         except BrushworkError as exc:
             self._fail(f"{action.capitalize()}: {exc}")
             return None
         return self._start(spec)
+
+    def defaults(self) -> ModelDefaults | None:
+        """The chosen model's defaults as the worker told them (None until it has)."""
+        return self.catalog.defaults_for(self.doc.settings.model)
 
     def cancel(self) -> None:
         """Cancel every job of ours; live mode stays on but waits for the next edit."""
@@ -228,6 +236,9 @@ class Session(QObject):
                 self.live_result.emit(image)
                 continue
             entry = HistoryEntry(png=png, recipe=recipe, task=spec.action, job=update.job)
+            if spec.action == "upscale":
+                self._store_upscale(entry, image, recipe)
+                continue
             # The very same picture may be in the history already (a history sync brought it in,
             # or the same seed and settings ran again): one entry, but the artist still gets a layer.
             known = self.doc.find_result(entry.sha256)
@@ -248,6 +259,32 @@ class Session(QObject):
         seed = recipe.seed if recipe.seed is not None else "?"
         self.message.emit(f"{spec.action.capitalize()}: done (seed {seed})")
 
+    def _store_upscale(self, entry: HistoryEntry, image: QImage, recipe) -> None:
+        """An upscaled picture: in the history, and on the canvas as a new layer on top of the
+        document enlarged to its size (every layer resampled, one undo step gives them back)."""
+        if self.doc.find_result(entry.sha256) is None:
+            self.doc.add_history(entry)
+        else:
+            entry = self.doc.find_result(entry.sha256) or entry
+        same_document = (self.doc.width, self.doc.height) == (recipe.width, recipe.height)
+        if not same_document:
+            self._fail(f"Upscale: the document is no longer {recipe.width}x{recipe.height}; the "
+                       f"{image.width()}x{image.height()} result is in the history")
+            self.result_added.emit(entry.id)
+            return
+        try:
+            stack = self.doc.undo_stack
+            stack.beginMacro(f"Upscale ×{recipe.upscale.factor:g}" if recipe.upscale else "Upscale")
+            try:
+                stack.push(ResizeDocument(self.doc, image.width(), image.height()))
+                layer = self.doc.new_layer("image", f"Upscaled {len(self.doc.history)}", image)
+                stack.push(AddLayer(self.doc, layer, text=f"Add {layer.name}"))
+            finally:
+                stack.endMacro()
+        except BrushworkError as exc:  # a size the document cannot take: the history keeps it
+            self._fail(f"Upscale: {exc}; the result is in the history")
+        self.result_added.emit(entry.id)
+
     def _finish(self, key: int, spec: JobSpec) -> None:
         self.jobs.pop(key, None)
         self.progress.emit(0, 0)
@@ -267,10 +304,13 @@ class Session(QObject):
             self._synced(value)
         elif key == self._model_call:
             items = [m for m in (value or []) if isinstance(m, dict)]
-            pipelines = sorted({m["name"] for m in items if m.get("kind") == "pipeline"})
-            controlnets = sorted({m["name"] for m in items if m.get("kind") == "controlnet"})
+            self.catalog.set_items(items)
+            pipelines = self.catalog.names("pipeline")
+            controlnets = self.catalog.names("controlnet")
             self.models_loaded.emit(pipelines)
             self.controlnets_loaded.emit(controlnets)
+            self.upscalers_loaded.emit(self.catalog.names(*UPSCALER_KINDS))
+            self.catalog_changed.emit()
             if self._announce_models:
                 self._announce_models = False
                 self.message.emit(f"Connected to the worker: {_count(len(pipelines), 'model')}, "

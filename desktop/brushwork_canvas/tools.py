@@ -13,7 +13,9 @@ from .commands import PoseCommand, StrokeCommand
 from .document import CanvasError, Document
 from .pose import copy_people, nearest_joint
 
-PAINT_KINDS = ("image", "sketch", "mask", "depth")
+PAINT_KINDS = ("image", "sketch", "mask", "depth", "region")
+# Layers whose paint means "here" (white), whatever the brush colour: inpaint masks and regions.
+MASK_KINDS = ("mask", "region")
 
 
 class Stroke:
@@ -24,8 +26,8 @@ class Stroke:
         if layer.kind not in PAINT_KINDS:
             raise CanvasError(f"cannot paint on a {layer.kind} layer")
         self.doc, self.layer_id, self.size, self.erase = doc, layer_id, max(1.0, float(size)), erase
-        # Masks are white (= repaint) by definition; other layers take the chosen colour.
-        self.color = QColor(255, 255, 255) if layer.kind == "mask" else (color or QColor(20, 20, 20))
+        # Masks and regions are white (= here) by definition; other layers take the chosen colour.
+        self.color = QColor(255, 255, 255) if layer.kind in MASK_KINDS else (color or QColor(20, 20, 20))
         self.before = layer.image.copy()
         self.last: QPointF | None = None
         self.bounds = QRect()
@@ -48,7 +50,8 @@ class Stroke:
             return
         after = self.doc.layer(self.layer_id).image.copy(rect)
         before = self.before.copy(rect)
-        text = ("Erase" if self.erase else "Paint") + (" mask" if self.doc.layer(self.layer_id).kind == "mask" else "")
+        kind = self.doc.layer(self.layer_id).kind
+        text = ("Erase" if self.erase else "Paint") + (f" {kind}" if kind in MASK_KINDS else "")
         self.doc.undo_stack.push(StrokeCommand(self.doc, self.layer_id, rect, before, after, text))
 
     def _segment(self, a: QPointF, b: QPointF) -> None:

@@ -81,7 +81,7 @@ def test_the_file_is_a_zip_with_a_readable_manifest(full_doc, tmp_path):
     with zipfile.ZipFile(path) as zf:
         manifest = json.loads(zf.read("manifest.json"))
         names = set(zf.namelist())
-    assert manifest["format"] == "brushwork-canvas" and manifest["version"] == 1
+    assert manifest["format"] == "brushwork-canvas" and manifest["version"] == 2
     assert {e["kind"] for e in manifest["layers"]} == {"sketch", "mask", "pose"}
     pose = next(e for e in manifest["layers"] if e["kind"] == "pose")
     assert len(pose["pose"]["people"][0]["pose_keypoints_2d"]) == 54
