@@ -16,8 +16,10 @@ trap 'rm -rf "$tooldir"' EXIT
 compile=("$tooldir/venv/bin/pip-compile" -q --upgrade --strip-extras --no-emit-find-links
          --no-emit-index-url --no-emit-trusted-host)
 # torch stays out of the lock (setup.sh installs the CPU or CUDA build first); the constraint only
-# makes torch's own dependencies resolve for the version setup.sh installs.
-"${compile[@]}" --extra canvas --extra dev --extra batch --unsafe-package torch \
+# makes torch's own dependencies resolve for the version setup.sh installs. torchvision stays out
+# too: only spandrel asks for it, its upscalers never import it, and PyPI's build beside a CPU torch
+# breaks diffusers' imports (docs/dependencies.md).
+"${compile[@]}" --extra canvas --extra dev --extra batch --extra upscale --unsafe-package torch --unsafe-package torchvision \
     -c requirements/torch-constraint.txt -o requirements/lock.txt pyproject.toml
 "${compile[@]}" -o requirements/blender-lock.txt requirements/blender.in
 git --no-pager diff --stat -- requirements/

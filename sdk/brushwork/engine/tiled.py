@@ -38,6 +38,7 @@ CPU generators in a fixed order: a rerun is pixel-identical.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -195,8 +196,10 @@ def scale_control(picture, size: tuple[int, int]):
 
 def upscale(image: Image.Image, width: int, height: int, axes: str) -> Image.Image:
     """Lanczos to (width, height); on the seamless axes the picture is wrap-padded first so the
-    filter reads across the edge from the other side, as it would on the tiled texture."""
-    pad = 4  # Lanczos reads 3 source pixels each side when enlarging
+    filter reads across the edge from the other side, as it would on the tiled texture. (The
+    upscale step also shrinks with it: a 4x model's output to 3x.)"""
+    # Lanczos reads 3 source pixels each side when enlarging, 3 x the shrink ratio when shrinking.
+    pad = max(4, math.ceil(3 * max(image.width / width, image.height / height)) + 1)
     pad_x = pad if "x" in axes else 0
     pad_y = pad if "y" in axes else 0
     if not (pad_x or pad_y):
