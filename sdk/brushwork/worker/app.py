@@ -192,10 +192,42 @@ class Worker:
             return []
         settings = self.runner.settings or Settings.load()
         out = []
-        for item in lister(settings):
+        refs = list(lister(settings))
+        for item in refs:
             keys = ("name", "kind", "family", "variant", "source")
             out.append({key: _plain(getattr(item, key, None)) for key in keys})
+        _add_model_facts(out, refs, settings)
         return out
+
+
+def _add_model_facts(out: list[dict], refs, settings) -> None:
+    """What front ends show before a job runs (the canvas's generate panel and Upscale dialog):
+    each pipeline's defaults (``models.defaults.defaults_for_ref``, the ones a job that leaves
+    them unset runs with), ``default: true`` on the model an empty ``model`` runs on, and the
+    super-resolution upscalers in the model folders (kind "upscaler"). Small files only."""
+    from ..errors import BrushworkError
+    from ..models import sources
+    from ..models.defaults import defaults_for_ref
+
+    try:
+        default = sources.resolve(None, "pipeline", settings, allow_paths=True)
+    except BrushworkError:
+        default = None
+    for row, ref in zip(out, refs, strict=False):
+        if row.get("kind") != "pipeline":
+            continue
+        try:
+            found = defaults_for_ref(ref)
+        except Exception:  # a model whose small files cannot be read says so when it runs
+            continue
+        row["defaults"] = {**found.as_fields(), "why": found.why}
+        if default is not None and ref.location == default.location:
+            row["default"] = True
+    try:
+        from ..models.upscalers import KIND, list_upscalers
+    except ImportError:
+        return
+    out.extend({"name": name, "kind": KIND} for name, _path in list_upscalers(settings))
 
 
 def _make_private(folder) -> None:
