@@ -276,8 +276,9 @@ def plan_run(recipe: Recipe, explicit: set[str], preset=None) -> Plan:
     fields = recipe.to_dict()
     if preset is not None:
         chosen |= _preset_choices(preset, fields, defaults, demo, ref, plan.notes)
-    fields = model_defaults.apply(fields, chosen, defaults)
-    plan.recipe = Recipe.from_dict(fields).validate()
+    # What nobody chose is left to the model and filled as the Studio fills it (Recipe.with_defaults).
+    fields.update(dict.fromkeys(set(model_defaults.DEFAULTED_FIELDS) - chosen))
+    plan.recipe = Recipe.from_dict(fields).with_defaults(defaults.as_fields()).validate()
     _check_components(plan.recipe, ref, demo, config, sources)
     if preset is not None:
         _check_preset_needs(preset, plan.recipe, ref, demo)

@@ -88,14 +88,14 @@ def format_parameters(recipe: Recipe, *, hashes: dict | None = None, sources: di
     lines = [prompt]
     if recipe.negative_prompt:
         lines.append(f"Negative prompt: {recipe.negative_prompt}")
-    fields: list[tuple[str, object]] = [
-        ("Steps", recipe.steps),
-        ("Sampler", recipe.sampler),
-        ("CFG scale", f"{recipe.cfg:g}"),
-    ]
+    # A Studio's result has every field set; a Recipe that leaves one to the model (None) omits it.
+    fields: list[tuple[str, object]] = [(key, value) for key, value in (
+        ("Steps", recipe.steps), ("Sampler", recipe.sampler),
+        ("CFG scale", None if recipe.cfg is None else f"{recipe.cfg:g}")) if value is not None]
     if recipe.seed is not None:
         fields.append(("Seed", recipe.seed))
-    fields.append(("Size", f"{recipe.width}x{recipe.height}"))
+    if recipe.width is not None and recipe.height is not None:
+        fields.append(("Size", f"{recipe.width}x{recipe.height}"))
     if hashes.get("model"):
         fields.append(("Model hash", str(hashes["model"])[:A1111_MODEL_HASH_DIGITS]))
     if recipe.model:

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,11 @@ MAX_UPSCALE_FACTOR = 8.0
 # How a reference image steers: "style" (colours, materials, mood: the IP-Adapter's style layers)
 # or "composition" (layout: its composition layers). Both are the same adapter, different blocks.
 REFERENCE_MODES = ("style", "composition")
+# The fields a Recipe may leave unset (None) for the model to decide: each model family and variant
+# has its own size, steps, CFG and sampler (SD 1.5, SDXL, Turbo, LCM, few-step; models/defaults.py).
+# The Studio fills them when it resolves the model (``with_defaults``), before the one validation,
+# and the output PNG records the filled values, so a rerun never depends on what a default was.
+MODEL_DEFAULTED = ("width", "height", "steps", "cfg", "sampler")
 
 _SHA_REF = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -285,11 +290,12 @@ class Recipe:
     vae: str = ""  # optional VAE override (id/path/name)
     loras: list[Lora] = field(default_factory=list)
     embeddings: list[Embedding] = field(default_factory=list)
-    sampler: str = "Euler a"
-    steps: int = 25
-    cfg: float = 7.0
-    width: int = 512
-    height: int = 512
+    # None: the model's default (MODEL_DEFAULTED); a value given always wins.
+    sampler: str | None = None
+    steps: int | None = None
+    cfg: float | None = None
+    width: int | None = None
+    height: int | None = None
     seed: int | None = None  # None: a random seed, recorded in the result's recipe
     batch: int = 1
     init_image: str | None = None
@@ -308,7 +314,8 @@ class Recipe:
     # ---- validation -------------------------------------------------------------------------
 
     def validate(self) -> Recipe:
-        """Raise RecipeError naming the first bad field; return self so calls chain."""
+        """Raise RecipeError naming the first bad field; return self so calls chain. Unset model
+        defaults (None) pass; the rules that need them are checked once they are set."""
         if self.schema != SCHEMA_VERSION:
             raise RecipeError("schema", f"this Brushwork reads schema {SCHEMA_VERSION}, got {self.schema!r}")
         _check_str("prompt", self.prompt, max_len=MAX_PROMPT_CHARS)
@@ -316,12 +323,16 @@ class Recipe:
         _check_str("model", self.model, max_len=1024)
         _check_str("vae", self.vae, max_len=1024)
         _check_str("preset", self.preset, max_len=256)
-        if self.sampler not in SAMPLERS:
+        if self.sampler is not None and self.sampler not in SAMPLERS:
             raise RecipeError("sampler", f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
-        _check_number("steps", self.steps, 1, MAX_STEPS, integer=True)
-        _check_number("cfg", self.cfg, 0.0, MAX_CFG)
+        if self.steps is not None:
+            _check_number("steps", self.steps, 1, MAX_STEPS, integer=True)
+        if self.cfg is not None:
+            _check_number("cfg", self.cfg, 0.0, MAX_CFG)
         for side in ("width", "height"):
             value = getattr(self, side)
+            if value is None:
+                continue
             _check_number(side, value, MIN_SIDE, MAX_SIDE, integer=True)
             if int(value) % 8:
                 raise RecipeError(side, f"must be a multiple of 8, got {value}")
@@ -342,7 +353,8 @@ class Recipe:
         if self.init_image is not None and self.strength <= 0 and not upscale_only:
             raise RecipeError("strength", "must be above 0 for img2img (0 would return the input unchanged; "
                               "to only upscale it, add an upscale step)")
-        if self.init_image is not None and not upscale_only and int(self.steps * self.strength) < 1:
+        if self.init_image is not None and not upscale_only and self.steps is not None \
+                and int(self.steps * self.strength) < 1:
             # diffusers runs int(steps * strength) steps: zero would silently do nothing
             need_steps = math.ceil(1 / self.strength - 1e-9)
             need_strength = math.ceil(100 / self.steps) / 100
@@ -359,7 +371,7 @@ class Recipe:
                                        ("regions", self.regions, Region, MAX_REGIONS),
                                        ("references", self.references, Reference, MAX_REFERENCES)):
             _check_items(name, items, cls, most)
-        if self.upscale is not None:
+        if self.upscale is not None and self.width is not None and self.height is not None:
             long_side = max(self.upscale.output_size(int(self.width), int(self.height)))
             if long_side > MAX_SIDE:
                 raise RecipeError("upscale.factor", f"{self.width}x{self.height} x {self.upscale.factor:g} is "
@@ -381,11 +393,30 @@ class Recipe:
         return "txt2img"
 
     @property
+    def unset(self) -> tuple[str, ...]:
+        """The MODEL_DEFAULTED fields left to the model (None), in MODEL_DEFAULTED's order."""
+        return tuple(name for name in MODEL_DEFAULTED if getattr(self, name) is None)
+
+    def with_defaults(self, defaults: Mapping[str, Any]) -> Recipe:
+        """A copy with each unset MODEL_DEFAULTED field taken from ``defaults`` (the model's:
+        ``models.defaults.ModelDefaults.as_fields()``); every field the recipe sets stays."""
+        return self.replace(**{name: defaults[name] for name in self.unset if name in defaults})
+
+    @property
+    def generated_size(self) -> tuple[int, int]:
+        """(width, height) the job generates at, before any upscale step; a RecipeError while the
+        model's default is not filled in yet."""
+        if self.width is None or self.height is None:
+            raise RecipeError("width" if self.width is None else "height",
+                              "is unset (the model's default): the size is known once the model's defaults are filled")
+        return (int(self.width), int(self.height))
+
+    @property
     def size(self) -> tuple[int, int]:
         """The size of the job's output: width x height, times the upscale factor when there is one."""
         if self.upscale is None:
-            return (int(self.width), int(self.height))
-        return self.upscale.output_size(int(self.width), int(self.height))
+            return self.generated_size
+        return self.upscale.output_size(*self.generated_size)
 
     def replace(self, **changes: Any) -> Recipe:
         """A copy with some fields changed (lists are copied, never shared)."""

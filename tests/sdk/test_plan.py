@@ -44,7 +44,8 @@ def test_the_planner_imports_and_runs_without_torch():
         "import sys, json\n"
         "from brushwork.engine.plan import plan, ModelFacts\n"
         "from brushwork.recipe import Recipe\n"
-        "p = plan(Recipe(width=4096, height=2048, seed=1, tiling='x'), ModelFacts.for_family('sd15'))\n"
+        "p = plan(Recipe(width=4096, height=2048, steps=25, cfg=7.0, sampler='Euler a', seed=1, tiling='x'), "
+        "ModelFacts.for_family('sd15'))\n"
         "json.dumps(p.to_dict())\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "assert 'numpy' not in sys.modules and 'PIL' not in sys.modules\n"
@@ -141,16 +142,20 @@ def test_control_step_ranges_follow_diffusers_controlnet_keep():
     assert big.controls[0].steps == control_steps(0.0, 0.5, denoise_steps(20, REFINE_STRENGTH))
 
 
-def test_the_plan_is_frozen_validated_and_plain_data():
+def test_the_plan_is_frozen_and_plain_data_and_needs_the_model_s_defaults_filled():
     p = plan(r(width=192, height=160, batch=3), TINY)
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.path = "plain"  # type: ignore[misc]
     assert p.seeds == (7, 8, 9)
     data = json.loads(json.dumps(p.to_dict()))
     assert data["sub"]["width"] == 64 and data["tile_grid"] == [3, 4]
-    with pytest.raises(RecipeError, match="steps"):
-        plan(r(steps=0), TINY)
     assert isinstance(p, Plan)
+    # plan() trusts a recipe its boundary validated (docs/architecture.md), but it cannot plan a
+    # field left to the model: that is a clear error naming the field, not a None deep inside.
+    with pytest.raises(RecipeError, match="steps: is unset"):
+        plan(r(steps=None), TINY)
+    with pytest.raises(RecipeError, match="width: is unset"):
+        plan(r(width=None), TINY)
 
 
 def test_model_facts_from_configs_and_families():

@@ -28,7 +28,9 @@ class Estimate:
         peak, resident = self.first.peak_bytes, self.first.resident_bytes
         if peak is None:
             return None
-        ratio = row.pixels / max(1, self.pixels)
+        if not row.pixels or not self.pixels:  # a size left to the model: unknown until it runs
+            return peak
+        ratio = row.pixels / self.pixels
         if ratio <= 1 or resident is None:
             return peak if ratio <= 1 else int(peak * ratio)
         return int(resident + max(0, peak - resident) * ratio)
@@ -40,7 +42,8 @@ class Estimate:
             return ""
         r = row.recipe
         assert r is not None
-        return (f"needs about {fmt_bytes(need)} at {r.width}x{r.height} (scaled from "
+        size = f"{r.width}x{r.height}" if row.pixels else "the model's size"
+        return (f"needs about {fmt_bytes(need)} at {size} (scaled from "
                 f"{fmt_bytes(self.first.peak_bytes)} measured at {self.size}), more than the "
                 f"{fmt_bytes(self.limit)} the device has")
 

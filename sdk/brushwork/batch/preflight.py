@@ -40,7 +40,11 @@ class Row:
 
     @property
     def pixels(self) -> int:
-        return self.recipe.width * self.recipe.height if self.recipe else 0
+        """Pixels of the row's picture; 0 while the size is the model's default (unset), which the
+        Studio fills when the row runs: the estimate then counts it as the measured row's size."""
+        if self.recipe is None or self.recipe.width is None or self.recipe.height is None:
+            return 0
+        return self.recipe.width * self.recipe.height
 
     def fail(self, reason: str) -> Row:
         self.status, self.reason = FAILED, " ".join(reason.split()) or "failed"

@@ -181,7 +181,8 @@ def _estimate(first: Row, runner, memory_limit: int | None) -> Estimate:
     assert first.recipe is not None
     measure = Measure(first.seconds, first.peak_bytes, first.resident_bytes)
     limit = memory_limit or runner.capacity()
-    return Estimate(measure, first.pixels, f"{first.recipe.width}x{first.recipe.height}", limit,
+    size = f"{first.recipe.width}x{first.recipe.height}" if first.pixels else "the model's size"
+    return Estimate(measure, first.pixels, size, limit,
                     parallel=len(getattr(runner, "actors", ())) or 1)
 
 

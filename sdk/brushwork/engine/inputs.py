@@ -56,7 +56,7 @@ class Inputs:
 
 
 def read_inputs(recipe: Recipe, read: Callable[[str], bytes]) -> Inputs:
-    size = (recipe.width, recipe.height)
+    size = recipe.generated_size
     out = Inputs()
     if recipe.init_image:
         original = to_rgb(open_image(read(recipe.init_image), what="init_image"))

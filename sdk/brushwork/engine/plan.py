@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..errors import RecipeError
 from ..recipe import Recipe
 from .regions_plan import RegionsPlan, in_window, plan_regions
 
@@ -257,14 +258,18 @@ Spans = tuple[tuple[int, int] | None, tuple[int, int] | None]
 
 
 def plan(recipe: Recipe, facts: ModelFacts, *, mask_spans: Spans | Callable[[str], Spans] | None = None) -> Plan:
-    """The Plan of ``recipe`` on a model with ``facts`` (the Recipe is validated here, once).
+    """The Plan of ``recipe`` on a model with ``facts``.
+
+    ``recipe`` is one its boundary validated and completed (``Studio.prepare``, ``brushwork plan``,
+    the CLI; docs/architecture.md): the planner trusts it and checks only that the model's
+    defaults are filled (``Recipe.with_defaults``), since it cannot plan without them.
 
     ``mask_spans``: for a large inpaint, the (start, length) of the masked rows and columns (on a
     seamless axis a span may cross the edge), as ``tiled_inpaint.mask_spans`` reads them off the
     grown mask; (None, None) for an empty mask; or a function of the seamless axes giving them, so
     the mask is read only when the plan needs a crop. Without it a large inpaint's crop is left
     open (``crop`` None: decided when the mask is read)."""
-    recipe.validate()
+    width, height, steps, cfg, sampler = _sampling(recipe)
     task = recipe.task
     nine = facts.nine_channels
     pipeline_task = "inpaint" if nine else task
@@ -278,17 +283,26 @@ def plan(recipe: Recipe, facts: ModelFacts, *, mask_spans: Spans | Callable[[str
         strength = float(recipe.strength)
     axes = recipe.tiling or ""
     seed = int(recipe.seed or 0)
-    common = dict(task=task, pipeline_task=pipeline_task, family=facts.family, steps=int(recipe.steps),
-                  sampler=recipe.sampler, cfg=float(recipe.cfg), seeds=tuple(seed + i for i in range(recipe.batch)),
+    common = dict(task=task, pipeline_task=pipeline_task, family=facts.family, steps=steps,
+                  sampler=sampler, cfg=cfg, seeds=tuple(seed + i for i in range(recipe.batch)),
                   whole_picture_mask=whole, grey_init=grey, vae_scale=facts.vae_scale, tile=facts.tile,
                   mask_feather=int(recipe.mask_feather))
-    plain = _plain(recipe.width, recipe.height, strength, axes, recipe, common,
-                   paste=task == "inpaint")
-    if not wants_tiled(recipe.width, recipe.height, facts.tile):
+    plain = _plain(width, height, strength, axes, recipe, common, paste=task == "inpaint")
+    if not wants_tiled(width, height, facts.tile):
         return plain
     if task == "inpaint":
         return _cropped(plain, recipe, facts, mask_spans)
-    return _tiled(recipe.width, recipe.height, strength, axes, recipe, facts, common)
+    return _tiled(width, height, strength, axes, recipe, facts, common)
+
+
+def _sampling(recipe: Recipe) -> tuple[int, int, int, float, str]:
+    """(width, height, steps, cfg, sampler): set, since the model's defaults were filled in."""
+    if recipe.unset:
+        raise RecipeError(recipe.unset[0], "is unset: the model's default is filled in before planning "
+                          "(Studio.prepare does it; Recipe.with_defaults)")
+    assert recipe.width is not None and recipe.height is not None and recipe.steps is not None
+    assert recipe.cfg is not None and recipe.sampler is not None
+    return int(recipe.width), int(recipe.height), int(recipe.steps), float(recipe.cfg), recipe.sampler
 
 
 def _controls(recipe: Recipe, run: int) -> tuple[ControlPlan, ...]:

@@ -78,7 +78,7 @@ def mask_extent(recipe: Recipe) -> tuple | None:
 
     original = open_image(Path(recipe.init_image).read_bytes(), what="init_image")
     mask = grow_mask(load_mask(Path(recipe.mask).read_bytes(), original.size, what="mask"), recipe.mask_grow)
-    size = (recipe.width, recipe.height)
+    size = recipe.generated_size
     if mask.size != size:
         mask = mask.resize(size, Image.Resampling.NEAREST)
     return mask_spans(mask, recipe.tiling)
@@ -125,13 +125,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
     recipe = read_recipe(args.source)
     if args.model:
         recipe = recipe.replace(model=args.model)
-    show(recipe, args.device, as_json=args.json)
+    # This command's boundary: the model's defaults filled where the recipe leaves them unset, then
+    # the one validation (plan() trusts it).
+    show(with_model_defaults(recipe).validate(), args.device, as_json=args.json)
     return 0
 
 
+def with_model_defaults(recipe: Recipe) -> Recipe:
+    """``recipe`` with the model's defaults (models/defaults.py) in the fields it leaves unset, as
+    the Studio fills them (resolving the model, loading nothing)."""
+    if not recipe.unset:
+        return recipe
+    from ..models import sources
+    from ..models.defaults import defaults_for_ref
+
+    return recipe.with_defaults(defaults_for_ref(sources.resolve(recipe.model, "pipeline")).as_fields())
+
+
 def show(recipe: Recipe, device: str | None = None, *, as_json: bool = False) -> None:
-    """Print how ``recipe`` will run and what it is estimated to cost, loading no model (and no
-    torch): ``brushwork plan`` and ``brushwork generate --dry-run``."""
+    """Print how ``recipe`` (validated, the model's defaults filled) will run and what it is
+    estimated to cost, loading no model (and no torch): ``brushwork plan`` and ``generate --dry-run``."""
     from ..paths import state_dir
     from .estimate import estimate, load_calibration
 

@@ -30,6 +30,7 @@ from ..assets import AssetStore, read_ref
 from ..conditioning.masks import paste_back
 from ..errors import BrushworkError, CancelledError, ModelNotFoundError, RecipeError
 from ..models import bundled
+from ..models.defaults import ModelDefaults, defaults_for_ref
 from ..models.sources import PathPolicy
 from ..paths import state_dir
 from ..recipe import Control, Recipe, extract_lora_tags
@@ -54,7 +55,6 @@ from .prompts import encode_prompts
 from .regions import Regions, encode_regions, read_region_masks
 from .result import Result
 from .run import Execution, run_one
-from .samplers import recommend
 from .seamless import seamless
 from .tiled import run_tiled
 from .tiled_inpaint import mask_spans
@@ -87,22 +87,39 @@ class Studio:
     # ---- public ---------------------------------------------------------------------------
 
     def prepare(self, recipe: Recipe) -> Recipe:
-        """The recipe as it will run: validated, <lora:> tags moved to ``loras``, a seed chosen,
-        every input copied into ``assets`` and referred to as ``sha256:``."""
+        """The recipe as it will run: <lora:> tags moved to ``loras``, a seed chosen, the default
+        model named, the model's defaults in every field left unset (``recipe.MODEL_DEFAULTED``),
+        validated (here, once: the boundary of the Python API; plan() trusts it), and every
+        input copied into ``assets`` and referred to as ``sha256:``."""
         if not isinstance(recipe, Recipe):
             raise RecipeError("recipe", f"must be a brushwork.Recipe, got {type(recipe).__name__}")
-        recipe.validate()
-        prompt, tagged = extract_lora_tags(recipe.prompt)
+        completed = self._complete(recipe).validate()
+        # The stored refs are sha256: refs of bytes just read: valid by construction.
+        return store_inputs(completed, self.assets, allow_paths=self.allow_paths)
+
+    def _complete(self, recipe: Recipe) -> Recipe:
+        """Everything ``prepare`` fills in, before the one validation (so tag LoRAs and the
+        model's defaults are checked with the rest). A field of the wrong type is left for
+        ``validate`` to name."""
         changes: dict[str, Any] = {}
-        if tagged:
-            changes.update(prompt=prompt, loras=[*recipe.loras, *tagged])
+        if isinstance(recipe.prompt, str):
+            prompt, tagged = extract_lora_tags(recipe.prompt)
+            if tagged:
+                changes.update(prompt=prompt, loras=[*recipe.loras, *tagged])
         if recipe.seed is None:
             changes["seed"] = secrets.randbelow(2**32)
         default_model = getattr(self.settings, "default_model", "")
         if not recipe.model and default_model:
             changes["model"] = default_model  # recorded, so a rerun does not depend on settings
-        prepared = recipe.replace(**changes) if changes else recipe.replace()
-        return store_inputs(prepared, self.assets, allow_paths=self.allow_paths).validate()
+        completed = recipe.replace(**changes)
+        if completed.unset and isinstance(completed.model, str):
+            completed = completed.with_defaults(self.model_defaults(completed.model).as_fields())
+        return completed
+
+    def model_defaults(self, model: str = "") -> ModelDefaults:
+        """The size, steps, CFG and sampler a Recipe gets from ``model`` where it leaves them unset
+        (``models.defaults.ModelDefaults``; its ``describe()`` says why). Resolves, loads nothing."""
+        return defaults_for_ref(bridge.resolve(model, "pipeline", self.settings, allow_paths=self.model_paths).ref)
 
     def generate(self, recipe: Recipe, on_progress: Callable[[Progress], Any] | None = None,
                  cancel=None) -> Result:
@@ -115,10 +132,10 @@ class Studio:
                 raise CancelledError("cancelled") from None
 
     def recommended_settings(self, model: str = "") -> dict:
-        """{"steps", "cfg", "sampler"} that suit ``model`` (LCM/Turbo need few steps, low CFG).
-        Resolves the model (no loading); a UI offers these, the Recipe stays what the user set."""
-        resolved = bridge.resolve(model, "pipeline", self.settings, allow_paths=self.model_paths)
-        return recommend(resolved.family, resolved.variant, resolved.ref.id)
+        """{"steps", "cfg", "sampler"} that suit ``model`` (LCM/Turbo need few steps, low CFG): the
+        model's defaults (``model_defaults``), which a Recipe gets where it leaves them unset."""
+        found = self.model_defaults(model)
+        return {"steps": found.steps, "cfg": found.cfg, "sampler": found.sampler}
 
     def loaded_models(self) -> list[dict]:
         """What is in memory: [{"kind": "model"|"controlnet"|"vae", "key", "bytes", ...}]."""

@@ -6,8 +6,10 @@ diffusers folder's UNet ``sample_size``, a safetensors header's ``modelspec.*`` 
 is loaded or downloaded.
 
 The rule for a generation is *explicit beats everything*: a value the user gave wins; the model's
-defaults fill only the fields the user left out (see ``apply``). A Recipe built without knowing
-which fields were explicit is left as it is.
+defaults fill only the fields the user left out. A Recipe leaves them out by leaving them None
+(``recipe.MODEL_DEFAULTED``); the Studio fills them from ``defaults_for_ref`` of the model it
+resolved (``Recipe.with_defaults``), for the Python API, the worker and the CLI alike, and the
+output PNG records the filled values.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..recipe import MODEL_DEFAULTED
 from . import registry
 
-DEFAULTED_FIELDS = ("width", "height", "steps", "cfg", "sampler")
+DEFAULTED_FIELDS = MODEL_DEFAULTED
 
 # Per variant when the model is not a known hub id. Lightning/Hyper-style distilled models ("few"):
 # a handful of Euler steps and no guidance, like their model cards say (their weights look like
