@@ -36,7 +36,8 @@ from .errors import BrushworkError, InputImageError, ModelNotFoundError, PresetE
 from .recipe import CONTROL_KINDS, SAMPLERS, Recipe, is_content_ref
 
 PLUGIN_MODULES = ("brushwork.models.commands", "brushwork.worker.commands", "brushwork.addon_package",
-                  "brushwork.demo.commands", "brushwork.batch.commands", "brushwork.engine.plan_command")
+                  "brushwork.demo.commands", "brushwork.batch.commands", "brushwork.engine.plan_command",
+                  "brushwork.upscale_command")
 # Bad input: the user can fix it by changing the command line or the files it names.
 INPUT_ERRORS = (RecipeError, PresetError, InputImageError, ModelNotFoundError, UnsafeCheckpointError)
 

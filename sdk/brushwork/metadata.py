@@ -112,6 +112,9 @@ def format_parameters(recipe: Recipe, *, hashes: dict | None = None, sources: di
             fields.append(("Mask grow", recipe.mask_grow))
     if recipe.tiling:
         fields.append(("Tiling", "True" if recipe.tiling == "xy" else recipe.tiling))
+    if recipe.upscale is not None:  # the upscale step as A1111's hires fix writes it (Size stays the base size)
+        fields.append(("Hires upscale", f"{recipe.upscale.factor:g}"))
+        fields.append(("Hires upscaler", _short_name(recipe.upscale.model) if recipe.upscale.model else "Lanczos"))
     for i, c in enumerate(recipe.controls):
         model = c.model or f"{c.kind} (default)"
         fields.append((f"ControlNet {i}", f"Module: {c.preprocess or 'none'}, Model: {_short_name(model)}, "

@@ -41,7 +41,7 @@ MIN_TILE_LATENT = 32
 OVERLAP_FRACTION = 4  # tiles overlap by 1/4 of their side
 MULTIPLE = 8  # diffusers pipelines want sides in multiples of 8
 
-PATHS = ("plain", "tiled", "cropped_inpaint")
+PATHS = ("plain", "tiled", "cropped_inpaint", "upscale")  # upscale: task upscale, no diffusion (upscale_plan.py)
 
 
 # ---- facts about the model ---------------------------------------------------------------------
@@ -225,6 +225,7 @@ class Plan:
     sub: Plan | None = None  # tiled txt2img: the base pass; cropped inpaint: the crop's own run
     crop: Crop | None = None
     notes: tuple[str, ...] = field(default=())
+    upscale: Any = None  # upscale_plan.UpscalePlan: the Recipe's upscale step after the job, or None
     regions: RegionsPlan | None = None  # the Recipe's regions as this plan's run applies them (regions_plan.py)
 
     @property
@@ -244,6 +245,8 @@ class Plan:
                 value = value.to_dict()
             elif isinstance(value, Crop):
                 value = dict(value.__dict__)
+            elif name == "upscale" and value is not None:
+                value = value.to_dict()
             elif isinstance(value, RegionsPlan):
                 value = value.to_dict()
             elif name == "controls":
@@ -269,6 +272,10 @@ def plan(recipe: Recipe, facts: ModelFacts, *, mask_spans: Spans | Callable[[str
     grown mask; (None, None) for an empty mask; or a function of the seamless axes giving them, so
     the mask is read only when the plan needs a crop. Without it a large inpaint's crop is left
     open (``crop`` None: decided when the mask is read)."""
+    if recipe.upscale is not None:  # the job, then its upscale step (upscale_plan.py)
+        from .upscale_plan import with_upscale
+
+        return with_upscale(recipe, facts, mask_spans, plan)
     width, height, steps, cfg, sampler = _sampling(recipe)
     task = recipe.task
     nine = facts.nine_channels

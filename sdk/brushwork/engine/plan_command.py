@@ -114,6 +114,11 @@ def describe(p: Plan, indent: str = "", *, random_seed: bool = False) -> list[st
     if p.sub is not None:
         lines.append(f"{indent}{'base pass' if p.path == 'tiled' else 'the crop runs'}:")
         lines += describe(p.sub, indent + "  ", random_seed=random_seed)
+    if p.upscale is not None:  # the upscale step after the job (engine/upscale_plan.py)
+        lines.append(f"{indent}{p.upscale.describe()}")
+        if p.upscale.refine_plan is not None:
+            lines.append(f"{indent}the refine runs:")
+            lines += describe(p.upscale.refine_plan, indent + "  ", random_seed=random_seed)
     return lines
 
 

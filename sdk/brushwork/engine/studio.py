@@ -58,6 +58,7 @@ from .run import Execution, run_one
 from .seamless import seamless
 from .tiled import run_tiled
 from .tiled_inpaint import mask_spans
+from .upscale import UpscalerCache, refine_execution, run_upscale_alone, upscale_alone, upscale_step
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class Studio:
         self._hashes: dict[str, str] = {}  # model key -> sha256 (hashing GBs once per process)
         self._adapter_state: tuple = ()  # what apply_adapters last set (compiled code depends on it)
         self._preview_decoders: dict[str, Any] = {}  # family -> tiny-VAE decoder or None
+        self.upscalers = UpscalerCache()  # the upscale step's super-resolution model (engine/upscale.py)
 
     # ---- public ---------------------------------------------------------------------------
 
@@ -162,6 +164,8 @@ class Studio:
         sources: dict[str, str] = {}
         # Pictures first: a corrupt input fails in milliseconds, before gigabytes of weights load.
         inputs = read_inputs(recipe, self._read)
+        if upscale_alone(recipe):  # task upscale without a refine: no diffusion model loads (engine/upscale.py)
+            return run_upscale_alone(self, recipe, inputs, started, cancel)
         region_masks = read_region_masks(recipe, self._read)  # regions.py; None without regions
         # An empty model means the bundled demo model (settings' default was filled in by prepare).
         resolved = bridge.resolve(recipe.model, "pipeline", self.settings, allow_paths=self.model_paths)
@@ -191,7 +195,12 @@ class Studio:
                         scheduler_config=base.scheduler_config, regions=regions,
                         preview_decoder=(_demo_preview(base) or self._preview_decoder(base.family))
                         if on_progress else None)
-        images = self._execute(job, on_progress, cancel)
+        images = self._execute(job, on_progress, cancel) if job_plan.path != "upscale" else \
+            [inputs.need_init()] * len(job_plan.seeds)  # task upscale: the init picture is the job's
+        if job_plan.upscale is not None:  # the SR model (or Lanczos), then the optional refine: engine/upscale.py
+            images = upscale_step(self, job, images, on_progress=on_progress, cancel=cancel, hashes=hashes,
+                                  sources=sources,
+                                  refine_job=lambda: refine_execution(self, job, base, controls, recipe))
         # The recipe records the model that ran (an empty one meant the default), so a rerun elsewhere uses it.
         ran = recipe if recipe.model else recipe.replace(model=resolved.name or resolved.source)
         return self._result(images, list(job_plan.seeds), ran, hashes, sources, started, loaded)

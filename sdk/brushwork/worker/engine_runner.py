@@ -172,6 +172,10 @@ class EngineRunner(threading.Thread):
         wanted += [(c.model, "controlnet") for c in recipe.controls if c.model]
         wanted += [(lora.name, "lora") for lora in recipe.loras]
         wanted += [(emb.name, "embedding") for emb in recipe.embeddings]
+        if recipe.upscale is not None and recipe.upscale.model:  # the upscale step's SR model: found, not loaded
+            from ..models.upscalers import resolve_upscaler
+
+            resolve_upscaler(recipe.upscale.model, settings, allow_paths="absolute")
         for ref, kind in wanted:
             found = sources.resolve(ref, kind, settings, allow_paths="absolute")  # paths: see model_paths
             if kind == "pipeline":
