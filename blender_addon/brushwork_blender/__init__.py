@@ -3,16 +3,27 @@
 Generation runs in the local Brushwork worker; this extension builds Recipes and talks to the
 worker through the bundled stdlib client (``vendor/brushwork``). It never imports torch or PIL.
 Scripts: ``bpy.ops.brushwork.generate_texture()``, ``project_from_camera()``, ``capture_depth()``,
-``capture_pose()``, ``inpaint_texture()``, ``cancel()``; and ``capture.camera_depth(scene, camera,
-(w, h))`` for exact z-depth as a numpy array.
+``capture_pose()``, ``inpaint_texture()``, ``cancel()``, ``texture_multiview()``; and
+``capture.camera_depth(scene, camera, (w, h))`` for exact z-depth (as the render sees it) as a
+numpy array. A material with ``material.brushwork_region.prompt`` is a region of every view.
 """
 
 from __future__ import annotations
 
-from . import capture, image_operators, multiview_operators, operators, pose, props, session_operators, ui  # noqa: F401
+from . import (  # noqa: F401
+    capture,
+    image_operators,
+    multiview_operators,
+    operators,
+    pose,
+    props,
+    regions,
+    session_operators,
+    ui,
+)
 
 # multiview_operators after ui: its panel nests in ui's 3D View panel.
-_MODULES = (props, operators, image_operators, session_operators, ui, multiview_operators)
+_MODULES = (props, regions, operators, image_operators, session_operators, ui, multiview_operators)
 
 
 def register():

@@ -1,4 +1,4 @@
-"""Exact scene signals from a camera: z-depth by ray casting, and 2D projection of 3D points.
+"""Exact scene signals from a camera: its frame (2D projection of 3D points), z-depth.
 
 Both use the same camera frame (``CameraFrame``), computed from the camera's own settings for the
 requested image size, the way Blender computes its view plane: perspective or orthographic, sensor
@@ -145,90 +145,18 @@ def camera_rays(frame: CameraFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return origin, direction, 1.0 / norm
 
 
-# Above this many triangles, one world-space BVH costs more memory than it saves time.
-BVH_MAX_TRIANGLES = 4_000_000
-_GEOMETRY_TYPES = {"MESH", "CURVE", "SURFACE", "FONT", "META"}
-
-
-def scene_bvh(depsgraph):
-    """One BVH tree of every visible evaluated surface in world space (modifiers, geometry nodes
-    and instances included), or None when the scene is too big for one (see BVH_MAX_TRIANGLES)."""
-    from mathutils.bvhtree import BVHTree
-
-    verts, tris, offset, count = [], [], 0, 0
-    for inst in depsgraph.object_instances:
-        obj = inst.object
-        if obj.type not in _GEOMETRY_TYPES:
-            continue
-        if not inst.is_instance and not obj.original.visible_get():
-            continue
-        try:
-            mesh = obj.to_mesh()
-        except RuntimeError:
-            continue
-        try:
-            if mesh is None or not len(mesh.polygons):
-                continue
-            mesh.calc_loop_triangles()
-            n_tris = len(mesh.loop_triangles)
-            count += n_tris
-            if count > BVH_MAX_TRIANGLES:
-                return None
-            co = np.empty(len(mesh.vertices) * 3, dtype=np.float64)
-            mesh.vertices.foreach_get("co", co)
-            m = np.array(inst.matrix_world, dtype=np.float64)
-            verts.append(co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3])
-            idx = np.empty(n_tris * 3, dtype=np.int64)
-            mesh.loop_triangles.foreach_get("vertices", idx)
-            tris.append(idx.reshape(-1, 3) + offset)
-            offset += len(mesh.vertices)
-        finally:
-            obj.to_mesh_clear()
-    if not tris:
-        return False  # nothing to hit at all
-    return BVHTree.FromPolygons(np.concatenate(verts).tolist(), np.concatenate(tris).tolist(), all_triangles=True)
-
-
-def camera_depth(scene, camera, size: tuple[int, int], depsgraph=None, *, method: str = "auto") -> np.ndarray:
+def camera_depth(scene, camera, size: tuple[int, int]) -> np.ndarray:
     """Distance along the camera axis (z-depth) to the first surface, per pixel centre.
 
     Returns float32 (height, width) in scene units, row 0 at the top, ``inf`` where no surface is
-    hit between the camera's clip start and clip end. Exact (ray casts against the evaluated scene,
-    modifiers and instances included), no render needed. ``size`` is (width, height) in pixels.
-
-    ``method``: "bvh" casts against one world-space BVH of the scene (about 7× faster: 512² in
-    well under a second), "scene" uses ``scene.ray_cast`` per pixel; "auto" = bvh unless the
-    scene has more than BVH_MAX_TRIANGLES triangles.
+    seen between the camera's clip start and clip end. Exact, and it sees what the render sees
+    (render visibility, render modifier levels, instances): a 1-sample Cycles render of the Z
+    pass through the pixel centres (``texturing.render_passes``). ``size`` is (width, height).
+    Synchronous (main thread): the operators use ``render_passes.request`` so the UI never waits.
     """
-    if method not in ("auto", "bvh", "scene"):
-        raise ValueError(f"method must be 'auto', 'bvh' or 'scene', got {method!r}")
-    if depsgraph is None:
-        depsgraph = evaluated_depsgraph()
-    frame = camera_frame(scene, camera, size, depsgraph)
-    origin, direction, z_per_length = camera_rays(frame)
-    # Cast only as far as the far clip plane on each ray.
-    max_len = ((frame.clip_end - frame.clip_start) / z_per_length).reshape(-1).tolist()
-    flat_o = origin.reshape(-1, 3).tolist()
-    flat_d = direction.reshape(-1, 3).tolist()
-    tree = scene_bvh(depsgraph) if method != "scene" else None
-    if tree is False:  # an empty scene: nothing to hit anywhere
-        return np.full((frame.height, frame.width), np.inf, dtype=np.float32)
-    if tree is not None:
-        cast = tree.ray_cast  # -> (location, normal, index, distance), all None on a miss
-        lengths = [cast(o, d, dist)[3] for o, d, dist in zip(flat_o, flat_d, max_len, strict=True)]
-    else:
-        from mathutils import Vector
+    from .texturing.render_passes import render_passes
 
-        cast = scene.ray_cast
-        lengths = []
-        for o, d, dist in zip(flat_o, flat_d, max_len, strict=True):
-            hit, loc = cast(depsgraph, o, d, distance=dist)[:2]
-            lengths.append((loc - Vector(o)).length if hit else None)
-    # Each ray starts at z-depth clip_start and gains z_per_length of depth per unit of length.
-    length = np.array(lengths, dtype=np.float64).reshape(frame.height, frame.width)  # None -> nan
-    depth = frame.clip_start + length * z_per_length
-    depth[np.isnan(depth)] = np.inf
-    return depth.astype(np.float32)
+    return render_passes(scene, camera, size).depth
 
 
 def depth_signal_bytes(depth: np.ndarray) -> bytes:

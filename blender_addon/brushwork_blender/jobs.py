@@ -63,6 +63,7 @@ _ids = itertools.count(1)
 _active: dict[int, Job] = {}
 _inbox: queue.Queue[tuple] = queue.Queue()
 PUMP_INTERVAL_S = 0.2
+RENDER_POLL_S = 0.05  # while a view render is in Blender's render job: notice its end sooner
 # Messages for the UI (status line): the last one per job is shown; tests read it too.
 last_messages: list[str] = []
 
@@ -138,6 +139,11 @@ def _undo_step(label: str) -> None:
         print(f"Brushwork: no undo step for {label}: {exc}")
 
 
+def notify(text: str, icon: str = "ERROR") -> None:
+    """A popup for something that happened after its operator returned (UI only)."""
+    _popup(text, icon)
+
+
 def _popup(text: str, icon: str = "ERROR") -> None:
     """Show a failure or a warning where the artist looks (no operator is running to report it)."""
     if bpy.app.background:
@@ -167,11 +173,16 @@ def start(label: str, work: Callable, apply: Callable[[Outcome], object], *, syn
 
     job.thread = threading.Thread(target=body, name=f"brushwork-job-{job.id}", daemon=True)
     job.thread.start()
+    ensure_pump()
+    say(f"{label}: submitted")
+    return job
+
+
+def ensure_pump() -> None:
+    """Start the timer pump if it is not running (a job or a view render is waiting)."""
     if not bpy.app.timers.is_registered(pump):
         # persistent: keep pumping across File > Open, so a job's end is still reported
         bpy.app.timers.register(pump, first_interval=PUMP_INTERVAL_S, persistent=True)
-    say(f"{label}: submitted")
-    return job
 
 
 def cancel_all() -> int:
@@ -184,7 +195,12 @@ def cancel_all() -> int:
 
 
 def pump():
-    """Timer callback (main thread): apply progress and finished jobs. Returns the next interval."""
+    """Timer callback (main thread): apply progress and finished jobs, and move the view renders
+    on (``render_passes.poll``: Blender's render job runs them; here they are only set up and read
+    back). Returns the next interval."""
+    from .texturing import render_passes
+
+    rendering = render_passes.poll()
     while True:
         try:
             message = _inbox.get_nowait()
@@ -203,6 +219,8 @@ def pump():
             _redraw()
         elif kind == "done":
             _finish(job, message[2])
+    if rendering:
+        return RENDER_POLL_S
     return PUMP_INTERVAL_S if _active else None
 
 

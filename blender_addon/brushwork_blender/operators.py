@@ -8,7 +8,8 @@ import json
 
 import bpy
 
-from . import capture, delivery, identity, jobs, journal, link, pixels, pose, props, results, sdk
+from . import capture, delivery, identity, jobs, journal, link, pixels, pose, props, regions, results, sdk
+from .texturing import render_passes
 
 DEPTH_IMAGE = "Brushwork Depth"
 POSE_TEXT = "Brushwork Pose.json"
@@ -49,31 +50,66 @@ def _armatures(context):
     return chosen or [o for o in context.scene.objects if o.type == "ARMATURE" and o.visible_get()]
 
 
-def scene_controls(context, settings, size, *, force_depth=False):
-    """Depth / pose controls (as Recipe dicts) from the active camera per the settings, and the
-    bytes to upload."""
-    controls, uploads = [], []
-    use_depth = settings.use_depth or force_depth
-    if not (use_depth or settings.use_pose):
-        return controls, uploads
+def depth_control(settings, depth, size) -> tuple[dict, bytes]:
+    """The depth control (a Recipe dict) for a rendered z-depth, and its bytes to upload."""
+    data = capture.depth_signal_bytes(depth)
+    near, far = capture.depth_range(depth)
+    return ({"kind": "depth", "strength": settings.depth_strength, "model": settings.depth_model,
+             "signal": {"data": sdk.content_ref(data), "width": size[0], "height": size[1],
+                        "format": "f32le", "near": near, "far": far, "invert": False}}, data)
+
+
+def pose_controls(context, settings, size) -> list[dict]:
+    """The pose control from the active camera when the settings ask for it (no render needed)."""
+    if not settings.use_pose:
+        return []
+    armatures = _armatures(context)
+    if not armatures:
+        raise ValueError("pose control is on but the scene has no armature")
     scene = context.scene
-    if scene.camera is None:
-        raise ValueError("the scene has no active camera to capture depth or pose from")
-    if use_depth:
-        depth = capture.camera_depth(scene, scene.camera, size)
-        data = capture.depth_signal_bytes(depth)
-        near, far = capture.depth_range(depth)
-        uploads.append(data)
-        controls.append({"kind": "depth", "strength": settings.depth_strength, "model": settings.depth_model,
-                         "signal": {"data": sdk.content_ref(data), "width": size[0], "height": size[1],
-                                    "format": "f32le", "near": near, "far": far, "invert": False}})
-    if settings.use_pose:
-        armatures = _armatures(context)
-        if not armatures:
-            raise ValueError("pose control is on but the scene has no armature")
-        controls.append({"kind": "pose", "strength": settings.pose_strength, "model": settings.pose_model,
-                         "signal": pose.capture_openpose(scene, scene.camera, armatures, size, bone_map_for(settings))})
-    return controls, uploads
+    return [{"kind": "pose", "strength": settings.pose_strength, "model": settings.pose_model,
+             "signal": pose.capture_openpose(scene, scene.camera, armatures, size, bone_map_for(settings))}]
+
+
+def deferred_report(level: str, text: str) -> None:
+    """Report after the operator has returned (a view render finished in the UI): the status
+    line, the console, and a popup for errors and warnings."""
+    jobs.say(text)
+    if level != "INFO":
+        jobs.notify(text, icon="ERROR" if level == "ERROR" else "INFO")
+
+
+def submit_job(link_settings, file: dict, label, recipe, uploads, action: str, targets: list[dict],
+               params: dict | None, report) -> bool:
+    """Submit ``recipe`` with a record of its targets (``journal``); ``report(level, text)`` says
+    what happened in one line. Returns False when it failed (at once, or synchronously)."""
+    try:
+        recipe.validate()
+    except sdk.BrushworkError as exc:
+        report("ERROR", f"Brushwork: {exc}")
+        return False
+    record = journal.new_record(action, label, file, targets, params)
+
+    def work(report_progress, job):
+        return link.run_recipe(link_settings, recipe, uploads, report_progress, job,
+                               on_submitted=lambda remote_id: journal.set_remote_id(record, remote_id))
+
+    def apply(outcome):
+        return delivery.deliver(record, outcome.pngs, outcome.recipe_json)
+
+    job = jobs.start(label, work, apply, on_failure=lambda _outcome: journal.forget(record), file=record["file"])
+    if job.outcome is None:
+        report("INFO", f"Brushwork: {label}: submitted")
+        return True
+    if job.outcome.cancelled:
+        report("ERROR", f"Brushwork: {label}: cancelled")
+        return False
+    if job.outcome.error:
+        report("ERROR", f"Brushwork: {label}: {job.outcome.error}")
+        return False
+    level, text = job.note or ("INFO", "done")
+    report(level, f"Brushwork: {label}: {text}")
+    return True
 
 
 class JobOperator:
@@ -83,29 +119,11 @@ class JobOperator:
     def submit(self, context, label, recipe, uploads, action: str, targets: list[dict], params: dict | None = None):
         try:
             settings = props.link_settings(context)
-            recipe.validate()
         except sdk.BrushworkError as exc:
             return self.fail(str(exc))
-        record = journal.new_record(action, label, identity.file_ref(), targets, params)
-
-        def work(report, job):
-            return link.run_recipe(settings, recipe, uploads, report, job,
-                                   on_submitted=lambda remote_id: journal.set_remote_id(record, remote_id))
-
-        def apply(outcome):
-            return delivery.deliver(record, outcome.pngs, outcome.recipe_json)
-
-        job = jobs.start(label, work, apply, on_failure=lambda _outcome: journal.forget(record), file=record["file"])
-        if job.outcome is None:
-            self.report({"INFO"}, f"Brushwork: {label}: submitted")
-            return {"FINISHED"}
-        if job.outcome.cancelled:
-            return self.fail(f"{label}: cancelled")
-        if job.outcome.error:
-            return self.fail(f"{label}: {job.outcome.error}")
-        level, text = job.note or ("INFO", "done")
-        self.report({level}, f"Brushwork: {label}: {text}")
-        return {"FINISHED"}
+        ok = submit_job(settings, identity.file_ref(), label, recipe, uploads, action, targets, params,
+                        lambda level, text: self.report({level}, text))
+        return {"FINISHED"} if ok else {"CANCELLED"}
 
     def fail(self, message):
         self.report({"ERROR"}, f"Brushwork: {message}")
@@ -146,8 +164,45 @@ class BRUSHWORK_OT_generate_texture(JobOperator, bpy.types.Operator):
                            [identity.target("OBJECT", obj)], {"slot": slot})
 
 
+def after_view_render(operator, scene, camera, size, then, *, materials=(), normals=False) -> set:
+    """Render ``camera``'s passes (in the UI: Blender's render job, the UI stays live), then
+    ``then(passes, report) -> bool`` on the main thread. ``report(level, text)`` goes to the
+    operator while it runs (background mode: all of it happens before this returns), afterwards to
+    the status line and a popup. Returns the operator's result."""
+    state = {"result": None, "returned": False}
+
+    def report(level: str, text: str) -> None:
+        if state["returned"]:
+            deferred_report(level, text)
+        else:
+            operator.report({level}, text)
+
+    def done(passes, error: str) -> None:
+        ok = False
+        if error:
+            report("ERROR", f"Brushwork: {error}")
+        else:
+            try:
+                ok = then(passes, report)
+            except (ValueError, RuntimeError, pose.BoneMapError, sdk.BrushworkError) as exc:
+                report("ERROR", f"Brushwork: {exc}")
+        state["result"] = {"FINISHED"} if ok else {"CANCELLED"}
+
+    try:
+        render_passes.request(scene, camera, size, normals=normals, materials=materials, then=done)
+    except ValueError as exc:
+        operator.report({"ERROR"}, f"Brushwork: {exc}")
+        return {"CANCELLED"}
+    state["returned"] = True
+    if state["result"] is not None:  # rendered synchronously (background mode)
+        return state["result"]
+    operator.report({"INFO"}, f"Brushwork: rendering {camera.name!r}'s view…")
+    return {"FINISHED"}
+
+
 class BRUSHWORK_OT_project_from_camera(JobOperator, bpy.types.Operator):
-    """Generate from the camera's exact depth and project the picture onto the selected meshes"""
+    """Generate from the camera's exact depth and project the picture onto the selected meshes;
+    materials with a region prompt condition the part of the picture where they are seen"""
 
     bl_idname = "brushwork.project_from_camera"
     bl_label = "Project From Camera"
@@ -162,22 +217,38 @@ class BRUSHWORK_OT_project_from_camera(JobOperator, bpy.types.Operator):
         if scene.camera is None:
             return self.fail("the scene has no active camera to project from")
         size = capture.fit_size(scene, max(settings.width, settings.height))
+        camera = scene.camera
         try:
-            frame = capture.camera_frame(scene, scene.camera, size)
-            # Projection is depth-conditioned by definition: the picture must fit the geometry.
-            controls, uploads = scene_controls(context, settings, size, force_depth=True)
-            if controls[0]["signal"]["near"] is None:
-                return self.fail(f"camera {scene.camera.name!r} sees no surface to project onto")
-            recipe = base_recipe(settings, width=size[0], height=size[1], controls=controls)
+            frame = capture.camera_frame(scene, camera, size)
+            poses = pose_controls(context, settings, size)
+            link_settings = props.link_settings(context)
+            base_recipe(settings, width=size[0], height=size[1], controls=poses)  # its errors now, not later
         except (ValueError, pose.BoneMapError, sdk.BrushworkError) as exc:
             return self.fail(str(exc))
-        # The depth the Recipe refers to stays in the .blend (a packed float image), not only on the worker.
-        signal = controls[0]["signal"]
-        results.keep_depth_input(uploads[0], signal["data"], signal["width"], signal["height"],
-                                 f"{scene.camera.name}-depth")
-        params = {"frame": frame.to_dict(), "bake": settings.bake_to_uvs, "stem": f"{scene.camera.name}-projection"}
-        return self.submit(context, "camera projection", recipe, uploads, "projection",
-                           [identity.target("OBJECT", o) for o in meshes], params)
+        materials = regions.region_materials(meshes)
+        fields = regions.region_fields(materials)
+        targets = [identity.target("OBJECT", o) for o in meshes]
+        file, scene_name = identity.file_ref(), scene.name
+        params = {"frame": frame.to_dict(), "bake": settings.bake_to_uvs, "stem": f"{camera.name}-projection"}
+        depth_name = f"{camera.name}-depth"
+
+        def then(passes, report) -> bool:
+            view_scene = bpy.data.scenes.get(scene_name)
+            if view_scene is None:
+                raise RuntimeError(f"scene {scene_name!r} is gone")
+            # Projection is depth-conditioned by definition: the picture must fit the geometry.
+            control, data = depth_control(view_scene.brushwork, passes.depth, size)
+            if control["signal"]["near"] is None:
+                raise ValueError(f"camera {depth_name[:-6]!r} sees no surface to project onto")
+            region_dicts, region_uploads = regions.regions_from_masks(fields, passes.material_index)
+            recipe = base_recipe(view_scene.brushwork, width=size[0], height=size[1], controls=[control, *poses],
+                                 regions=region_dicts)
+            # The depth the Recipe refers to stays in the .blend (a packed float image), not only on the worker.
+            results.keep_depth_input(data, control["signal"]["data"], size[0], size[1], depth_name)
+            return submit_job(link_settings, file, "camera projection", recipe, [data, *region_uploads],
+                              "projection", targets, params, report)
+
+        return after_view_render(self, scene, camera, size, then, materials=materials)
 
 
 def no_camera(operator) -> set:
@@ -185,8 +256,23 @@ def no_camera(operator) -> set:
     return {"CANCELLED"}
 
 
+def show_depth(depth, size) -> tuple[float | None, float | None]:
+    """Put a depth map into the float image 'Brushwork Depth' (near bright); returns (near, far)."""
+    image = bpy.data.images.get(DEPTH_IMAGE)
+    if image is None or tuple(image.size) != tuple(size):
+        if image is not None:
+            bpy.data.images.remove(image)
+        image = bpy.data.images.new(DEPTH_IMAGE, width=size[0], height=size[1], float_buffer=True)
+    pixels.set_image_rgba(image, pixels.depth_preview(depth))
+    near, far = capture.depth_range(depth)
+    image["brushwork_near"] = -1.0 if near is None else near
+    image["brushwork_far"] = -1.0 if far is None else far
+    return near, far
+
+
 class BRUSHWORK_OT_capture_depth(bpy.types.Operator):
-    """Capture the exact depth seen by the active camera into the 'Brushwork Depth' image"""
+    """Capture the exact depth seen by the active camera (as the render sees the scene) into the
+    'Brushwork Depth' image"""
 
     bl_idname = "brushwork.capture_depth"
     bl_label = "Capture Depth"
@@ -197,25 +283,16 @@ class BRUSHWORK_OT_capture_depth(bpy.types.Operator):
         if scene.camera is None:
             return no_camera(self)
         size = capture.fit_size(scene, max(settings.width, settings.height))
-        try:
-            depth = capture.camera_depth(scene, scene.camera, size)
-        except ValueError as exc:
-            self.report({"ERROR"}, f"Brushwork: {exc}")
-            return {"CANCELLED"}
-        image = bpy.data.images.get(DEPTH_IMAGE)
-        if image is None or tuple(image.size) != size:
-            if image is not None:
-                bpy.data.images.remove(image)
-            image = bpy.data.images.new(DEPTH_IMAGE, width=size[0], height=size[1], float_buffer=True)
-        pixels.set_image_rgba(image, pixels.depth_preview(depth))
-        near, far = capture.depth_range(depth)
-        image["brushwork_near"] = -1.0 if near is None else near
-        image["brushwork_far"] = -1.0 if far is None else far
-        if near is None:
-            self.report({"WARNING"}, "Brushwork: the camera sees nothing")
-        else:
-            self.report({"INFO"}, f"Brushwork: depth {size[0]}×{size[1]}, near {near:.3g}, far {far:.3g}")
-        return {"FINISHED"}
+
+        def then(passes, report) -> bool:
+            near, far = show_depth(passes.depth, size)
+            if near is None:
+                report("WARNING", "Brushwork: the camera sees nothing")
+            else:
+                report("INFO", f"Brushwork: depth {size[0]}×{size[1]}, near {near:.3g}, far {far:.3g}")
+            return True
+
+        return after_view_render(self, scene, scene.camera, size, then)
 
 
 class BRUSHWORK_OT_capture_pose(bpy.types.Operator):

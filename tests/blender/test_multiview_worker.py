@@ -50,11 +50,26 @@ def test_a_mesh_without_uvs_is_one_clear_error(checks):
 
 def test_the_ui_path_returns_at_once_and_the_pump_finishes_the_chain(checks):
     _no_exception(checks, "ui")
-    assert checks["ui_active_after_return"] == 1
+    # nothing rendered or generated inside the operator: the first view's render waits for the pump
+    assert checks["ui_renders_started_in_operator"] == 0
+    assert checks["ui_renders_pending_after_return"] == 1
+    assert checks["ui_active_after_return"] == 0
     assert checks["ui_images_at_return"] == 0
+    assert checks["ui_renders_started"] == 2  # one render job per view
     assert checks["ui_active_at_end"] == 0
     assert checks["ui_new_view_images"] == 2
     assert "2 view(s)" in checks["ui_summary"]
+    assert checks["ui_texture_size"] == [64, 32]  # Texture 64, Height 32: a non-square bake
+
+
+def test_material_slot_regions_reach_the_worker_and_run(checks):
+    _no_exception(checks, "regions")
+    assert checks["regions_project_result"] == ["FINISHED"]
+    assert checks["regions_project_regions"] == [["red bricks", 1.0]]
+    assert checks["regions_project_mask_matches"]
+    assert checks["regions_multiview_result"] == ["FINISHED"]
+    # orbit 1 (from -Y) sees the region's faces and carries it; orbit 2 (from +Y) does not
+    assert checks["regions_multiview_views"] == [["red bricks"], []]
 
 
 def test_a_view_can_also_be_conditioned_on_its_normal_map(checks):

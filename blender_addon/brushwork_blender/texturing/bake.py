@@ -22,8 +22,6 @@ from . import fill, meshdata
 from .blend import ViewBlend
 from .projection import sample_colors, sample_view
 
-DEPTH_METHODS = ("cycles", "raycast")
-
 
 @dataclass
 class PreparedView:
@@ -79,15 +77,12 @@ class BakeReport:
 
 class MultiViewBake:
     def __init__(self, scene, objects, size: tuple[int, int], *, unwrap: bool = False, power: float = 3.0,
-                 depth_method: str = "cycles", depsgraph=None, keep_existing: bool = True, defer: bool = False):
+                 depsgraph=None, keep_existing: bool = True, defer: bool = False):
         """Reads the meshes (bpy: main thread). ``defer``: the texels are found later, by the first
         numpy step (``prepare_texels``), e.g. on a job thread."""
-        if depth_method not in DEPTH_METHODS:
-            raise ValueError(f"depth_method must be one of {', '.join(DEPTH_METHODS)}, got {depth_method!r}")
         self.scene = scene
         self.size = (int(size[0]), int(size[1]))
         self.power = power
-        self.depth_method = depth_method
         self.depsgraph = depsgraph if depsgraph is not None else capture.evaluated_depsgraph()
         self.targets, self.problems = meshdata.slot_targets(objects, self.depsgraph, self.size, unwrap=unwrap,
                                                             rasterize_now=not defer)
@@ -122,15 +117,13 @@ class MultiViewBake:
     # numpy only, so the operator runs them on a job thread.
 
     def view_depth(self, camera, size: tuple[int, int]) -> np.ndarray:
-        """The z-depth of ``camera`` at ``size`` (cached per camera and size)."""
+        """The z-depth of ``camera`` at ``size`` by a 1-sample Cycles render (cached per camera
+        and size; synchronous: the operator renders through ``render_passes.request`` instead)."""
         key = (camera.name, int(size[0]), int(size[1]))
         if key not in self._depths:
-            if self.depth_method == "cycles":
-                from .render_passes import render_passes
+            from .render_passes import render_passes
 
-                self._depths[key] = render_passes(self.scene, camera, size).depth
-            else:
-                self._depths[key] = capture.camera_depth(self.scene, camera, size, self.depsgraph)
+            self._depths[key] = render_passes(self.scene, camera, size).depth
         return self._depths[key]
 
     def prepare_view(self, camera, size: tuple[int, int], depth: np.ndarray | None = None) -> PreparedView:
@@ -302,6 +295,9 @@ def existing_image(target: meshdata.SlotTarget) -> np.ndarray | None:
         return None
 
 
+TEXTURE_NODE = "Brushwork Multiview"
+
+
 def _textured_material(original, image, uv_name: str):
     """A copy of ``original`` (or a new material) whose Principled BSDF base colour is ``image``
     read through UV map ``uv_name``. The original stays in the file, untouched."""
@@ -320,14 +316,19 @@ def _textured_material(original, image, uv_name: str):
         bsdf = nodes.new("ShaderNodeBsdfPrincipled")
         out = next((n for n in nodes if n.type == "OUTPUT_MATERIAL"), None) or nodes.new("ShaderNodeOutputMaterial")
         links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
-    tex = nodes.new("ShaderNodeTexImage")
-    tex.name = tex.label = "Brushwork Multiview"
+    tex = nodes.get(TEXTURE_NODE)  # a re-run: the copy already has our node; reuse it, never stack another
+    if tex is None or tex.type != "TEX_IMAGE":
+        tex = nodes.new("ShaderNodeTexImage")
+        tex.name = tex.label = TEXTURE_NODE
+        tex.location = (bsdf.location.x - 320, bsdf.location.y)
     tex.image = image
-    tex.location = (bsdf.location.x - 320, bsdf.location.y)
-    uv = nodes.new("ShaderNodeUVMap")
+    vector = tex.inputs["Vector"].links
+    uv = vector[0].from_node if vector and vector[0].from_node.type == "UVMAP" else None
+    if uv is None:
+        uv = nodes.new("ShaderNodeUVMap")
+        uv.location = (tex.location.x - 220, tex.location.y)
+        links.new(uv.outputs["UV"], tex.inputs["Vector"])
     uv.uv_map = uv_name
-    uv.location = (tex.location.x - 220, tex.location.y)
-    links.new(uv.outputs["UV"], tex.inputs["Vector"])
     links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
     nodes.active = tex
     return mat

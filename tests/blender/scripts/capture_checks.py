@@ -8,7 +8,6 @@ Blender's own ``bpy_extras.object_utils.world_to_camera_view``.
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -19,6 +18,7 @@ import numpy as np  # noqa: E402
 from bpy_extras.object_utils import world_to_camera_view  # noqa: E402
 from brushwork_blender import capture, pose  # noqa: E402
 from mathutils import Euler, Matrix, Vector  # noqa: E402
+from truth import ray_cast_depth  # noqa: E402
 
 out = {}
 
@@ -60,9 +60,7 @@ def rel_err(got, want):
 scene = fresh()
 add_plane(scene, 1000)
 cam = add_camera(scene, (0, 0, 10), (0, 0, 0))
-t0 = time.perf_counter()
 depth = capture.camera_depth(scene, cam, (128, 96))
-out["perp_seconds"] = time.perf_counter() - t0
 out["perp_shape"] = list(depth.shape)
 out["perp_dtype"] = str(depth.dtype)
 out["perp_rel_err"] = rel_err(depth, np.full(depth.shape, 10.0))
@@ -147,15 +145,19 @@ rig.location = (0, 0, 5)
 depth = capture.camera_depth(scene, cam, (16, 12))
 out["parent_rel_err"] = rel_err(depth, np.full(depth.shape, 14.0))
 
-# 5c. two independent ray casters agree on a busy scene: the BVH path (default) and
-#     scene.ray_cast, with modifiers, a collection instance and a hidden object
+# 5c. the render's depth agrees with an independent truth on a busy scene: Blender's own
+#     scene.ray_cast through every pixel centre (computed here), with modifiers, a collection
+#     instance and an object hidden from the render (absent from both); viewport-only hiding is
+#     the render's business (see the multiview checks: still rendered).
 scene = fresh()
 add_plane(scene, 50)
 bpy.ops.mesh.primitive_uv_sphere_add(location=(0, 0, 1.5))
 bpy.ops.mesh.primitive_monkey_add(location=(2.5, 0.5, 1.2))
-bpy.context.active_object.modifiers.new("sub", "SUBSURF")
+sub = bpy.context.active_object.modifiers.new("sub", "SUBSURF")
+sub.levels = sub.render_levels = 1  # the render uses render_levels, ray_cast the viewport's: make them one
 bpy.ops.mesh.primitive_cube_add(location=(-2.5, 0, 5))
-bpy.context.active_object.hide_set(True)  # hidden in the viewport: not seen
+bpy.context.active_object.hide_set(True)
+bpy.context.active_object.hide_render = True  # hidden from the render: not seen
 coll = bpy.data.collections.new("props")
 bpy.ops.mesh.primitive_cone_add(location=(0, 0, 0))
 cone = bpy.context.active_object
@@ -167,13 +169,13 @@ holder.instance_type, holder.instance_collection = "COLLECTION", coll
 holder.location = (-1.0, -2.0, 1.0)
 scene.collection.objects.link(holder)
 cam = add_camera(scene, (1, -9, 7), (math.radians(55), 0, math.radians(8)))
-t0 = time.perf_counter()
-fast = capture.camera_depth(scene, cam, (64, 48), method="bvh")
-out["busy_bvh_seconds"] = time.perf_counter() - t0
-slow = capture.camera_depth(scene, cam, (64, 48), method="scene")
+fast = capture.camera_depth(scene, cam, (64, 48))
+slow = ray_cast_depth(scene, cam, (64, 48))
 out["busy_same_misses"] = bool(np.array_equal(np.isinf(fast), np.isinf(slow)))
 both = np.isfinite(fast) & np.isfinite(slow)
 out["busy_max_rel_diff"] = float(np.max(np.abs(fast[both] - slow[both]) / slow[both]))
+# silhouettes: a pixel centre within float noise of an edge may go either way; count them
+out["busy_mismatch_pixels"] = int((np.abs(fast[both] - slow[both]) / slow[both] > 1e-3).sum())
 out["busy_hit_fraction"] = float(both.mean())
 out["busy_depth_spread"] = float(fast[both].max() - fast[both].min())
 # the instanced cone is seen: some pixel's depth equals a ray hit on it (compare with it removed)

@@ -20,6 +20,7 @@ from brushwork_blender import capture, pixels  # noqa: E402
 from brushwork_blender.texturing import bake, render_passes, views  # noqa: E402
 from check_steps import stepper  # noqa: E402
 from mathutils import Matrix  # noqa: E402
+from truth import ray_cast_depth  # noqa: E402
 
 out = {}
 
@@ -359,9 +360,9 @@ def _passes():
     bpy.ops.mesh.primitive_cone_add(radius1=0.6, location=(0, 2, 0.6))
     no_camera_rays = bpy.context.active_object
     cam = camera_at(scene, "view", (0, -7, 5), (0, 0.5, 0.3), lens=30.0)
-    # Everything visible: the Cycles Z pass and the exact ray-cast depth agree.
+    # Everything visible: the Cycles Z pass and Blender's own ray casts (truth.py) agree.
     p = render_passes.render_passes(scene, cam, (96, 72))
-    ray = capture.camera_depth(scene, cam, (96, 72))
+    ray = ray_cast_depth(scene, cam, (96, 72))
     both = np.isfinite(ray) & np.isfinite(p.depth)
     out["passes_same_misses"] = bool((np.isfinite(ray) == np.isfinite(p.depth)).all())
     out["passes_max_rel_diff"] = float((np.abs(ray[both] - p.depth[both]) / ray[both]).max())

@@ -27,6 +27,7 @@ step = stepper(out)
 install_addon(zip_path)
 jobs = importlib.import_module(PKG + ".jobs")
 multiview = importlib.import_module(PKG + ".multiview_operators")
+render_passes = importlib.import_module(PKG + ".texturing.render_passes")
 prefs = bpy.context.preferences.addons[PKG].preferences
 prefs.worker_url = ""
 prefs.environment = environment
@@ -92,24 +93,50 @@ def _():
         out["no_uv_error"] = str(exc)
 
 
+def pump_until_done(deadline_s=120.0):
+    deadline = time.monotonic() + deadline_s
+    while (jobs.active_jobs() or render_passes.pending()) and time.monotonic() < deadline:
+        jobs.pump()
+        time.sleep(0.05)
+
+
+class SyncRenderJob:
+    """Headless stand-in for Blender's render job (no window here to start F12's job from): the
+    same render, run when the pump starts it; counts when that happens."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, setup):
+        self.calls += 1
+        bpy.ops.render.render(write_still=False, layer=setup.view_layer.name, scene=setup.scene.name)
+
+
 @step("ui")
 def _():
-    # The UI path: the operator returns while its first view job runs on a thread; the pump
-    # (by hand here: timers never fire in background mode) carries the chain to the bake.
+    # The UI path: the operator returns before any view is rendered or generated; the pump (by
+    # hand here: timers never fire in background mode) starts each view's render job, reads it
+    # back, runs the view's job on a thread, and carries the chain to the bake.
     jobs.run_sync_mode = lambda: False
+    starter = SyncRenderJob()
+    render_passes.start_render_job = starter
     select_only(cube)
     mv.count, mv.top, mv.sequential = 2, False, False
+    mv.texture_size, mv.texture_height = 64, 32  # a non-square bake
     before = view_images()
     bpy.ops.brushwork.texture_multiview()
     out["ui_active_after_return"] = len(jobs.active_jobs())
+    out["ui_renders_pending_after_return"] = render_passes.pending()
+    out["ui_renders_started_in_operator"] = starter.calls
     out["ui_images_at_return"] = len(view_images()) - len(before)
-    deadline = time.monotonic() + 120
-    while jobs.active_jobs() and time.monotonic() < deadline:
-        jobs.pump()
-        time.sleep(0.05)
+    pump_until_done()
+    out["ui_renders_started"] = starter.calls
     out["ui_active_at_end"] = len(jobs.active_jobs())
     out["ui_new_view_images"] = len(view_images()) - len(before)
     out["ui_summary"] = multiview.last_summary
+    tex = cube.material_slots[0].material.node_tree.nodes.get("Brushwork Multiview")
+    out["ui_texture_size"] = list(tex.image.size) if tex else None
+    mv.texture_height = 0
     jobs.run_sync_mode = lambda: bool(bpy.app.background)
 
 
@@ -126,6 +153,49 @@ def _():
     recipe = json.loads(bpy.data.images[new[0]]["brushwork_recipe"])
     out["normal_control_kinds"] = [c["kind"] for c in recipe["controls"]]
     mv.use_normal = False
+
+
+@step("regions")
+def _():
+    # Material slots as regions, end to end through the worker (its engine runs the regions):
+    # a cube whose -Y faces (towards the camera and the first orbit view) carry a material with a
+    # region prompt.
+    regions = importlib.import_module(PKG + ".regions")
+    bpy.ops.mesh.primitive_cube_add(size=2, location=(0, -6, 1))
+    box = bpy.context.active_object
+    wall, rest = bpy.data.materials.new("Wall"), bpy.data.materials.new("Rest")
+    wall.brushwork_region.prompt = "red bricks"
+    box.data.materials.append(rest)
+    box.data.materials.append(wall)
+    for poly in box.data.polygons:
+        poly.material_index = 1 if poly.normal.y < -0.5 else 0
+    cam_data = bpy.data.cameras.new("regions cam")
+    cam = bpy.data.objects.new("regions cam", cam_data)
+    scene.collection.objects.link(cam)
+    cam.location = (5.0, -11.0, 4.0)
+    cam.rotation_euler = (box.location - cam.location).to_track_quat("-Z", "Y").to_euler()
+    scene.camera = cam
+    scene.render.resolution_x = scene.render.resolution_y = 64
+    bpy.context.view_layer.update()
+    select_only(box)
+    before = {i.name for i in bpy.data.images}
+    out["regions_project_result"] = sorted(bpy.ops.brushwork.project_from_camera())
+    made = sorted({i.name for i in bpy.data.images} - before)
+    recipes = [json.loads(bpy.data.images[n]["brushwork_recipe"]) for n in made if bpy.data.images[n].get(
+        "brushwork_recipe")]
+    run = recipes[0] if recipes else {}
+    out["regions_project_regions"] = [[r["prompt"], r["weight"]] for r in run.get("regions", [])]
+    # the mask the Recipe names is the Material Index pass of the same view (rendered again here)
+    passes = render_passes.render_passes(scene, cam, (64, 64), materials=[wall])
+    want, _ = regions.regions_from_masks(regions.region_fields([wall]), passes.material_index)
+    out["regions_project_mask_matches"] = [r["mask"] for r in run.get("regions", [])] == [w["mask"] for w in want]
+    # the multi-view chain: each view that sees the wall carries its region
+    mv.count, mv.top, mv.sequential = 2, False, True
+    before = set(view_images())
+    out["regions_multiview_result"] = sorted(bpy.ops.brushwork.texture_multiview())
+    views_made = sorted(set(view_images()) - before)
+    out["regions_multiview_views"] = [[r["prompt"] for r in json.loads(bpy.data.images[n]["brushwork_recipe"]).get(
+        "regions", [])] for n in views_made]
 
 
 print("RESULT: " + json.dumps(out))

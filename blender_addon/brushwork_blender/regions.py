@@ -1,0 +1,78 @@
+"""Material slots as regions: a material with a Brushwork prompt conditions the part of a view
+where its faces are seen (the Recipe's ``regions``), the rest keeps the main prompt.
+
+The mask of each such material comes from the same 1-sample Cycles render as the view's depth
+(``render_passes``: the Material Index pass, each region material numbered for that render), so
+it is exact at the pixel centres and follows render visibility and occlusion like the depth does.
+
+    material.brushwork_region.prompt = "mossy stones"   # empty = not a region
+"""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+from bpy.props import FloatProperty, PointerProperty, StringProperty
+
+from . import pixels, sdk
+
+
+class BrushworkRegionSettings(bpy.types.PropertyGroup):
+    prompt: StringProperty(
+        name="Region prompt",
+        description="What this material's faces show (a region of the picture; empty: the main prompt)")
+    negative_prompt: StringProperty(name="Region negative", description="Empty: the main negative prompt")
+    weight: FloatProperty(name="Region weight", description="How fully the region's prompt replaces the main one "
+                                                            "inside it", default=1.0, min=0.0, max=2.0)
+
+
+def region_materials(objects) -> list:
+    """The materials of ``objects``' slots that carry a region prompt (each once, slot order)."""
+    seen, found = set(), []
+    for obj in objects:
+        for slot in getattr(obj, "material_slots", ()):
+            mat = slot.material
+            if mat is None or mat.name in seen:
+                continue
+            seen.add(mat.name)
+            if mat.brushwork_region.prompt.strip():
+                found.append(mat)
+    return found
+
+
+def region_fields(materials) -> list[dict]:
+    """Per material (in order): its Region fields except the mask (main thread: reads bpy)."""
+    return [{"prompt": m.brushwork_region.prompt.strip(), "negative_prompt": m.brushwork_region.negative_prompt,
+             "weight": round(float(m.brushwork_region.weight), 4), "material": m.name} for m in materials]
+
+
+def regions_from_masks(fields: list[dict], material_index: np.ndarray | None) -> tuple[list[dict], list[bytes]]:
+    """Recipe region dicts and the mask PNGs to upload, from the Material Index pass of a view
+    rendered with the materials ``fields`` describes (k-th → index k+1). A material the view does
+    not see gives no region. numpy only (any thread)."""
+    if material_index is None or not fields:
+        return [], []
+    regions, uploads = [], []
+    for k, f in enumerate(fields):
+        mask = material_index == k + 1
+        if not mask.any():
+            continue
+        png = pixels.encode_png(np.where(mask, 255, 0).astype(np.uint8))
+        region = {key: value for key, value in f.items() if key != "material"}
+        regions.append(dict(region, mask=sdk.content_ref(png)))
+        uploads.append(png)
+    return regions, uploads
+
+
+CLASSES = (BrushworkRegionSettings,)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
+def register():
+    _register_classes()
+    bpy.types.Material.brushwork_region = PointerProperty(type=BrushworkRegionSettings)
+
+
+def unregister():
+    del bpy.types.Material.brushwork_region
+    _unregister_classes()
