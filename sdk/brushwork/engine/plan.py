@@ -182,6 +182,26 @@ class ControlPlan:
 
 
 @dataclass(frozen=True)
+class ReferencePlan:
+    """One reference image as it will act (engine/references.py): its IP-Adapter's scale, the
+    blocks its mode names, and the steps of the run it acts on (the ControlNet rule,
+    ``control_steps``; outside them its scale is 0)."""
+
+    mode: str
+    weight: float
+    start: float
+    end: float
+    model: str  # the adapter asked for ("" = the family's default)
+    steps: tuple[int, ...]
+
+
+def _references(recipe: Recipe, run: int) -> tuple[ReferencePlan, ...]:
+    return tuple(ReferencePlan(mode=r.mode, weight=float(r.weight), start=float(r.start), end=float(r.end),
+                               model=r.model, steps=control_steps(float(r.start), float(r.end), run))
+                 for r in recipe.references)
+
+
+@dataclass(frozen=True)
 class Crop:
     """Where an inpaint crop sits in the full picture (it may wrap on ``axes``' seamless axes)."""
 
@@ -226,6 +246,8 @@ class Plan:
     crop: Crop | None = None
     notes: tuple[str, ...] = field(default=())
     upscale: Any = None  # upscale_plan.UpscalePlan: the Recipe's upscale step after the job, or None
+    # reference images (IP-Adapters); a tiled refine runs without them (only its base pass has them)
+    references: tuple[ReferencePlan, ...] = ()
     regions: RegionsPlan | None = None  # the Recipe's regions as this plan's run applies them (regions_plan.py)
 
     @property
@@ -251,6 +273,8 @@ class Plan:
                 value = value.to_dict()
             elif name == "controls":
                 value = [dict(c.__dict__, steps=list(c.steps)) for c in value]
+            elif name == "references":
+                value = [dict(r.__dict__, steps=list(r.steps)) for r in value]
             elif isinstance(value, tuple):
                 value = list(value)
             out[name] = value
@@ -324,7 +348,8 @@ def _plain(width: int, height: int, strength: float | None, axes: str, recipe: R
     return Plan(**common, path="plain", width=width, height=height, strength=strength, denoise_steps=run,
                 seamless_axes=axes, tile_grid=(1, 1), start="noise" if strength is None else "init",
                 refine_seed_offset=0, unet_extra=False, keep_outside=False, paste_back=paste,
-                controls=_controls(recipe, run), progress_total=run, regions=plan_regions(recipe, run))
+                controls=_controls(recipe, run), progress_total=run, references=_references(recipe, run),
+                regions=plan_regions(recipe, run))
 
 
 def _tiled(width: int, height: int, strength: float | None, axes: str, recipe: Recipe, facts: ModelFacts,
@@ -348,7 +373,17 @@ def _tiled(width: int, height: int, strength: float | None, axes: str, recipe: R
                 seamless_axes=axes, tile_grid=grid, start="init" if from_init else "base",
                 refine_seed_offset=offset, unet_extra=nine,
                 keep_outside=common["task"] == "inpaint" and not nine, paste_back=False,
-                controls=_controls(recipe, run), progress_total=total, sub=sub, regions=plan_regions(recipe, run))
+                controls=_controls(recipe, run), progress_total=total, sub=sub,
+                notes=_tiled_reference_note(recipe, from_init), regions=plan_regions(recipe, run))
+
+
+def _tiled_reference_note(recipe: Recipe, from_init: bool) -> tuple[str, ...]:
+    """The tiled denoise calls the UNet per tile without IP-Adapters: say where references act."""
+    if not recipe.references:
+        return ()
+    if from_init:
+        return ("reference images are not applied on the tiled path (it denoises in tiles without them)",)
+    return ("reference images steer the base pass; the tiled refine runs without them",)
 
 
 def _cropped(whole: Plan, recipe: Recipe, facts: ModelFacts, mask_spans: Spans | Callable[[str], Spans] | None) -> Plan:

@@ -18,6 +18,7 @@ import torch
 from .inputs import Inputs
 from .plan import Plan
 from .progress import StepWatcher
+from .references import ReferenceRun, attached, chain
 from .regions import Regions, regional
 from .samplers import make_scheduler
 
@@ -35,6 +36,7 @@ class Execution:
     scheduler_config: dict
     preview_decoder: Any = None  # tiny-VAE previews (fast path), else linear latent→RGB
     regions: Regions | None = None  # region masks and prompts (regions.py); the plan says when they act
+    references: ReferenceRun | None = None  # loaded IP-Adapters + image embeds (references.py)
 
     @property
     def family(self) -> str:
@@ -75,6 +77,11 @@ def run_one(job: Execution, *, seed: int, index: int, on_progress=None, cancel=N
               "generator": torch.Generator("cpu").manual_seed(int(seed))}
     if on_progress is not None or cancel is not None:
         kwargs["callback_on_step_end"] = watcher
-    with torch.inference_mode(), regional(job):  # regions: the UNet blends per-region predictions
-        out = job.pipe(**kwargs)
+    # references: IP-Adapter processors in the UNet for this call only, scales per step (references.py)
+    with attached(job.references, job.pipe, tuple(r.steps for r in job.plan.references)) as (extra, on_step):
+        kwargs.update(extra)
+        if on_step is not None:
+            kwargs["callback_on_step_end"] = chain(on_step, kwargs.get("callback_on_step_end"))
+        with torch.inference_mode(), regional(job):  # regions: the UNet blends per-region predictions
+            out = job.pipe(**kwargs)
     return out.images[0]

@@ -34,7 +34,7 @@ from ..models.defaults import ModelDefaults, defaults_for_ref
 from ..models.sources import PathPolicy
 from ..paths import state_dir
 from ..recipe import Control, Recipe, extract_lora_tags
-from . import bridge
+from . import bridge, references
 from .adapters import apply_adapters
 from .fastpath import (
     FastPath,
@@ -167,8 +167,12 @@ class Studio:
         if upscale_alone(recipe):  # task upscale without a refine: no diffusion model loads (engine/upscale.py)
             return run_upscale_alone(self, recipe, inputs, started, cancel)
         region_masks = read_region_masks(recipe, self._read)  # regions.py; None without regions
+        reference_images = references.read_images(recipe, self._read)  # references.py; [] without
         # An empty model means the bundled demo model (settings' default was filled in by prepare).
         resolved = bridge.resolve(recipe.model, "pipeline", self.settings, allow_paths=self.model_paths)
+        # Reference adapters and encoders found (offline: present) before the base loads.
+        adapters = references.resolve(recipe, resolved.family, self.settings, allow_paths=self.model_paths,
+                                      model_key=resolved.key) if recipe.references and resolved.family else []
         base = self.pipelines.base(resolved.key, lambda: self._load_base(resolved))
         hashes["model"], sources["model"] = self._hash(resolved), resolved.source
         # How the job runs (task, path, strength, sizes, axes) is the planner's decision, made once.
@@ -189,10 +193,15 @@ class Studio:
         # A1111 weights and >77-token chunking; cached, so live mode re-encodes only on change.
         prompt_kwargs = encode_prompts(pipe, recipe.prompt, recipe.negative_prompt, family=base.family)
         regions = None if region_masks is None else Regions(region_masks, encode_regions(pipe, recipe, base.family))
+        if recipe.references and not adapters:  # the family was known only once the model loaded
+            adapters = references.resolve(recipe, base.family, self.settings, allow_paths=self.model_paths)
+        reference_run = references.for_job(pipe, recipe, adapters, reference_images, cfg=job_plan.cfg,
+                                           dtype=self.fast.dtype, device=self.device, settings=self.settings,
+                                           hashes=hashes, sources=sources)
         loaded = time.perf_counter()
 
         job = Execution(pipe=pipe, plan=job_plan, inputs=inputs, prompt_kwargs=prompt_kwargs,
-                        scheduler_config=base.scheduler_config, regions=regions,
+                        scheduler_config=base.scheduler_config, regions=regions, references=reference_run,
                         preview_decoder=(_demo_preview(base) or self._preview_decoder(base.family))
                         if on_progress else None)
         images = self._execute(job, on_progress, cancel) if job_plan.path != "upscale" else \

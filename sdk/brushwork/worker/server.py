@@ -396,6 +396,7 @@ def parse_recipe(data, assets, peer: str = "") -> Recipe:
     names += [(f"loras[{i}].name", lora.name) for i, lora in enumerate(recipe.loras)]
     names += [(f"embeddings[{i}].name", e.name) for i, e in enumerate(recipe.embeddings)]
     names += [("upscale.model", recipe.upscale.model)] if recipe.upscale is not None else []  # an SR model
+    names += [(f"references[{i}].model", r.model) for i, r in enumerate(recipe.references)]  # IP-Adapters
     for where, name in names:
         limit = MAX_PATH_CHARS if name and looks_like_path(name) else MAX_NAME_CHARS
         if name and len(name) > limit:
