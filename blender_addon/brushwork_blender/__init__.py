@@ -22,8 +22,8 @@ from . import (  # noqa: F401
     ui,
 )
 
-# multiview_operators after ui: its panel nests in ui's 3D View panel.
-_MODULES = (props, regions, operators, image_operators, session_operators, ui, multiview_operators)
+# regions and multiview_operators after ui: their panels nest in ui's 3D View panel.
+_MODULES = (props, operators, image_operators, session_operators, ui, regions, multiview_operators)
 
 
 def register():

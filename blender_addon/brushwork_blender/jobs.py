@@ -187,11 +187,15 @@ def ensure_pump() -> None:
 
 def cancel_all() -> int:
     """Ask every running job to stop. Each job's own thread sends the cancel to the worker (a
-    network call never runs on the main thread); the worker stops at its next step."""
+    network call never runs on the main thread); the worker stops at its next step. View renders
+    still waiting to start are dropped (their operators hear 'cancelled'); one already in
+    Blender's render job finishes (Esc stops it) and then goes no further."""
+    from .texturing import render_passes
+
     jobs = active_jobs()
     for job in jobs:
         job.cancel_event.set()
-    return len(jobs)
+    return len(jobs) + render_passes.cancel_pending()
 
 
 def pump():

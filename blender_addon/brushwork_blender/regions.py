@@ -64,7 +64,36 @@ def regions_from_masks(fields: list[dict], material_index: np.ndarray | None) ->
     return regions, uploads
 
 
-CLASSES = (BrushworkRegionSettings,)
+class BRUSHWORK_PT_regions(bpy.types.Panel):
+    """The active object's material slots, each with its region prompt."""
+
+    bl_label = "Regions (material slots)"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Brushwork"
+    bl_parent_id = "BRUSHWORK_PT_view3d"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        obj = context.active_object
+        layout = self.layout
+        slots = [s for s in getattr(obj, "material_slots", ()) if s.material is not None]
+        if not slots:
+            layout.label(text="The active object has no materials")
+            return
+        layout.label(text="A prompt makes a material's faces a region of every view", icon="INFO")
+        for slot in slots:
+            box = layout.box()
+            box.label(text=slot.material.name, icon="MATERIAL")
+            region = slot.material.brushwork_region
+            box.prop(region, "prompt", text="")
+            if region.prompt.strip():
+                row = box.row(align=True)
+                row.prop(region, "negative_prompt", text="Negative")
+                row.prop(region, "weight", text="")
+
+
+CLASSES = (BrushworkRegionSettings, BRUSHWORK_PT_regions)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
 
 

@@ -71,3 +71,8 @@ def test_a_camera_deleted_before_its_render_is_one_line_and_changes_nothing(chec
     gone, error, pending, engine, groups = checks["ui_gone"]
     assert gone and error == "camera 'view' or its scene is gone"
     assert pending == 0 and engine == "BLENDER_EEVEE" and groups == 0
+
+
+def test_cancel_drops_a_waiting_render_and_reads_nothing_back_from_a_running_one(checks):
+    assert checks["ui_cancel_waiting"] == [1, True, "cancelled", 0]
+    assert checks["ui_cancel_rendering"] == [True, "cancelled", 0, "BLENDER_EEVEE"]

@@ -213,6 +213,7 @@ class _Request:
     setup: _Setup | None = None
     asked: float = field(default_factory=time.monotonic)
     main_thread_s: float = 0.0  # main-thread time spent on it, summed over the pump's slices
+    cancelled: bool = False  # Cancel was pressed while it rendered: read nothing back
 
 
 _queue: list[_Request] = []
@@ -248,6 +249,19 @@ def request(scene, camera, size: tuple[int, int], *, normals: bool = False, mate
 
 def pending() -> int:
     return len(_queue)
+
+
+def cancel_pending() -> int:
+    """Drop the requests whose render has not started (``then(None, "cancelled")``), and make the
+    one being rendered answer "cancelled" when it ends. Returns how many were affected."""
+    affected = 0
+    for req in list(_queue):
+        affected += 1
+        req.cancelled = True
+        if req.setup is None:
+            _queue.remove(req)
+            req.then(None, "cancelled")
+    return affected
 
 
 def start_render_job(setup: _Setup) -> None:
@@ -307,6 +321,8 @@ def poll() -> bool:
         if _render_busy():
             return True
         _queue.pop(0)
+        if req.cancelled:
+            raise RuntimeError("cancelled")
         passes = req.setup.collect()
     except (RuntimeError, ValueError, ReferenceError) as exc:
         if _queue and _queue[0] is req:

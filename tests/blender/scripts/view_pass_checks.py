@@ -20,7 +20,7 @@ sys.path[:0] = [str(REPO / "blender_addon"), str(REPO / "sdk")]
 
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
-from brushwork_blender import capture, jobs, pixels, regions  # noqa: E402
+from brushwork_blender import capture, jobs, pixels, props, regions, ui  # noqa: E402
 from brushwork_blender.texturing import render_passes, views  # noqa: E402
 from check_steps import stepper  # noqa: E402
 from mathutils import Matrix  # noqa: E402
@@ -28,7 +28,8 @@ from truth import ray_box, ray_sphere  # noqa: E402
 
 out = {}
 step = stepper(out)
-regions.register()
+for module in (props, ui, regions):  # the add-on's order: the regions panel nests in ui's
+    module.register()
 
 
 def fresh():
@@ -202,6 +203,15 @@ def _ui():
     out["ui_same_as_sync"] = bool(np.array_equal(passes.depth, sync.depth))
     out["ui_restored"] = [scene.render.engine, scene.render.resolution_x, scene.compositing_node_group is None]
     out["ui_main_thread_parts"] = sorted(k for k in passes.seconds)
+    # Cancel: a request not started yet is dropped; one being rendered reads nothing back.
+    render_passes.request(scene, cam, (64, 48), then=lambda passes, error: got.append((passes, error)))
+    out["ui_cancel_waiting"] = [render_passes.cancel_pending(), got[-1][0] is None, got[-1][1],
+                                render_passes.pending()]
+    render_passes.request(scene, cam, (64, 48), then=lambda passes, error: got.append((passes, error)))
+    render_passes.poll()  # the render job starts (here: runs)
+    render_passes.cancel_pending()
+    render_passes.poll()
+    out["ui_cancel_rendering"] = [got[-1][0] is None, got[-1][1], render_passes.pending(), scene.render.engine]
     # The camera goes away between the request and the render: one line, nothing changed.
     got.clear()
     render_passes.request(scene, cam, (64, 48), then=lambda passes, error: got.append((passes, error)))
