@@ -288,7 +288,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         from .cli_inputs import _absolute_if_path
 
         recipe = recipe.replace(model=_absolute_if_path(args.model))
-    elif not recipe.model:
+    elif not recipe.model and not (recipe.task == "upscale" and recipe.upscale and not recipe.upscale.refine):
+        # (an upscale alone runs no diffusion model: brushwork upscale without --refine)
         raise InputImageError(f"{args.image}: its recipe does not record which model made it (made by an older "
                               "Brushwork); pass --model NAME_OR_PATH to rerun it with a model you choose")
     _quiet_libraries()

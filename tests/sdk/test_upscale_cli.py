@@ -67,3 +67,11 @@ def test_upscale_writes_the_picture_and_its_recipe(files, capsys):
     assert meta.recipe.upscale.model == str(files / "x2.safetensors")
     assert meta.parameters["Hires upscale"] == "3" and meta.parameters["Hires upscaler"] == "x2"
     assert meta.hashes.get("upscale.model")
+
+
+def test_rerun_repeats_an_upscale_alone(files, capsys):
+    out, again = files / "out.png", files / "again.png"
+    assert main(["upscale", str(files / "in.png"), "--model", str(files / "x2.safetensors"), "--tile", "x",
+                 "--out", str(out)]) == 0
+    assert main(["rerun", str(out), "--out", str(again)]) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(again)))
