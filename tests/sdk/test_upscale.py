@@ -175,3 +175,24 @@ def test_refine_runs_on_the_tiny_sd15(studio, models, tiny_models, tmp_path):
     assert result.images[0].size == (128, 128)
     unrefined = studio.generate(r.replace(upscale=Upscale(model=str(models["x2"]), factor=2.0)))
     assert not np.array_equal(np.asarray(result.images[0]), np.asarray(unrefined.images[0]))  # the refine ran
+
+
+def test_a_missing_upscaler_fails_before_the_job_runs(studio, tiny_models, tmp_path):
+    from brushwork.errors import ModelNotFoundError
+
+    studio.unload()
+    r = Recipe(prompt="a red apple", model=str(tiny_models.sd15), width=64, height=64, steps=2, seed=1,
+               upscale=Upscale(model="no-such-upscaler", factor=2.0))
+    with pytest.raises(ModelNotFoundError, match="no-such-upscaler"):
+        studio.generate(r)
+    assert studio.loaded_models() == []  # the diffusion model never loaded
+
+
+def test_brushwork_plan_shows_the_step(tmp_path, capsys):
+    from brushwork.cli import main
+
+    recipe = upscale_recipe(tmp_path / "in.png", prompt="x", upscale=Upscale(factor=2.0, refine=0.5), tiling="x")
+    (tmp_path / "r.json").write_text(recipe.to_json())
+    assert main(["plan", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "upscale x2 to 160x128 Lanczos" in out and "seamless x kept" in out and "the refine runs:" in out

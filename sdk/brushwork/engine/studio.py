@@ -164,6 +164,7 @@ class Studio:
         sources: dict[str, str] = {}
         # Pictures first: a corrupt input fails in milliseconds, before gigabytes of weights load.
         inputs = read_inputs(recipe, self._read)
+        self.upscalers.check(recipe, self.settings, allow_paths=self.model_paths)  # found before any model loads
         if upscale_alone(recipe):  # task upscale without a refine: no diffusion model loads (engine/upscale.py)
             return run_upscale_alone(self, recipe, inputs, started, cancel)
         region_masks = read_region_masks(recipe, self._read)  # regions.py; None without regions

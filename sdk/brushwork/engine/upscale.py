@@ -120,6 +120,12 @@ class UpscalerCache:
         self._key: str | None = None
         self._model: Upscaler | None = None
 
+    @staticmethod
+    def check(recipe: Any, settings: Any, *, allow_paths: Any) -> None:
+        """Find the recipe's upscaler (a pickle refused) before any model loads; loads nothing."""
+        if recipe.upscale is not None and recipe.upscale.model:
+            resolve_upscaler(recipe.upscale.model, settings, allow_paths=allow_paths)
+
     def get(self, model: str, settings: Any, *, allow_paths: Any, device: str) -> Upscaler | None:
         if not model:
             return None
