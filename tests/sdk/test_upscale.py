@@ -196,3 +196,25 @@ def test_brushwork_plan_shows_the_step(tmp_path, capsys):
     assert main(["plan", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "upscale x2 to 160x128 Lanczos" in out and "seamless x kept" in out and "the refine runs:" in out
+
+
+def test_hub_ids_offline_come_from_the_cache(tmp_path, monkeypatch):
+    """A hub id resolves to the repo's one .safetensors and loads through huggingface_hub's own
+    cache lookup (offline: only what is cached; an uncached repo is one clear line)."""
+    from brushwork.errors import ModelNotFoundError
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    repo = cache / "models--someone--tiny-upscaler"
+    commit = "0" * 40
+    build_tiny_esrgan(repo / "snapshots" / commit / "2x-tiny.safetensors", scale=2)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    offline = Settings(offline=True)
+    ref = resolve_upscaler("someone/tiny-upscaler", offline)
+    assert (ref.repo, ref.filename) == ("someone/tiny-upscaler", "2x-tiny.safetensors")
+    upscaler = load_upscaler(ref, offline)
+    assert (upscaler.architecture, upscaler.scale) == ("ESRGAN", 2)
+    with pytest.raises(ModelNotFoundError, match="offline"):
+        resolve_upscaler("someone/not-downloaded", offline)
