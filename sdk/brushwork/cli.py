@@ -127,6 +127,11 @@ def _add_generate(sub) -> None:
     g.add_argument("--preprocess", action="append", default=[], metavar="KIND=ESTIMATOR",
                    help="run an estimator on KIND's image first (see `brushwork estimators`)")
     g.add_argument("--lora", action="append", default=[], metavar="NAME_OR_PATH:WEIGHT", help="(repeatable)")
+    g.add_argument("--reference", action="append", default=[], metavar="IMG[:WEIGHT][:MODE][:START-END]",
+                   help="a reference image through an IP-Adapter; MODE style (default) or composition "
+                        "(repeatable, up to 4; docs/references.md)")
+    g.add_argument("--reference-model", metavar="NAME_OR_PATH",
+                   help="the IP-Adapter for every --reference (default: the model family's own)")
     g.add_argument("--tile", choices=("x", "y", "xy"), help="seamless tiling on these axes")
     g.add_argument("--device", default=None, help="cuda, cpu or mps (default: the best available)")
     g.set_defaults(func=cmd_generate)

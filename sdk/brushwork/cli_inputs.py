@@ -64,6 +64,12 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
             _signal_from_file(c)
     if controls:
         fields["controls"] = controls
+    references = [_parse_reference(spec, getattr(args, "reference_model", None))
+                  for spec in getattr(args, "reference", None) or []]
+    if references:
+        fields["references"] = references
+    elif getattr(args, "reference_model", None):
+        raise UsageError("--reference-model needs a --reference IMG for it to apply to")
     if args.preset:
         from .presets import recipe_from_preset
 
@@ -132,6 +138,33 @@ def _parse_control(spec: str) -> dict:
     return control
 
 
+def _parse_reference(spec: str, model: str | None) -> dict:
+    """``--reference IMG[:WEIGHT][:MODE][:START-END]`` (docs/references.md); read from the right, so
+    a Windows drive letter (C:\\x.png) stays part of the path."""
+    from .recipe import REFERENCE_MODES
+
+    reference: dict = {}
+    path = spec
+    while True:
+        head, sep, tail = path.rpartition(":")
+        if not (sep and head):
+            break
+        if tail in REFERENCE_MODES and "mode" not in reference:
+            reference["mode"] = tail
+        elif re.fullmatch(r"\d*\.?\d+-\d*\.?\d+", tail) and "start" not in reference:
+            start, end = tail.split("-")
+            reference.update(start=float(start), end=float(end))
+        elif re.fullmatch(r"\d*\.?\d+", tail) and "weight" not in reference:
+            reference["weight"] = float(tail)
+        else:
+            break
+        path = head
+    reference["image"] = path
+    if model:
+        reference["model"] = _absolute_if_path(model)
+    return reference
+
+
 def check_inputs(recipe: Recipe) -> None:
     """Open every input file now, so a bad image fails in a second, before any model loads."""
     from .assets import read_ref
@@ -155,6 +188,9 @@ def check_inputs(recipe: Recipe) -> None:
     for c in recipe.controls:
         if c.image and not is_content_ref(c.image):
             open_image(read(c.image, f"--control {c.kind}"), what=f"--control {c.kind} {c.image}")
+    for r in recipe.references:
+        if r.image and not is_content_ref(r.image):
+            open_image(read(r.image, "--reference"), what=f"--reference {r.image}")
 
 
 def _is_demo(ref) -> bool:

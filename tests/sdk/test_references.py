@@ -263,3 +263,14 @@ def test_adapter_for_another_model_is_a_clear_error(tiny_models, adapters, studi
                                                                model=str(adapters[SDXL_ADAPTER]))))
     # and the Studio still runs plain jobs as before
     assert studio.generate(our_recipe(tiny_models.sd15)).images[0].size == (SIZE, SIZE)
+
+
+def test_demo_model_has_no_adapter_clear_error_before_loading(tmp_path_factory, pictures):
+    from brushwork.models import bundled
+
+    if bundled.weights_dir() is None:
+        pytest.skip("this install has no demo weights")
+    studio = module_studio(tmp_path_factory)
+    with pytest.raises(ModelNotFoundError, match="demo model has no IP-Adapter"):
+        studio.generate(our_recipe("demo", Reference(image=str(pictures[0]))))
+    assert studio.pipelines.base_loads == 0

@@ -104,6 +104,10 @@ def describe(p: Plan, indent: str = "", *, random_seed: bool = False) -> list[st
     for c in p.controls:
         lines.append(f"{indent}control {c.kind}: strength {c.strength:g}, steps {c.start:g}-{c.end:g} -> "
                      f"acts on steps {list(c.steps)} of {p.denoise_steps}")
+    for r in p.references:
+        lines.append(f"{indent}reference ({r.mode}): weight {r.weight:g}, steps {r.start:g}-{r.end:g} -> "
+                     f"acts on steps {list(r.steps)} of {p.denoise_steps}; adapter: "
+                     + (r.model or "the model family's default (docs/references.md)"))
     if p.crop is not None:
         lines.append(f"{indent}crop: {p.crop.width}x{p.crop.height} at ({p.crop.x}, {p.crop.y})"
                      + (f", seamless {p.crop.axes}" if p.crop.axes else "") + ", pasted back through the mask")
