@@ -13,8 +13,9 @@ Two ways to run it:
     calling (main) thread: 0.1-2 s on a big scene, so the UI must not call it.
   - ``request(..., then=callback)``: the UI way. The render runs as Blender's own render job
     (``render.render('INVOKE_DEFAULT')``, the job F12 starts: its thread, the UI stays live); the
-    main thread only sets it up and, when ``bpy.app.is_job_running('RENDER')`` turns false, reads
-    the files back (``poll``, driven by the jobs pump). Where timers never fire (background mode)
+    main thread only sets it up and, when ``bpy.app.is_job_running('RENDER')`` turns false,
+    restores the settings; a reader thread parses the pass files (``read_exr``, numpy) and the next
+    pump tick hands them over (``poll``, driven by the jobs pump). Where timers never fire (background mode)
     ``request`` renders synchronously and calls back before it returns.
 
 bpy, main thread only.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -68,6 +70,7 @@ class _Setup:
 
         self.started = time.perf_counter()
         self.scene, self.camera, self.normals = scene, camera, normals
+        self.camera_name = camera.name
         self.materials = list(materials or [])
         self.view_layer = view_layer or bpy.context.view_layer
         self.size = (int(size[0]), int(size[1]))
@@ -147,26 +150,49 @@ class _Setup:
     def collect(self) -> Passes:
         """Restore the scene, then read the written passes (main thread; removes the files)."""
         self.restore()
+        return self.read()
+
+    def read(self, *, bpy_ok: bool = True) -> Passes:
+        """Read the written passes and remove the files. ``bpy_ok=False``: numpy only (fine on
+        another thread); raises ValueError for a file only Blender's loader reads (files kept)."""
         t0 = time.perf_counter()
+        done = False
         try:
             files = {name.split("_", 1)[1].rsplit(".", 1)[0]: os.path.join(self.tmp, name)
                      for name in os.listdir(self.tmp)}
             if "depth" not in files:
-                raise RuntimeError(f"the Cycles render of {self.camera.name!r} wrote nothing (cancelled?)")
-            depth = _read_exr(files["depth"], 1)[..., 0]
+                done = True
+                raise RuntimeError(f"the Cycles render of {self.camera_name!r} wrote nothing (cancelled?)")
+            depth = _read_exr(files["depth"], 1, bpy_ok)[..., 0]
             depth[~np.isfinite(depth) | (depth >= MISS)] = np.inf
-            normal = _read_exr(files["normal"], 3) if self.normals and "normal" in files else None
+            normal = _read_exr(files["normal"], 3, bpy_ok) if self.normals and "normal" in files else None
             index = None
             if self.materials and "material" in files:
-                index = np.rint(_read_exr(files["material"], 1)[..., 0]).astype(np.int32)
+                index = np.rint(_read_exr(files["material"], 1, bpy_ok)[..., 0]).astype(np.int32)
+            done = True
         finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            if done or bpy_ok:
+                shutil.rmtree(self.tmp, ignore_errors=True)
         self.seconds["read"] = time.perf_counter() - t0
         return Passes(depth=depth.astype(np.float32), normal=normal, material_index=index,
                       seconds=dict(self.seconds))
 
 
-def _read_exr(path: str, channels: int) -> np.ndarray:
+def _read_exr(path: str, channels: int, bpy_ok: bool = True) -> np.ndarray:
+    """(h, w, channels) float32 of a pass file, row 0 at the top: numpy straight from the file
+    (``read_exr``), else (``bpy_ok``) through Blender's image loader for a form it does not cover."""
+    try:
+        planes = read_exr(path)
+    except ValueError:
+        if not bpy_ok:
+            raise
+        return _read_exr_bpy(path, channels)
+    # The File Output node names the channels R, G, B, A (a value in each) or X, Y, Z (vectors).
+    order = [n for n in ("R", "G", "B", "X", "Y", "Z", "V") if n in planes] or sorted(planes)
+    return np.stack([planes[n] for n in order[:channels]], axis=-1)
+
+
+def _read_exr_bpy(path: str, channels: int) -> np.ndarray:
     import bpy
 
     image = bpy.data.images.load(path, check_existing=False)
@@ -177,6 +203,60 @@ def _read_exr(path: str, channels: int) -> np.ndarray:
     finally:
         bpy.data.images.remove(image)
     return buf.reshape(h, w, 4)[::-1, :, :channels].copy()  # Blender stores bottom-up
+
+
+_EXR_TYPES = {1: np.dtype("<f2"), 2: np.dtype("<f4"), 0: np.dtype("<u4")}
+
+
+def read_exr(path: str) -> dict[str, np.ndarray]:
+    """The channels of an uncompressed, single-part, scanline OpenEXR file (what the File Output
+    node writes with codec NONE, Blender's default) as {name: (h, w) float32}, row 0 at the top.
+    Raises ValueError for any other form. numpy only, no bpy."""
+    from pathlib import Path
+
+    data = memoryview(Path(path).read_bytes())
+    if bytes(data[:4]) != b"v/1\x01" or data[5] & 0x1A:  # magic; tiled, deep or multipart files
+        raise ValueError(f"{path}: not a plain scanline OpenEXR file")
+    pos, attrs = 8, {}
+    while data[pos] != 0:
+        end = bytes(data[pos:pos + 600]).index(b"\0", 0)
+        name = bytes(data[pos:pos + end]).decode()
+        pos += end + 1
+        end = bytes(data[pos:pos + 600]).index(b"\0", 0)
+        kind = bytes(data[pos:pos + end]).decode()
+        pos += end + 1
+        size = int.from_bytes(data[pos:pos + 4], "little")
+        attrs[name] = (kind, bytes(data[pos + 4:pos + 4 + size]))
+        pos += 4 + size
+    pos += 1
+    if attrs.get("compression", ("", b"\x00"))[1] != b"\x00":
+        raise ValueError(f"{path}: compressed OpenEXR")
+    box = np.frombuffer(attrs["dataWindow"][1], dtype="<i4")
+    w, h = int(box[2] - box[0] + 1), int(box[3] - box[1] + 1)
+    channels, raw = [], attrs["channels"][1]
+    i = 0
+    while raw[i] != 0:
+        end = raw.index(b"\0", i)
+        name = raw[i:end].decode()
+        pixel_type, xs, ys = np.frombuffer(raw[end + 1:end + 17], dtype="<i4")[[0, 2, 3]]
+        if xs != 1 or ys != 1 or pixel_type not in _EXR_TYPES:
+            raise ValueError(f"{path}: subsampled or unknown channel {name!r}")
+        channels.append((name, _EXR_TYPES[int(pixel_type)]))
+        i = end + 17
+    row_bytes = sum(dt.itemsize for _, dt in channels) * w
+    # The offset table gives each line's block (int32 y, int32 byte count, then the line of each
+    # channel in turn), line k = the k-th from the top, wherever the file put it.
+    offsets = np.frombuffer(data[pos:pos + 8 * h], dtype="<u8").astype(np.int64)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if len(offsets) != h or int(offsets.max()) + 8 + row_bytes > buf.size:
+        raise ValueError(f"{path}: truncated OpenEXR")
+    block = buf[(offsets + 8)[:, None] + np.arange(row_bytes)[None, :]]
+    planes, col = {}, 0
+    for name, dt in channels:
+        n = dt.itemsize * w
+        planes[name] = block[:, col:col + n].copy().view(dt).astype(np.float32).reshape(h, w)
+        col += n
+    return planes
 
 
 def render_passes(scene, camera, size: tuple[int, int], *, normals: bool = False, materials=(),
@@ -214,6 +294,8 @@ class _Request:
     asked: float = field(default_factory=time.monotonic)
     main_thread_s: float = 0.0  # main-thread time spent on it, summed over the pump's slices
     cancelled: bool = False  # Cancel was pressed while it rendered: read nothing back
+    reader: threading.Thread | None = None  # reads the pass files off the UI thread
+    read_result: tuple | None = None  # (passes, None) or (None, exception) from the reader
 
 
 _queue: list[_Request] = []
@@ -292,6 +374,14 @@ def _render_busy() -> bool:
     return bool(bpy.app.is_job_running("RENDER"))
 
 
+def _read_files(req: _Request) -> None:
+    """Reader thread: the pass files → numpy (no bpy)."""
+    try:
+        req.read_result = (req.setup.read(bpy_ok=False), None)
+    except Exception as exc:  # handed to the main thread, which reports it
+        req.read_result = (None, exc)
+
+
 def poll() -> bool:
     """Advance the first request by one short main-thread step (called by the jobs pump). Returns
     True while requests remain."""
@@ -318,13 +408,29 @@ def poll() -> bool:
                 req.setup.restore()
                 raise
             return True
-        if _render_busy():
+        if req.reader is None:
+            if _render_busy():
+                return True
+            req.setup.restore()  # the render is over: the scene is the artist's again at once
+            if req.cancelled:
+                raise RuntimeError("cancelled")
+            req.reader = threading.Thread(target=_read_files, args=(req,), name="brushwork-passes", daemon=True)
+            req.reader.start()
+            return True
+        if req.reader.is_alive():
             return True
         _queue.pop(0)
-        if req.cancelled:
-            raise RuntimeError("cancelled")
-        passes = req.setup.collect()
-    except (RuntimeError, ValueError, ReferenceError) as exc:
+        passes, error = req.read_result or (None, RuntimeError("the passes were not read"))
+        if isinstance(error, ValueError):  # a file form only Blender's own loader reads
+            passes = req.setup.read()
+        elif error is not None:
+            raise RuntimeError(f"reading the passes: {error}") from error
+    except Exception as exc:  # never out of the pump (its timer would stop): one line to the caller
+        if not isinstance(exc, RuntimeError | ValueError | ReferenceError):
+            import traceback
+
+            traceback.print_exc()
+            exc = RuntimeError(f"unexpected {type(exc).__name__}: {exc}")
         if _queue and _queue[0] is req:
             _queue.pop(0)
         if req.setup is not None:

@@ -13,6 +13,7 @@ No worker.
 
 import json
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -172,6 +173,29 @@ def _normals():
     out["plane_facing_rgb_range"] = [[float(pic[..., c].min()), float(pic[..., c].max())] for c in range(3)]
 
 
+# 2b. the pass files read by numpy (read_exr) equal Blender's own image loader ------------------
+@step("exr")
+def _exr():
+    import os
+
+    scene = fresh()
+    bpy.ops.mesh.primitive_uv_sphere_add(radius=1.0)
+    bpy.context.active_object.data.materials.append(material("Ball", "a ball"))
+    cam = camera_at(scene, "view", (3.0, -4.0, 2.0), (0.0, 0.0, 0.0))
+    setup = render_passes._Setup(scene, cam, (40, 24), True, [bpy.data.materials["Ball"]], None)
+    bpy.ops.render.render(write_still=False, layer=setup.view_layer.name, scene=scene.name)
+    diffs = {}
+    for name in sorted(os.listdir(setup.tmp)):
+        path = os.path.join(setup.tmp, name)
+        mine = render_passes._read_exr(path, 3)
+        blender = render_passes._read_exr_bpy(path, 3)
+        same_inf = np.array_equal(np.isinf(mine), np.isinf(blender))
+        finite = np.isfinite(blender)
+        diffs[name] = [same_inf, float(np.abs(mine[finite] - blender[finite]).max())]
+    setup.collect()
+    out["exr_files"] = diffs
+
+
 # 3. the UI way: request → poll (start the render job) → poll (read back) ----------------------
 @step("ui")
 def _ui():
@@ -193,9 +217,10 @@ def _ui():
     render_passes.request(scene, cam, (64, 48), then=lambda passes, error: got.append((passes, error)))
     out["ui_after_request"] = [render_passes.pending(), len(started), len(got), scene.render.engine]
     polls = 0
-    while render_passes.pending() and polls < 10:
+    while render_passes.pending() and polls < 400:
         render_passes.poll()
         polls += 1
+        time.sleep(0.01)  # the pump's interval, shortened: the reader thread parses the files meanwhile
     out["ui_polls"] = polls
     out["ui_started_with"] = [list(s) for s in started]
     passes, error = got[0]
