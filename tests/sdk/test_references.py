@@ -274,3 +274,18 @@ def test_demo_model_has_no_adapter_clear_error_before_loading(tmp_path_factory, 
     with pytest.raises(ModelNotFoundError, match="demo model has no IP-Adapter"):
         studio.generate(our_recipe("demo", Reference(image=str(pictures[0]))))
     assert studio.pipelines.base_loads == 0
+
+
+def test_regions_passes_get_the_references_too(tiny_models, adapters, studio, pictures, tmp_path):
+    """With regions the UNet runs extra passes per region (engine/regions.py); each must carry the
+    reference's image embedding. A region whose prompt is the base prompt then changes nothing."""
+    from brushwork.recipe import Region
+
+    mask = Image.new("L", (SIZE, SIZE), 0)
+    mask.paste(255, (0, 0, SIZE // 2, SIZE))
+    mask.save(tmp_path / "left.png")
+    ref = Reference(image=str(pictures[0]), weight=1.0, model=str(adapters[SD15_ADAPTER]))
+    alone = studio.generate(our_recipe(tiny_models.sd15, ref)).images[0]
+    same = studio.generate(our_recipe(tiny_models.sd15, ref, regions=[
+        Region(mask=str(tmp_path / "left.png"), prompt=PROMPT)])).images[0]
+    assert max_diff(alone, same) <= 1
