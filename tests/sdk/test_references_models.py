@@ -157,4 +157,5 @@ def test_default_adapter_loads_offline_from_the_hf_cache(tiny_models, adapters, 
                                                                              model=str(adapters[SD15_ADAPTER]))]))
     assert np.array_equal(np.asarray(by_default.images[0]), np.asarray(by_path.images[0]))
     assert by_default.sources["references[0].model"] == "h94/IP-Adapter/models/ip-adapter_sd15.safetensors"
+    assert by_default.sources["references[0].encoder"] == "h94/IP-Adapter/models/image_encoder"
     assert by_default.hashes["references[0].model"] == by_path.hashes["references[0].model"]

@@ -339,8 +339,9 @@ def chain(on_step: Callable[[int], None] | None, inner):
 def for_job(pipe, recipe: Recipe, adapters: list[ipa.AdapterRef], images: list[Image.Image], *, cfg: float,
             dtype, device: str, settings, hashes: dict, sources: dict) -> ReferenceRun | None:
     """The job's references loaded and encoded (None without any); records each adapter's hash
-    and source as ``references[i].model`` for the PNG metadata. ``recipe``'s image refs are
-    sha256: refs (``Studio.prepare``): they key the embedding cache."""
+    and source as ``references[i].model`` (its encoder's source as ``references[i].encoder``) for
+    the PNG metadata. ``recipe``'s image refs are sha256: refs (``Studio.prepare``): they key
+    the embedding cache."""
     if not recipe.references:
         return None
     digests = [ref.image.split(":", 1)[1] for ref in recipe.references]
@@ -349,6 +350,7 @@ def for_job(pipe, recipe: Recipe, adapters: list[ipa.AdapterRef], images: list[I
                settings=settings)
     for i, adapter in enumerate(adapters):
         sources[f"references[{i}].model"] = adapter.describe()
+        sources[f"references[{i}].encoder"] = adapter.encoder.describe()
         local = adapter.path if adapter.source == "single_file" else _cached(adapter)
         if local is not None:
             hashes[f"references[{i}].model"] = file_hash(local)
