@@ -204,7 +204,7 @@ def pump():
     back). Returns the next interval."""
     from .texturing import render_passes
 
-    rendering = render_passes.poll()
+    render_passes.poll()
     while True:
         try:
             message = _inbox.get_nowait()
@@ -223,7 +223,7 @@ def pump():
             _redraw()
         elif kind == "done":
             _finish(job, message[2])
-    if rendering:
+    if render_passes.pending():  # asked for now, or by a result applied just above (the next view)
         return RENDER_POLL_S
     return PUMP_INTERVAL_S if _active else None
 

@@ -56,6 +56,7 @@ def test_the_ui_path_returns_at_once_and_the_pump_finishes_the_chain(checks):
     assert checks["ui_active_after_return"] == 0
     assert checks["ui_images_at_return"] == 0
     assert checks["ui_renders_started"] == 2  # one render job per view
+    assert checks["ui_pump_stopped_with_work_left"] == 0  # the timer carried the chain by itself
     assert checks["ui_active_at_end"] == 0
     assert checks["ui_new_view_images"] == 2
     assert "2 view(s)" in checks["ui_summary"]

@@ -94,10 +94,19 @@ def _():
 
 
 def pump_until_done(deadline_s=120.0):
+    """Run the pump exactly as Blender's timer would (timers never fire in background mode): while
+    it is registered, call it; when it returns None it is unregistered, and only a new
+    ``ensure_pump`` brings it back. Returns how many times the timer stopped with work left."""
     deadline = time.monotonic() + deadline_s
-    while (jobs.active_jobs() or render_passes.pending()) and time.monotonic() < deadline:
-        jobs.pump()
-        time.sleep(0.05)
+    stalled = 0
+    while bpy.app.timers.is_registered(jobs.pump) and time.monotonic() < deadline:
+        interval = jobs.pump()
+        if interval is None:
+            bpy.app.timers.unregister(jobs.pump)
+            stalled += bool(jobs.active_jobs() or render_passes.pending())
+        else:
+            time.sleep(min(interval, 0.05))
+    return stalled
 
 
 class SyncRenderJob:
@@ -129,7 +138,7 @@ def _():
     out["ui_renders_pending_after_return"] = render_passes.pending()
     out["ui_renders_started_in_operator"] = starter.calls
     out["ui_images_at_return"] = len(view_images()) - len(before)
-    pump_until_done()
+    out["ui_pump_stopped_with_work_left"] = pump_until_done()
     out["ui_renders_started"] = starter.calls
     out["ui_active_at_end"] = len(jobs.active_jobs())
     out["ui_new_view_images"] = len(view_images()) - len(before)
