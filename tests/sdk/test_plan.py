@@ -190,6 +190,32 @@ def test_brushwork_plan_prints_the_plan_and_an_estimate_without_torch(tmp_path, 
     assert "9-channel UNet" in text and "path: tiled" in text and "pipeline: inpaint" in text
     assert "tiles: 3 x 4 of 64 px" in text and "base pass:" in text and "seamless axes: x" in text
     assert "estimate per image:" in text and "MiB" in text
+    assert "measured error ±" in text  # the estimate says how far off it has been, with a range
+    # The recipe left CFG and the sampler to the model: the plan shows the model's, steps stay 4.
+    from brushwork.models import sources
+    from brushwork.models.defaults import defaults_for_ref
+
+    wanted = defaults_for_ref(sources.resolve(str(tiny_models.sd15_inpaint), "pipeline"))
+    assert f"steps: 4 ({wanted.sampler}, CFG {wanted.cfg:g})" in text
+
+
+def test_the_estimate_says_its_measured_error_and_under_what_load(tmp_path):
+    from brushwork.engine.estimate import DEFAULT, estimate, load_calibration, save_calibration
+
+    p = plan(r(width=192, height=160), TINY)
+    e = estimate(p, DEFAULT)
+    low, high = e.seconds_range
+    assert low == max(0.0, e.seconds * (1 - DEFAULT.time_error)) and high == e.seconds * (1 + DEFAULT.time_error)
+    assert f"measured error ±{DEFAULT.time_error:.0%}" in e.describe_time()
+    assert "least of 1 run, load 4.0 per core" in e.basis
+    unmeasured = estimate(p, dataclasses.replace(DEFAULT, time_error=float("nan"), memory_error=float("nan")))
+    assert unmeasured.seconds_range is None and "error not measured" in unmeasured.describe_time()
+    # A calibration saved before load and repeats were recorded still loads (they read as unknown).
+    path = save_calibration(tmp_path, dataclasses.replace(DEFAULT, device="cpu"))
+    old = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("load", "repeats")}
+    path.write_text(json.dumps(old))
+    loaded = load_calibration(tmp_path, "cpu")
+    assert loaded.unet_s == DEFAULT.unet_s and loaded.repeats == 1 and loaded.load != loaded.load
 
 
 def test_generate_dry_run_prints_the_plan_and_loads_nothing(tmp_path, tiny_models):

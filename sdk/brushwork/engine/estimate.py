@@ -36,13 +36,16 @@ class Calibration:
     vae_b: float  # peak bytes per pixel of the largest VAE call
     time_error: float  # the measured relative error of the time estimate on held-out jobs
     memory_error: float
+    load: float = float("nan")  # load average per core while it was measured (the noise behind time_error)
+    repeats: int = 1  # each job's time is the least of this many runs (what load adds, the minimum sheds)
 
 
 # Measured 2026-12-04 by ``brushwork plan --calibrate`` on the bundled demo model, CPU, fp32, on a
 # shared 2-core machine under a load of ~8 (other test runs): the time figures are noisy (held-out
 # error 125 %), the memory ones less so (24 %). Calibrate on a quiet machine for better ones.
 DEFAULT = Calibration(device="cpu", model="brushwork-demo", unet_bytes=DEMO_UNET_BYTES, unet_s=1.84e-3, vae_s=0.0,
-                      fixed_s=9.32, unet_b=0.0, vae_b=636.0, time_error=1.25, memory_error=0.24)
+                      fixed_s=9.32, unet_b=0.0, vae_b=636.0, time_error=1.25, memory_error=0.24, load=4.0,
+                      repeats=1)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,21 @@ class Estimate:
     unet_work: int  # latent pixels through the UNet (all calls, all steps)
     vae_work: int  # pixels through the VAE
     basis: str  # what the numbers rest on
+    time_error: float = float("nan")  # the calibration's measured relative error (NaN: not measured)
+
+    @property
+    def seconds_range(self) -> tuple[float, float] | None:
+        """(low, high) seconds within the measured error; None when it was not measured."""
+        if self.time_error != self.time_error:
+            return None
+        return max(0.0, self.seconds * (1 - self.time_error)), self.seconds * (1 + self.time_error)
+
+    def describe_time(self) -> str:
+        """'12.3 s (5.1-19.5 s: measured error ±58 %)', honest about how far off it has been."""
+        span = self.seconds_range
+        if span is None:
+            return f"{self.seconds:.1f} s (error not measured)"
+        return f"{self.seconds:.1f} s ({span[0]:.1f}-{span[1]:.1f} s: measured error ±{self.time_error:.0%})"
 
 
 def work(p: Plan) -> tuple[int, int, int, int]:
@@ -105,7 +123,11 @@ def estimate(p: Plan, calibration: Calibration = DEFAULT, *, unet_bytes: int = 0
         basis += f", scaled x{scale:.1f} by UNet size (rough)"
     if calibration.time_error == calibration.time_error:  # not NaN
         basis += f"; measured error: time ±{calibration.time_error:.0%}, memory ±{calibration.memory_error:.0%}"
-    return Estimate(seconds=seconds, peak_bytes=int(peak), unet_work=u, vae_work=v, basis=basis)
+        if calibration.load == calibration.load:
+            basis += (f" (held-out jobs, least of {calibration.repeats} run{'s' if calibration.repeats != 1 else ''}, "
+                      f"load {calibration.load:.1f} per core)")
+    return Estimate(seconds=seconds, peak_bytes=int(peak), unet_work=u, vae_work=v, basis=basis,
+                    time_error=calibration.time_error)
 
 
 def calibration_path(state: Path, device: str) -> Path:

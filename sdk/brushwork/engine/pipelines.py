@@ -77,11 +77,7 @@ class LoadedBase:
     nbytes: int = 0
     loaded_at: float = field(default_factory=time.time)
     derived: dict = field(default_factory=dict)  # (task, controlnet keys) -> pipeline
-
-    @property
-    def inpaint_unet(self) -> bool:
-        """A dedicated inpainting checkpoint: 9 input channels (latent + mask + masked image)."""
-        return int(self.pipe.unet.config.get("in_channels", 4)) == 9
+    # Whether it is a 9-channel inpainting checkpoint is a planner fact: plan.ModelFacts.nine_channels.
 
 
 class PipelineCache:

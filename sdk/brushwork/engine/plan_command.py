@@ -168,8 +168,8 @@ def show(recipe: Recipe, device: str | None = None, *, as_json: bool = False) ->
     print(f"model: {facts_from}: native {facts.native} px, tile {facts.tile} px, "
           f"{facts.unet_channels}-channel UNet")
     print("\n".join(describe(the_plan, random_seed=recipe.seed is None)))
-    print(f"estimate per image: {cost.seconds:.1f} s, peak {cost.peak_bytes / 2**20:.0f} MiB above the loaded model "
-          f"({cost.basis})")
+    print(f"estimate per image: {cost.describe_time()}, peak {cost.peak_bytes / 2**20:.0f} MiB above the loaded "
+          f"model ({cost.basis})")
 
 
 def _calibrate(device: str | None) -> int:
@@ -182,5 +182,6 @@ def _calibrate(device: str | None) -> int:
         print(json.dumps(row))
     path = save_calibration(state_dir(), calibration)
     print(f"saved {path}: time error {calibration.time_error:.0%}, memory error {calibration.memory_error:.0%} "
-          "(largest relative error on the held-out jobs)")
+          f"(largest relative error on the held-out jobs; each time the least of {calibration.repeats} runs; "
+          f"load {calibration.load:.1f} per core)")
     return 0

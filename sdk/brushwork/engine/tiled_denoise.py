@@ -170,70 +170,106 @@ def denoise_tiled(job, init: torch.Tensor, *, run_steps: int, seed: int, tile: i
     picture), as diffusers' inpaint pipelines append them after the ControlNets ran.
     ``keep_outside``: a latent mask (1 = repaint) for a 4-channel UNet inpainting: after every step
     the places outside it are reset to ``init`` noised to the next step's level, as diffusers'
-    inpaint pipeline does for such UNets."""
+    inpaint pipeline does for such UNets.
+
+    The steps below follow a diffusers pipeline's ``__call__``; the test of each against the
+    pipeline it mirrors is tests/sdk/test_executor_vs_diffusers.py."""
     pipe, plan = job.pipe, job.plan
-    unet, steps, device = pipe.unet, plan.steps, pipe.unet.device
-    unet = regional_unet(job, unet)  # regions.py: per-region predictions blended by mask (else the UNet itself)
-    scheduler = make_scheduler(plan.sampler, job.scheduler_config)
-    scheduler.set_timesteps(steps, device=device)
-    order = getattr(scheduler, "order", 1)
-    start = (steps - run_steps) * order
-    timesteps = scheduler.timesteps[start:]
-    if hasattr(scheduler, "set_begin_index"):
-        scheduler.set_begin_index(start)
+    device = pipe.unet.device
+    # 1. The scheduler and the timesteps of the last run_steps (img2img's get_timesteps)
+    scheduler, timesteps = _timesteps(plan.sampler, job.scheduler_config, plan.steps, run_steps, device)
+    # 2. The noise (a CPU generator seeded `seed`) and the first latents (prepare_latents)
     generator = torch.Generator("cpu").manual_seed(int(seed))
     noise = randn_tensor(init.shape, generator=generator, dtype=torch.float32)
     inpainting = unet_extra is not None or keep_outside is not None
-    latents = _start(scheduler, init, noise, timesteps, from_noise=inpainting and run_steps >= steps).to(device)
+    latents = _start(scheduler, init, noise, timesteps, from_noise=inpainting and run_steps >= plan.steps).to(device)
     if keep_outside is None:
-        del noise
+        del noise  # only the kept-outside reset needs it again; at large sizes it is a full latent
     else:
         keep_outside = keep_outside.to(device, torch.float32)
+    # 3. The text conditioning and the tiled noise predictor (UNet, ControlNets, regions, CFG)
     scale = int(getattr(pipe, "vae_scale_factor", 8))
-    embeds, added, guided = conditioning(job, tile * scale, device)
-    step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
     grid = TileGrid(latents.shape[-2], latents.shape[-1], tile, axes)
-    weight = grid.weight.to(device)
-    if unet_extra is not None:
-        unet_extra = unet_extra.to(device, unet.dtype)
-    weights = torch.zeros(1, 1, grid.height, grid.width, device=device)
-    for rows, cols in grid:
-        add_tile(weights, weight[None, None], rows, cols)
-    cfg = plan.cfg
+    predict = _TiledPrediction(job, conditioning(job, tile * scale, device), grid, controls, unet_extra, check)
+    step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
+    # 4. The denoising loop
     for i, t in enumerate(timesteps):
-        model_input = scheduler.scale_model_input(latents, t)
-        prediction = torch.zeros_like(latents)
-        for rows, cols in grid:
-            check()
-            x = cut_tile(model_input, rows, cols).to(unet.dtype)
-            x = torch.cat([x, x]) if guided else x
-            kwargs = {"added_cond_kwargs": added} if added is not None else {}
-            if controls:
-                down, mid = controls.residuals(x, t, i, len(timesteps), rows, cols, embeds, added)
-                if down is not None:
-                    kwargs.update(down_block_additional_residuals=down, mid_block_additional_residual=mid)
-            if unet_extra is not None:
-                extra = cut_tile(unet_extra, rows, cols)
-                x = torch.cat([x, torch.cat([extra] * x.shape[0])], dim=1)
-            at_tile(unet, rows, cols)  # which part of the region masks this tile sees
-            out = unet(x, t, encoder_hidden_states=embeds, return_dict=False, **kwargs)[0].float()
-            if guided:
-                uncond, cond = out.chunk(2)
-                out = uncond + cfg * (cond - uncond)
-            add_tile(prediction, out * weight, rows, cols)
-        del model_input
-        prediction /= weights
+        prediction = predict(scheduler.scale_model_input(latents, t), t, i, len(timesteps))
         result = scheduler.step(prediction, t, latents, return_dict=True, **step_kwargs)
         latents = result.prev_sample
-        if keep_outside is not None:
-            proper = init if i == len(timesteps) - 1 else scheduler.add_noise(init, noise, timesteps[i + 1:i + 2])
-            latents = (1 - keep_outside) * proper.to(device) + keep_outside * latents
-        preview = None
-        if want_previews:
-            x0 = getattr(result, "pred_original_sample", None)
-            preview = latent_to_rgb(x0 if x0 is not None else latents, job.family)
-        advance(preview)
+        if keep_outside is not None:  # 4-channel inpaint: outside the mask follows the init
+            latents = _keep_outside(scheduler, latents, init, noise, keep_outside, timesteps, i)
+        advance(_preview(result, latents, job.family) if want_previews else None)
     return latents
+
+
+def _timesteps(sampler: str, scheduler_config, steps: int, run_steps: int, device):
+    """(scheduler, timesteps): the scheduler set for ``steps``, and its timesteps from where a run
+    of the last ``run_steps`` begins (diffusers' img2img ``get_timesteps``)."""
+    scheduler = make_scheduler(sampler, scheduler_config)
+    scheduler.set_timesteps(steps, device=device)
+    start = (steps - run_steps) * getattr(scheduler, "order", 1)
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(start)
+    return scheduler, scheduler.timesteps[start:]
+
+
+class _TiledPrediction:
+    """One step's noise prediction over the whole latent: the UNet (regions.py: per-region
+    predictions blended by mask; the ControlNets' residuals; a 9-channel UNet's extra channels)
+    on every tile, classifier-free guidance per tile, blended with the feathered tile weights."""
+
+    def __init__(self, job, conditioned: tuple, grid: TileGrid, controls: TileControls | None,
+                 unet_extra: torch.Tensor | None, check: Callable[[], None]):
+        self.unet = regional_unet(job, job.pipe.unet)
+        device = job.pipe.unet.device
+        self.embeds, self.added, self.guided = conditioned
+        self.cfg = job.plan.cfg
+        self.grid, self.controls, self.check = grid, controls, check
+        self.extra = unet_extra.to(device, self.unet.dtype) if unet_extra is not None else None
+        self.weight = grid.weight.to(device)
+        self.weights = torch.zeros(1, 1, grid.height, grid.width, device=device)
+        for rows, cols in grid:
+            add_tile(self.weights, self.weight[None, None], rows, cols)
+
+    def __call__(self, model_input: torch.Tensor, t, step: int, of: int) -> torch.Tensor:
+        prediction = torch.zeros_like(model_input)
+        for rows, cols in self.grid:
+            self.check()
+            add_tile(prediction, self._tile(model_input, t, step, of, rows, cols) * self.weight, rows, cols)
+        prediction /= self.weights
+        return prediction
+
+    def _tile(self, model_input: torch.Tensor, t, step: int, of: int, rows, cols) -> torch.Tensor:
+        x = cut_tile(model_input, rows, cols).to(self.unet.dtype)
+        x = torch.cat([x, x]) if self.guided else x
+        kwargs: dict = {"added_cond_kwargs": self.added} if self.added is not None else {}
+        if self.controls:
+            down, mid = self.controls.residuals(x, t, step, of, rows, cols, self.embeds, self.added)
+            if down is not None:
+                kwargs.update(down_block_additional_residuals=down, mid_block_additional_residual=mid)
+        if self.extra is not None:  # after the ControlNets, as the inpaint pipelines concatenate
+            extra = cut_tile(self.extra, rows, cols)
+            x = torch.cat([x, torch.cat([extra] * x.shape[0])], dim=1)
+        at_tile(self.unet, rows, cols)  # which part of the region masks this tile sees
+        out = self.unet(x, t, encoder_hidden_states=self.embeds, return_dict=False, **kwargs)[0].float()
+        if self.guided:
+            uncond, cond = out.chunk(2)
+            out = uncond + self.cfg * (cond - uncond)
+        return out
+
+
+def _keep_outside(scheduler, latents, init, noise, keep_outside, timesteps, i: int) -> torch.Tensor:
+    """After step ``i``: outside the mask the init noised to the next step's level (the init
+    itself after the last step), inside it the denoised latents (diffusers' 4-channel inpaint)."""
+    proper = init if i == len(timesteps) - 1 else scheduler.add_noise(init, noise, timesteps[i + 1:i + 2])
+    return (1 - keep_outside) * proper.to(latents.device) + keep_outside * latents
+
+
+def _preview(result, latents: torch.Tensor, family: str) -> Image.Image:
+    """A latent-sized preview of the step: its predicted clean sample where the scheduler gives one."""
+    x0 = getattr(result, "pred_original_sample", None)
+    return latent_to_rgb(x0 if x0 is not None else latents, family)
 
 
 @torch.inference_mode()
