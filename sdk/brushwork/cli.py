@@ -127,6 +127,9 @@ def _add_generate(sub) -> None:
     g.add_argument("--preprocess", action="append", default=[], metavar="KIND=ESTIMATOR",
                    help="run an estimator on KIND's image first (see `brushwork estimators`)")
     g.add_argument("--lora", action="append", default=[], metavar="NAME_OR_PATH:WEIGHT", help="(repeatable)")
+    g.add_argument("--region", nargs=2, action="append", default=[], metavar=("MASK[:WEIGHT[:START-END]]", "PROMPT"),
+                   help="PROMPT conditions only MASK's white area; 'PROMPT || NEGATIVE' gives it its own "
+                        "negative prompt (repeatable; docs/regions.md)")
     g.add_argument("--reference", action="append", default=[], metavar="IMG[:WEIGHT][:MODE][:START-END]",
                    help="a reference image through an IP-Adapter; MODE style (default) or composition "
                         "(repeatable, up to 4; docs/references.md)")

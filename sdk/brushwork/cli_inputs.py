@@ -64,6 +64,9 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
             _signal_from_file(c)
     if controls:
         fields["controls"] = controls
+    regions = [_parse_region(mask, prompt) for mask, prompt in getattr(args, "region", None) or []]
+    if regions:
+        fields["regions"] = regions
     references = [_parse_reference(spec, getattr(args, "reference_model", None))
                   for spec in getattr(args, "reference", None) or []]
     if references:
@@ -165,6 +168,24 @@ def _parse_reference(spec: str, model: str | None) -> dict:
     return reference
 
 
+def _parse_region(spec: str, prompt: str) -> dict:
+    """``--region MASK[:WEIGHT[:START-END]] PROMPT[ || NEGATIVE]`` (docs/regions.md)."""
+    region: dict = {"mask": spec}
+    head, sep, tail = spec.rpartition(":")
+    if sep and head and re.fullmatch(r"\d*\.?\d+-\d*\.?\d+", tail):
+        start, end = tail.split("-")
+        region.update(start=float(start), end=float(end))
+        spec = head
+        head, sep, tail = spec.rpartition(":")
+    if sep and head and re.fullmatch(r"\d*\.?\d+", tail):  # C:\x.png keeps its drive letter
+        region["weight"] = float(tail)
+        spec = head
+    region["mask"] = spec
+    prompt, _, negative = prompt.partition("||")
+    region.update(prompt=prompt.strip(), negative_prompt=negative.strip())
+    return region
+
+
 def check_inputs(recipe: Recipe) -> None:
     """Open every input file now, so a bad image fails in a second, before any model loads."""
     from .assets import read_ref
@@ -188,6 +209,21 @@ def check_inputs(recipe: Recipe) -> None:
     for c in recipe.controls:
         if c.image and not is_content_ref(c.image):
             open_image(read(c.image, f"--control {c.kind}"), what=f"--control {c.kind} {c.image}")
+    _check_region_masks(recipe, read)
+
+
+def _check_region_masks(recipe: Recipe, read) -> None:
+    """Each --region mask opens and has the picture's proportions (when the size is set already)."""
+    from .conditioning.images import open_image
+    from .engine.regions_plan import check_mask_proportions, refuse_unsupported
+
+    refuse_unsupported(recipe)
+    for r in recipe.regions:
+        if is_content_ref(r.mask):
+            continue
+        mask = open_image(read(r.mask, "--region"), what=f"--region {r.mask}")
+        if recipe.width and recipe.height:
+            check_mask_proportions(mask.size, (int(recipe.width), int(recipe.height)), f"--region {r.mask}")
     for r in recipe.references:
         if r.image and not is_content_ref(r.image):
             open_image(read(r.image, "--reference"), what=f"--reference {r.image}")

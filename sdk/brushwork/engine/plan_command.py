@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import InputImageError
 from ..recipe import Recipe
 from .plan import ModelFacts, Plan, plan
+from .regions_plan import describe_regions
 
 
 def register(sub) -> None:
@@ -104,6 +105,7 @@ def describe(p: Plan, indent: str = "", *, random_seed: bool = False) -> list[st
     for c in p.controls:
         lines.append(f"{indent}control {c.kind}: strength {c.strength:g}, steps {c.start:g}-{c.end:g} -> "
                      f"acts on steps {list(c.steps)} of {p.denoise_steps}")
+    lines += describe_regions(p.regions, p.denoise_steps, indent)
     for r in p.references:
         lines.append(f"{indent}reference ({r.mode}): weight {r.weight:g}, steps {r.start:g}-{r.end:g} -> "
                      f"acts on steps {list(r.steps)} of {p.denoise_steps}; adapter: "

@@ -42,13 +42,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..conditioning.images import has_real_alpha, open_image
-from ..errors import BrushworkError, InputImageError
+from ..errors import BrushworkError
 from ..recipe import Recipe
 from .prompts import encode_prompts
-from .regions_plan import RegionsPlan, refuse_unsupported
-
-ASPECT_TOLERANCE = 0.01  # a mask whose proportions differ by more than this is refused, not stretched
-
+from .regions_plan import RegionsPlan, check_mask_proportions, refuse_unsupported
 
 # ---- what a run needs: masks (read before any model loads) and embeddings ---------------------
 
@@ -88,10 +85,7 @@ def read_region_masks(recipe: Recipe, read: Callable[[str], bytes]) -> torch.Ten
 
 def _mask_tensor(data: bytes, size: tuple[int, int], what: str) -> torch.Tensor:
     img = open_image(data, what=what)
-    width, height = size
-    if abs(img.width * height - img.height * width) > ASPECT_TOLERANCE * width * height:
-        raise InputImageError(f"{what}: is {img.width}x{img.height} but the picture is {width}x{height}; a region "
-                              "mask must have the picture's proportions (it is resized, never stretched)")
+    check_mask_proportions(img.size, size, what)
     grey = img.convert("RGBA").getchannel("A") if has_real_alpha(img) else img.convert("L")
     if grey.size != size:
         grey = grey.resize(size, Image.Resampling.BOX)

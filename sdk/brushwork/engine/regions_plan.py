@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import RecipeError
+from ..errors import InputImageError, RecipeError
 from ..recipe import Recipe
+
+ASPECT_TOLERANCE = 0.01  # a mask whose proportions differ by more than this is refused, not stretched
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,15 @@ def refuse_unsupported(recipe: Recipe) -> None:
         if region.loras:
             raise RecipeError(f"regions[{i}].loras", "LoRAs per region are not supported yet: put the LoRA "
                               "in the recipe's own loras (it then acts on the whole picture), or leave it out")
+
+
+def check_mask_proportions(mask_size: tuple[int, int], size: tuple[int, int], what: str) -> None:
+    """A region mask is resized to the picture, never stretched: other proportions (beyond
+    ASPECT_TOLERANCE) are an InputImageError (the region would land somewhere else)."""
+    (mw, mh), (width, height) = mask_size, size
+    if abs(mw * height - mh * width) > ASPECT_TOLERANCE * width * height:
+        raise InputImageError(f"{what}: is {mw}x{mh} but the picture is {width}x{height}; a region "
+                              "mask must have the picture's proportions (it is resized, never stretched)")
 
 
 def plan_regions(recipe: Recipe, run: int) -> RegionsPlan | None:
