@@ -84,3 +84,11 @@ def test_pass_files_read_by_numpy_equal_blenders_image_loader(checks):
     files = checks["exr_files"]
     assert sorted(files) == ["pass_depth.exr", "pass_material.exr", "pass_normal.exr"]
     assert all(same_inf and diff == 0.0 for same_inf, diff in files.values())
+
+
+def test_capture_depth_in_the_ui_returns_before_rendering_and_the_pump_finishes_it(checks):
+    result, renders, image_made, pending, pump_registered = checks["ui_operator"]
+    assert result == ["FINISHED"] and renders == 0 and not image_made
+    assert pending == 1 and pump_registered
+    renders, size, near_err = checks["ui_operator_done"]
+    assert renders == 1 and size == [88, 64] and near_err < 1e-6  # the render aspect, 64 px at least

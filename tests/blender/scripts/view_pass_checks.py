@@ -21,7 +21,7 @@ sys.path[:0] = [str(REPO / "blender_addon"), str(REPO / "sdk")]
 
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
-from brushwork_blender import capture, jobs, pixels, props, regions, ui  # noqa: E402
+from brushwork_blender import capture, jobs, operators, pixels, props, regions, ui  # noqa: E402
 from brushwork_blender.texturing import render_passes, views  # noqa: E402
 from check_steps import stepper  # noqa: E402
 from mathutils import Matrix  # noqa: E402
@@ -29,7 +29,7 @@ from truth import ray_box, ray_sphere  # noqa: E402
 
 out = {}
 step = stepper(out)
-for module in (props, ui, regions):  # the add-on's order: the regions panel nests in ui's
+for module in (props, operators, ui, regions):  # the add-on's order: the regions panel nests in ui's
     module.register()
 
 
@@ -237,6 +237,26 @@ def _ui():
     render_passes.cancel_pending()
     render_passes.poll()
     out["ui_cancel_rendering"] = [got[-1][0] is None, got[-1][1], render_passes.pending(), scene.render.engine]
+    # An operator the old way round (Capture Depth): it returns before rendering; the pump, run
+    # as Blender's timer runs it, renders and fills the image.
+    scene.brushwork.width = scene.brushwork.height = 64
+    scene.render.resolution_x, scene.render.resolution_y = 64, 48
+    started.clear()
+    result = bpy.ops.brushwork.capture_depth()
+    out["ui_operator"] = [sorted(result), len(started), "Brushwork Depth" in bpy.data.images,
+                          render_passes.pending(), bpy.app.timers.is_registered(jobs.pump)]
+    ticks = 0
+    while bpy.app.timers.is_registered(jobs.pump) and ticks < 400:
+        if jobs.pump() is None:
+            bpy.app.timers.unregister(jobs.pump)
+        ticks += 1
+        time.sleep(0.01)
+    image = bpy.data.images.get("Brushwork Depth")
+    want = render_passes.render_passes(scene, cam, capture.fit_size(scene, 64)).depth
+    near = float(want[np.isfinite(want)].min())
+    out["ui_operator_done"] = [len(started), image is not None and list(image.size),
+                               image is not None and abs(image["brushwork_near"] - near)]
+    scene.render.resolution_x, scene.render.resolution_y = 1920, 1080
     # The camera goes away between the request and the render: one line, nothing changed.
     got.clear()
     render_passes.request(scene, cam, (64, 48), then=lambda passes, error: got.append((passes, error)))
