@@ -250,7 +250,11 @@ def read_exr(path: str) -> dict[str, np.ndarray]:
     buf = np.frombuffer(data, dtype=np.uint8)
     if len(offsets) != h or int(offsets.max()) + 8 + row_bytes > buf.size:
         raise ValueError(f"{path}: truncated OpenEXR")
-    block = buf[(offsets + 8)[:, None] + np.arange(row_bytes)[None, :]]
+    first, stride = int(offsets[0]), row_bytes + 8
+    if np.array_equal(offsets, first + stride * np.arange(h)):  # the usual layout: lines in order, back to back
+        block = buf[first:first + stride * h].reshape(h, stride)[:, 8:]
+    else:
+        block = np.stack([buf[int(o) + 8:int(o) + 8 + row_bytes] for o in offsets])
     planes, col = {}, 0
     for name, dt in channels:
         n = dt.itemsize * w
