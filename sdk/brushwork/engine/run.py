@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .inputs import Inputs
+from .noise import seed_generator
 from .plan import Plan
 from .progress import StepWatcher
 from .references import ReferenceRun, attached, chain
@@ -74,7 +75,7 @@ def run_one(job: Execution, *, seed: int, index: int, on_progress=None, cancel=N
     watcher.watch(scheduler)
     job.pipe.scheduler = scheduler
     kwargs = {**task_kwargs(job), **job.prompt_kwargs,
-              "generator": torch.Generator("cpu").manual_seed(int(seed))}
+              "generator": seed_generator(seed, job.pipe, scheduler)}  # fp32 noise at any dtype (noise.py)
     if on_progress is not None or cancel is not None:
         kwargs["callback_on_step_end"] = watcher
     # references: IP-Adapter processors in the UNet for this call only, scales per step (references.py)
