@@ -303,3 +303,25 @@ def test_region_loras_are_refused_before_loading(tmp_path, monkeypatch, tiny_mod
         studio.generate(recipe(tiny_models.sd15, regions=[Region(mask=masks["white"], prompt=OTHER,
                                                                  loras=[Lora(name=str(tiny_models.lora))])]))
     assert studio.pipelines.base_loads == 0
+
+
+def test_a_left_half_mask_acts_on_the_left_half_of_the_prediction(sd15_pipe):
+    """Orientation and locality at one UNet call: left latent columns are the region's prediction,
+    right ones the base's, exactly (the mask's width x height is the picture's, not transposed)."""
+    from brushwork.engine.regions import RegionalUNet
+
+    left = torch.zeros(1, SIZE, SIZE)
+    left[..., : SIZE // 2] = 1.0
+    job = _job(sd15_pipe, [Region(mask="m.png", prompt=OTHER)], [left], steps=4)
+    stand_in = RegionalUNet(sd15_pipe.unet, job.regions, job.plan)
+    x = torch.randn(2, 4, SIZE // 8, SIZE // 8, generator=torch.Generator().manual_seed(2))
+    neg, base = sd15_pipe.encode_prompt(BASE, "cpu", 1, True, "")[::-1]
+    other = sd15_pipe.encode_prompt(OTHER, "cpu", 1, False)[0]
+    with torch.inference_mode():
+        out = stand_in(x, torch.tensor(700), torch.cat([neg, base]), return_dict=False)[0]
+        plain = sd15_pipe.unet(x, 700, torch.cat([neg, base])).sample
+        region = sd15_pipe.unet(x, 700, torch.cat([neg, other])).sample
+    half = SIZE // 16
+    assert torch.allclose(out[1:, ..., :half], region[1:, ..., :half], atol=1e-5)
+    assert torch.allclose(out[1:, ..., half:], plain[1:, ..., half:], atol=1e-5)
+    assert torch.allclose(out[:1], plain[:1], atol=1e-5)  # no own negative: the base's unconditional half
