@@ -8,6 +8,8 @@ A developer tool, not part of the canvas: it starts a test worker (brushwork.wor
 With ``--demo`` a real worker is started on the bundled demo model (no model configured: the
 worker falls back to it) and three seamless textures are generated, the way an artist would: the
 first result stays on the canvas with a mask painted over it for the next Inpaint. With
+``--regions`` (docs/screenshots/canvas-regions.png) the same worker paints a regions document: two
+region layers, each half of the picture with its own prompt, over a base prompt. With
 ``--tiny-models DIR`` the worker runs the tiny random test models instead (their results are
 noise: that mode only shows the sketch/pose/mask UI).
 """
@@ -109,12 +111,52 @@ def _demo_scene(app, win) -> None:
     doc.set_active(mask.id)
 
 
+# Two regions in colours the demo model gets right on every seed (docs/demo.md), over a base prompt.
+DEMO_REGIONS = (("orange brick wall", (0.0, 0.5)), ("blue tile floor", (0.5, 1.0)))
+DEMO_REGIONS_BASE = "white marble stone"
+
+
+def _regions_scene(app, win) -> None:
+    """Two region layers (left and right half), generated on the demo model with its own defaults;
+    the result sits under the region layers, which are faded so that it shows through their tint."""
+    from brushwork_canvas.commands import MoveLayer, SetLayerProps, SetRegion
+    from brushwork_canvas.document import RegionSettings
+    from brushwork_canvas.tools import Stroke
+    from PySide6.QtCore import QPointF
+
+    doc = win.doc
+    win.session.load_models()
+    doc.update_settings(model="brushwork-demo", prompt=DEMO_REGIONS_BASE, seed=1, seed_locked=True, explicit=[])
+    w, h = doc.width, doc.height
+    regions = []
+    for prompt, (left, right) in DEMO_REGIONS:
+        win.add_layer("region")
+        layer = doc.active
+        size = (right - left) * w  # a stroke as wide as the region: the whole half
+        stroke = Stroke(doc, layer.id, size=size)
+        x = (left + right) / 2 * w
+        stroke.begin(QPointF(x, -size))
+        stroke.move(QPointF(x, h + size))
+        stroke.end()
+        doc.undo_stack.push(SetRegion(doc, layer.id, RegionSettings(prompt=prompt)))
+        regions.append(layer)
+    _wait_for_result(app, win)
+    result = doc.layers[-1]
+    if result.kind == "image":
+        doc.undo_stack.push(MoveLayer(doc, result.id, 1))  # above the sketch, under the regions
+    for layer in regions:
+        doc.undo_stack.push(SetLayerProps(doc, layer.id, opacity=0.25))
+    doc.set_active(regions[-1].id)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tools/canvas_screenshot.py")
     parser.add_argument("out", type=Path)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--demo", action="store_true",
                         help="start a real worker on the bundled demo model and generate")
+    source.add_argument("--regions", action="store_true",
+                        help="start a real worker on the demo model and generate a two-region document")
     source.add_argument("--tiny-models", type=Path, help="start a real worker on these models and generate")
     parser.add_argument("--size", type=int, default=512, help="document side (generation on a CPU is slow at 512)")
     args = parser.parse_args(argv)
@@ -135,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     apply_dark_theme(app)
     worker = None
     backend = None
-    if args.tiny_models or args.demo:
+    if args.tiny_models or args.demo or args.regions:
         from brushwork.worker.testing import WorkerProcess
         from brushwork_canvas.backend import ClientBackend
 
@@ -148,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         win.show()
         if args.demo:
             _demo_scene(app, win)
+        elif args.regions:
+            _regions_scene(app, win)
         else:
             _scene(win)
         if args.tiny_models:

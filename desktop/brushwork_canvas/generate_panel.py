@@ -85,9 +85,8 @@ class GeneratePanel(QWidget):
         form.addRow("Size", self.size_label)
         form.addRow("Seamless", self.tiling)
         defaults_row = QHBoxLayout()
-        defaults_row.addWidget(self.defaults_label, 1)
+        defaults_row.addStretch(1)
         defaults_row.addWidget(self.defaults_button)
-        form.addRow("Defaults", defaults_row)
         self.references = ReferencesBox(doc)
 
         self.generate_button = QPushButton("Generate", objectName="primary", clicked=lambda: session.run("generate"))
@@ -116,6 +115,8 @@ class GeneratePanel(QWidget):
         layout.addWidget(self.prompt)
         layout.addWidget(self.negative)
         layout.addLayout(form)
+        layout.addWidget(self.defaults_label)  # full width: it wraps instead of being cut
+        layout.addLayout(defaults_row)
         layout.addWidget(self.references)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
@@ -184,7 +185,7 @@ class GeneratePanel(QWidget):
         mine = [name for name in DEFAULTED_SETTINGS if name in s.explicit]
         model = s.model or self.session.catalog.default_name() or "the worker's default model"
         if defaults is None:
-            text = f"{model}: not known yet; the worker fills what you leave to the model"
+            text = f"Defaults of {model}: not known yet; the worker fills what you leave to the model"
             if mine:
                 text += ". Yours: " + ", ".join("CFG" if n == "cfg" else n for n in mine)
             self.defaults_label.setText(text)
@@ -192,7 +193,7 @@ class GeneratePanel(QWidget):
             for box in (self.steps, self.cfg, self.sampler):
                 box.setToolTip("")
             return
-        text = f"{model}: {defaults.describe()}"
+        text = f"Defaults of {model}: {defaults.describe()}"
         if defaults.why:
             text += f" ({defaults.why})"
         if mine:

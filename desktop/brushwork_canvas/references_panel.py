@@ -33,6 +33,7 @@ from .document import CanvasError, Document, ReferenceSlot, reference_image
 # The layers list puts a layer's id under this type when a layer is dragged out of it.
 LAYER_MIME = "application/x-brushwork-layer"
 THUMB = 72
+EMPTY_TEXT = "drop a picture or a layer"
 
 
 def layer_picture(doc: Document, layer_id: str) -> QImage:
@@ -74,7 +75,8 @@ class SlotWidget(QFrame):
         self.setAcceptDrops(True)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setObjectName(f"referenceSlot{index}")
-        self.thumb = QLabel("Drop a picture\nor a layer", alignment=Qt.AlignmentFlag.AlignCenter)
+        self.thumb = QLabel(EMPTY_TEXT, alignment=Qt.AlignmentFlag.AlignCenter)
+        self.thumb.setWordWrap(True)
         self.thumb.setFixedSize(THUMB, THUMB)
         self.thumb.setObjectName("muted")
         self.weight = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.05, decimals=2)
@@ -99,7 +101,7 @@ class SlotWidget(QFrame):
             w.setVisible(filled)
         if slot is None:
             self.thumb.setPixmap(QPixmap())
-            self.thumb.setText("Drop a picture\nor a layer")
+            self.thumb.setText(EMPTY_TEXT)
             self.setToolTip("")
             return
         self.thumb.setPixmap(QPixmap.fromImage(slot.image).scaled(
