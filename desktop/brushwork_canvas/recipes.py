@@ -128,6 +128,16 @@ def region_for(layer: Layer, assets: dict[str, bytes]) -> Region:
                   start=float(r.start), end=float(r.end))
 
 
+def regions_of(doc: Document, assets: dict[str, bytes], *, skip_unfinished: bool = False) -> list[Region]:
+    """The visible region layers as Recipe regions. ``skip_unfinished`` (Live): a region still
+    being made (no prompt yet, nothing painted yet) is left out instead of refusing every pass."""
+    layers = [layer for layer in doc.layers if layer.kind == "region" and layer.visible]
+    if skip_unfinished:
+        layers = [layer for layer in layers
+                  if layer.region.prompt.strip() and imaging.rgba_array(layer.image)[:, :, 3].any()]
+    return [region_for(layer, assets) for layer in layers]
+
+
 def references_of(doc: Document, assets: dict[str, bytes]) -> list[Reference]:
     out = []
     for slot in doc.references:
@@ -191,8 +201,7 @@ def build_upscale(doc: Document, defaults: ModelDefaults | None = None) -> JobSp
     if s.model:
         changes["model"] = s.model
     if refine > 0:
-        changes["regions"] = [region_for(layer, assets) for layer in doc.layers
-                              if layer.kind == "region" and layer.visible]
+        changes["regions"] = regions_of(doc, assets)
         changes["references"] = references_of(doc, assets)
     recipe = _apply(s.preset if refine > 0 else "", changes)
     recipe.validate()
@@ -230,8 +239,7 @@ def build_job(doc: Document, action: str, *, seed: int | None = None,
     controls = [control_for(layer, doc, assets) for layer in doc.layers
                 if layer.can_control and layer.control.enabled and layer.visible]
     changes["controls"] = controls
-    changes["regions"] = [region_for(layer, assets) for layer in doc.layers
-                          if layer.kind == "region" and layer.visible]
+    changes["regions"] = regions_of(doc, assets, skip_unfinished=live)
     changes["references"] = references_of(doc, assets)
     recipe = _apply(preset, changes)
     recipe.validate()

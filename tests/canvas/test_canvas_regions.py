@@ -93,3 +93,12 @@ def test_regions_are_saved_and_open_again(window, tmp_path):
     assert (again.region.prompt, again.region.negative_prompt) == ("a golden door", "rust")
     assert (imaging.rgba_array(again.image) == imaging.rgba_array(layer.image)).all()
     assert build_job(back, "generate").recipe.regions[0].negative_prompt == "rust"
+
+
+def test_live_mode_leaves_out_a_region_still_being_made(window):
+    doc = window.doc
+    window.add_layer("region")
+    paint(doc, doc.active, [(30, 30), (60, 60)])  # painted, no prompt yet: Live must not fail each pass
+    assert build_job(doc, "live", seed=1).recipe.regions == []
+    QTest.keyClicks(window.layers_panel.region_prompt, "ivy")
+    assert [r.prompt for r in build_job(doc, "live", seed=1).recipe.regions] == ["ivy"]
