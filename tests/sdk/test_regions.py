@@ -325,3 +325,24 @@ def test_a_left_half_mask_acts_on_the_left_half_of_the_prediction(sd15_pipe):
     assert torch.allclose(out[1:, ..., :half], region[1:, ..., :half], atol=1e-5)
     assert torch.allclose(out[1:, ..., half:], plain[1:, ..., half:], atol=1e-5)
     assert torch.allclose(out[:1], plain[:1], atol=1e-5)  # no own negative: the base's unconditional half
+
+
+@pytest.mark.parametrize("sampler", ["Heun", "DPM++ 2M", "Euler a", "UniPC"])
+def test_steps_are_counted_as_the_scheduler_takes_them(sampler, tiny_models):
+    """The stand-in counts a step per new timestep: Heun's schedule repeats each timestep for its
+    second call, so 4 Heun steps (7 UNet calls) still count 4, as plan.control_steps means."""
+    import json
+
+    from brushwork.engine.regions import RegionalUNet
+    from brushwork.engine.samplers import make_scheduler
+
+    config = json.loads((tiny_models.sd15 / "scheduler" / "scheduler_config.json").read_text())
+    scheduler = make_scheduler(sampler, config)
+    scheduler.set_timesteps(4)
+    counter = RegionalUNet.__new__(RegionalUNet)
+    counter.step, counter._last_t = -1, None
+    seen = []
+    for t in scheduler.timesteps:
+        counter._count_step(t)
+        seen.append(counter.step)
+    assert seen[-1] == 3 and seen == sorted(seen), seen

@@ -78,3 +78,31 @@ def test_region_through_the_cli_then_info_and_rerun(tiny_models, tmp_path, left_
     again = tmp_path / "again.png"
     assert main(["rerun", str(out), "--out", str(again)]) == 0
     assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(out)))
+
+
+# ---- the plan (torch-free) ----------------------------------------------------------------------
+
+
+def test_every_run_of_the_plan_carries_its_regions():
+    from brushwork.engine.plan import ModelFacts, plan
+    from brushwork.recipe import Recipe, Region
+
+    tiny = ModelFacts(family="sd15", sample_size=32, vae_scale=2, unet_channels=4)
+    regions = [Region(mask="l.png", prompt="a sky", start=0.5), Region(mask="r.png", prompt="grass", weight=0)]
+    base = dict(prompt="a wall", steps=4, seed=7, sampler="Euler", cfg=5.0, regions=regions)
+    small = plan(Recipe(width=64, height=64, **base), tiny)
+    assert [r.steps for r in small.regions.items] == [(2, 3), ()]  # weight 0 acts nowhere
+    big = plan(Recipe(width=256, height=64, **base), tiny)  # tiled: a base pass of 4 steps, a refine of 1
+    assert big.path == "tiled" and big.sub.regions.items[0].steps == (2, 3) and big.regions.items[0].steps == ()
+    crop = plan(Recipe(width=192, height=160, init_image="a.png", mask="m.png", **base), tiny,
+                mask_spans=((60, 30), (100, 30)))
+    assert crop.sub.regions.window == (crop.crop.x, crop.crop.y, crop.crop.width, crop.crop.height)
+    json.dumps(crop.to_dict())  # brushwork plan --json
+
+
+def test_brushwork_plan_lists_the_regions(tmp_path, capsys):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"prompt": "a wall", "width": 64, "height": 64, "steps": 4,
+                                "regions": [{"mask": "m.png", "prompt": "a sky", "start": 0.5}]}))
+    assert main(["plan", str(path)]) == 0
+    assert "region 0 'a sky': weight 1, steps 0.5-1 -> acts on steps [2, 3] of 4" in capsys.readouterr().out
