@@ -346,3 +346,18 @@ def test_steps_are_counted_as_the_scheduler_takes_them(sampler, tiny_models):
         counter._count_step(t)
         seen.append(counter.step)
     assert seen[-1] == 3 and seen == sorted(seen), seen
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_regions_with_a_reference_image(studio, tiny_models, masks, family):
+    """IP-Adapter image embeddings ride in added_cond_kwargs: each region pass takes its CFG half's."""
+    from brushwork.recipe import Reference
+    from brushwork.testing.tiny_ip_adapter import SD15_ADAPTER, SDXL_ADAPTER, ensure_tiny_ip_adapters
+
+    adapter = ensure_tiny_ip_adapters(tiny_models.root)[SD15_ADAPTER if family == "sd15" else SDXL_ADAPTER]
+    reference = Reference(image=masks["control"], weight=0.8, model=str(adapter))
+    model = tiny_models.sd15 if family == "sd15" else tiny_models.sdxl
+    with_region = studio.generate(recipe(model, references=[reference],
+                                         regions=[Region(mask=masks["white"], prompt=OTHER)])).images[0]
+    plain = studio.generate(recipe(model, prompt=OTHER, references=[reference])).images[0]
+    assert np.abs(pixels(with_region) - pixels(plain)).max() <= 1
