@@ -40,9 +40,10 @@ MAX_PROMPT_CHARS = 20_000
 MAX_REGIONS = 8
 MAX_REFERENCES = 4
 MAX_UPSCALE_FACTOR = 8.0
-# How a reference image steers: "style" (colours, materials, mood: the IP-Adapter's style layers)
-# or "composition" (layout: its composition layers). Both are the same adapter, different blocks.
-REFERENCE_MODES = ("style", "composition")
+# How a reference image steers: "style" (colours, materials, mood: the IP-Adapter's style layers),
+# "composition" (layout: its composition layers) or "full" (every layer: the classic IP-Adapter,
+# "use this picture as the prompt"). All three are the same adapter, acting in different blocks.
+REFERENCE_MODES = ("style", "composition", "full")
 # The fields a Recipe may leave unset (None) for the model to decide: each model family and variant
 # has its own size, steps, CFG and sampler (SD 1.5, SDXL, Turbo, LCM, few-step; models/defaults.py).
 # The Studio fills them when it resolves the model (``with_defaults``), before the one validation,

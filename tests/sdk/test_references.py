@@ -96,6 +96,7 @@ def max_diff(a, b) -> int:
 @pytest.mark.parametrize(("mode", "scale"), [
     ("style", {"up": {"block_0": [0.0, 0.8, 0.0]}}),
     ("composition", {"down": {"block_1": [0.0, 0.8]}}),
+    ("full", 0.8),  # the classic IP-Adapter: every layer at the weight
 ])
 def test_one_reference_is_diffusers_own_ip_adapter_call(tiny_models, adapters, studio, pictures, mode, scale):
     from diffusers import StableDiffusionPipeline
