@@ -35,6 +35,7 @@ def test_upscale_sends_the_visible_picture_as_an_upscale_recipe(win):
     refine = build_job(doc, "upscale").recipe
     assert (refine.upscale.model, refine.upscale.refine, refine.strength) == ("", 0.3, 0.0)
     assert refine.prompt == "bricks", "the refine pass uses the prompt"
+    assert refine.regions == [] and refine.controls == [], "a Recipe's upscale task takes neither"
 
 
 def test_the_result_lands_as_a_new_layer_and_undo_gives_the_layers_back(win, qtbot):
