@@ -295,14 +295,37 @@ def test_empty_region_prompt_is_a_recipe_error(tiny_models, masks):
         recipe(tiny_models.sd15, regions=[Region(mask=masks["white"], prompt="  ")]).validate()
 
 
-def test_region_loras_are_refused_before_loading(tmp_path, monkeypatch, tiny_models, masks):
+def test_too_many_loras_with_regions_are_refused_before_loading(tmp_path, monkeypatch, tiny_models, masks):
     from brushwork import Lora
 
     studio = _fresh_studio(tmp_path, monkeypatch)
-    with pytest.raises(RecipeError, match=r"regions\[0\]\.loras.*not supported"):
-        studio.generate(recipe(tiny_models.sd15, regions=[Region(mask=masks["white"], prompt=OTHER,
-                                                                 loras=[Lora(name=str(tiny_models.lora))])]))
+    many = [Lora(name=f"lora-{i}") for i in range(9)]
+    with pytest.raises(RecipeError, match=r"regions\[0\]\.loras.*9 different LoRAs"):
+        studio.generate(recipe(tiny_models.sd15, loras=many[:5],
+                               regions=[Region(mask=masks["white"], prompt=OTHER, loras=many[5:])]))
     assert studio.pipelines.base_loads == 0
+
+
+def test_a_region_lora_acts_inside_its_mask_only(studio, tiny_models, masks):
+    """White mask: the region's prompt with its LoRA is the plain run of that prompt with that LoRA
+    (both CFG halves switch to it); black mask: the base run, no LoRA anywhere; and no LoRA stays
+    active for the next job."""
+    from brushwork import Lora
+
+    lora = [Lora(name=str(tiny_models.lora), weight=1.0)]
+    before = studio.generate(recipe(tiny_models.sd15)).images[0]
+    white = studio.generate(recipe(tiny_models.sd15, regions=[Region(mask=masks["white"], prompt=OTHER,
+                                                                     loras=lora)]))
+    plain = studio.generate(recipe(tiny_models.sd15, prompt=OTHER, loras=lora)).images[0]
+    without = studio.generate(recipe(tiny_models.sd15, prompt=OTHER)).images[0]
+    assert np.abs(pixels(white.images[0]) - pixels(plain)).max() <= 1
+    assert np.abs(pixels(plain) - pixels(without)).max() > 1  # the LoRA does change the picture
+    assert any(key.startswith("lora:") for key in white.hashes)  # recorded like the recipe's LoRAs
+    black = studio.generate(recipe(tiny_models.sd15, regions=[Region(mask=masks["black"], prompt=OTHER,
+                                                                     loras=lora)])).images[0]
+    assert np.abs(pixels(black) - pixels(before)).max() <= 1
+    after = studio.generate(recipe(tiny_models.sd15)).images[0]
+    assert np.array_equal(pixels(after), pixels(before))
 
 
 def test_a_left_half_mask_acts_on_the_left_half_of_the_prediction(sd15_pipe):

@@ -22,6 +22,10 @@ its own pooled ``text_embeds``), and with no attention-processor surgery it cann
 LoRA layers, fused QKV, torch.compile or IP-Adapter processors. The cost: one more UNet batch entry
 per active region per step (per CFG half only where the region has its own negative prompt).
 
+A region's LoRAs (``Region.loras``) act in its passes only: its prompt is encoded with them active
+(``encode_regions``) and its UNet passes, a call of their own, switch the UNet's peft adapters to
+the recipe's plus the region's for that call and back (``_set_unet_adapters``).
+
 How it hooks in: during one pipeline call (``run.run_one``) ``pipe.unet`` is replaced by a
 ``RegionalUNet`` that stands in for the real one (every attribute is the real UNet's); the tiled
 denoise calls it per tile and says which tile (``at_tile``). Which part of the recipe's picture a
@@ -44,6 +48,7 @@ from PIL import Image
 from ..conditioning.images import has_real_alpha, open_image
 from ..errors import BrushworkError
 from ..recipe import Recipe
+from .adapters import active_loras, apply_adapters
 from .prompts import encode_prompts
 from .regions_plan import RegionsPlan, check_mask_proportions, refuse_unsupported
 
@@ -56,17 +61,31 @@ class RegionConds:
 
     embeds: torch.Tensor
     pooled: torch.Tensor | None  # SDXL
-    negative: torch.Tensor | None  # its own negative prompt's; None: the base's
+    negative: torch.Tensor | None  # its own negative prompt's (or the base's under its LoRAs); None: the base's
     negative_pooled: torch.Tensor | None
+    adapters: tuple[tuple[str, float], ...] | None = None  # the UNet's LoRAs for its passes; None: the base's
 
 
 @dataclass
 class Regions:
     """The job's region masks (float [R, 1, H, W] in [0, 1] at the recipe's size, on the CPU) and
-    conditionings (filled in once the pipeline is loaded)."""
+    conditionings (filled in once the pipeline is loaded); ``base_adapters``: the LoRAs active for
+    the base prompt's passes (restored after each region pass that switched them)."""
 
     masks: torch.Tensor
     conds: list[RegionConds]
+    base_adapters: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass
+class RegionLoras:
+    """Resolved LoRA files (path, weight): the recipe's own, each region's, and the embeddings, as
+    ``adapters.apply_adapters`` takes them."""
+
+    base: list[tuple[str, float]]
+    regions: list[list[tuple[str, float]]]
+    embeddings: list[tuple[str, str]]
+    allow_pickle: bool = False
 
 
 def read_region_masks(recipe: Recipe, read: Callable[[str], bytes]) -> torch.Tensor | None:
@@ -92,18 +111,55 @@ def _mask_tensor(data: bytes, size: tuple[int, int], what: str) -> torch.Tensor:
     return torch.from_numpy(np.asarray(grey, dtype=np.float32) / 255.0)[None]
 
 
-def encode_regions(pipe, recipe: Recipe, family: str) -> list[RegionConds]:
+def encode_regions(pipe, recipe: Recipe, family: str, loras: RegionLoras | None = None) -> list[RegionConds]:
     """Each region's prompt (with the recipe's negative prompt, which its chunks pad to) and,
-    where it has one, its own negative prompt; cached like every prompt."""
+    where it has one, its own negative prompt; cached like every prompt. A region with LoRAs is
+    encoded with them active next to the recipe's (they may change the text encoders) and records
+    the UNet adapters its passes use; the pipeline is left with the recipe's own LoRAs active."""
     conds = []
-    for region in recipe.regions:
+    switched = False
+    for i, region in enumerate(recipe.regions):
+        own = loras.regions[i] if loras is not None else []
+        adapters = None
+        if own:
+            assert loras is not None
+            apply_adapters(pipe, loras.base + own, loras.embeddings, allow_pickle=loras.allow_pickle)
+            adapters, switched = tuple(sorted(active_loras(pipe).items())), True
+        elif switched:
+            assert loras is not None
+            apply_adapters(pipe, loras.base, loras.embeddings, allow_pickle=loras.allow_pickle)
+            switched = False
         pos = encode_prompts(pipe, region.prompt, recipe.negative_prompt, family=family)
         neg = encode_prompts(pipe, region.prompt, region.negative_prompt, family=family) \
             if region.negative_prompt.strip() else None
+        if neg is None and adapters is not None:
+            # its LoRAs change the unconditional half too (the text encoders and the UNet): the
+            # recipe's negative prompt as encoded with them active
+            neg = pos
         conds.append(RegionConds(embeds=pos["prompt_embeds"], pooled=pos.get("pooled_prompt_embeds"),
                                  negative=None if neg is None else neg["negative_prompt_embeds"],
-                                 negative_pooled=None if neg is None else neg.get("negative_pooled_prompt_embeds")))
+                                 negative_pooled=None if neg is None else neg.get("negative_pooled_prompt_embeds"),
+                                 adapters=adapters))
+    if switched:
+        assert loras is not None
+        apply_adapters(pipe, loras.base, loras.embeddings, allow_pickle=loras.allow_pickle)
     return conds
+
+
+def base_adapters(pipe) -> tuple[tuple[str, float], ...]:
+    """The LoRAs active on ``pipe`` now (the recipe's own), for ``Regions.base_adapters``."""
+    return tuple(sorted(active_loras(pipe).items()))
+
+
+def _set_unet_adapters(unet, adapters: tuple[tuple[str, float], ...]) -> None:
+    """Exactly ``adapters`` active in the UNet (as adapters._activate does for a ModelMixin)."""
+    present = set(getattr(unet, "peft_config", None) or ())
+    names = [n for n, _ in adapters if n in present]
+    if names:
+        unet.enable_lora()
+        unet.set_adapters(names, [w for n, w in adapters if n in present])
+    elif present:
+        unet.disable_lora()
 
 
 # ---- the stand-in UNet ----------------------------------------------------------------------------
@@ -115,6 +171,7 @@ class _Pass:
     embeds: torch.Tensor  # [1, seq, dim]
     pooled: torch.Tensor | None
     region: int | None  # None: the base prompt
+    adapters: tuple[tuple[str, float], ...] | None = None  # the UNet's LoRAs for it; None: the base's
 
 
 class RegionalUNet:
@@ -191,9 +248,9 @@ class RegionalUNet:
         cond_half = batch - 1
         for _, index in active:
             c = self.regions.conds[index]
-            passes.append(_Pass(cond_half, c.embeds, c.pooled, index))
+            passes.append(_Pass(cond_half, c.embeds, c.pooled, index, c.adapters))
             if guided and c.negative is not None:
-                passes.append(_Pass(0, c.negative, c.negative_pooled, index))
+                passes.append(_Pass(0, c.negative, c.negative_pooled, index, c.adapters))
         eps = self._run(passes, sample, timestep, kwargs, encoder_hidden_states.dtype)
         return_dict = kwargs.get("return_dict", True)
         out = self._blend(passes, eps, masks, active, batch).to(eps[0].dtype)
@@ -205,11 +262,11 @@ class RegionalUNet:
 
     def _run(self, passes: list[_Pass], sample, timestep, kwargs: dict, dtype: torch.dtype) -> list[torch.Tensor]:
         """Each pass's prediction [1, C, h, w]: one UNet call per group of equally long embeddings."""
-        groups: dict[int, list[int]] = {}
+        groups: dict[tuple, list[int]] = {}
         for i, p in enumerate(passes):
-            groups.setdefault(p.embeds.shape[1], []).append(i)
+            groups.setdefault((p.embeds.shape[1], p.adapters), []).append(i)
         eps: list[torch.Tensor | None] = [None] * len(passes)
-        for members in groups.values():
+        for (_, adapters), members in groups.items():
             halves = torch.tensor([passes[i].half for i in members], device=sample.device)
             call = {k: _pick(v, halves, sample.shape[0]) for k, v in kwargs.items() if k != "return_dict"}
             if "added_cond_kwargs" in call and passes[members[0]].pooled is not None:
@@ -218,7 +275,14 @@ class RegionalUNet:
                                              "text_embeds": pooled.to(sample.device, _pooled_dtype(kwargs))}
             embeds = torch.cat([passes[i].embeds for i in members]).to(sample.device, dtype)
             t = _pick(timestep, halves, sample.shape[0])
-            out = self.unet(sample.index_select(0, halves), t, embeds, return_dict=False, **call)[0]
+            if adapters is None:
+                out = self.unet(sample.index_select(0, halves), t, embeds, return_dict=False, **call)[0]
+            else:  # the region's LoRAs for this call only
+                _set_unet_adapters(self.unet, adapters)
+                try:
+                    out = self.unet(sample.index_select(0, halves), t, embeds, return_dict=False, **call)[0]
+                finally:
+                    _set_unet_adapters(self.unet, self.regions.base_adapters)
             for j, i in enumerate(members):
                 eps[i] = out[j:j + 1]
         return [e for e in eps if e is not None]

@@ -42,12 +42,17 @@ class RegionsPlan:
                 "window": list(self.window) if self.window is not None else None}
 
 
+MAX_LORAS_WITH_REGIONS = 8  # adapters.MAX_LOADED_LORAS: every LoRA of a job stays loaded while it runs
+
+
 def refuse_unsupported(recipe: Recipe) -> None:
-    """Raise RecipeError for what regions cannot do yet (before any model loads)."""
-    for i, region in enumerate(recipe.regions):
-        if region.loras:
-            raise RecipeError(f"regions[{i}].loras", "LoRAs per region are not supported yet: put the LoRA "
-                              "in the recipe's own loras (it then acts on the whole picture), or leave it out")
+    """Raise RecipeError for what regions cannot do (before any model loads): more different LoRAs
+    in the recipe and its regions together than stay loaded at once."""
+    names = {lora.name for lora in recipe.loras} | {lora.name for r in recipe.regions for lora in r.loras}
+    if len(names) > MAX_LORAS_WITH_REGIONS and any(r.loras for r in recipe.regions):
+        where = next(f"regions[{i}].loras" for i, r in enumerate(recipe.regions) if r.loras)
+        raise RecipeError(where, f"{len(names)} different LoRAs in the recipe and its regions; at most "
+                          f"{MAX_LORAS_WITH_REGIONS} (they all stay loaded while the job runs)")
 
 
 def check_mask_proportions(mask_size: tuple[int, int], size: tuple[int, int], what: str) -> None:

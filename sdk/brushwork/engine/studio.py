@@ -52,7 +52,7 @@ from .pipelines import LoadedBase, PipelineCache
 from .plan import ModelFacts, plan
 from .progress import Progress, _Cancelled, latent_to_rgb
 from .prompts import encode_prompts
-from .regions import Regions, encode_regions, read_region_masks
+from .regions import RegionLoras, Regions, base_adapters, encode_regions, read_region_masks
 from .result import Result
 from .run import Execution, run_one
 from .seamless import seamless
@@ -190,10 +190,11 @@ class Studio:
         controls = self._controlnets(recipe, base, hashes, sources)
         pipe = self.pipelines.for_task(base, job_plan.pipeline_task, controls)
         pipe.vae = self._vae(recipe, base, hashes, sources)
-        self._apply_adapters(pipe, base.family, recipe, hashes, sources)
+        region_loras = self._apply_adapters(pipe, base.family, recipe, hashes, sources)
         # A1111 weights and >77-token chunking; cached, so live mode re-encodes only on change.
         prompt_kwargs = encode_prompts(pipe, recipe.prompt, recipe.negative_prompt, family=base.family)
-        regions = None if region_masks is None else Regions(region_masks, encode_regions(pipe, recipe, base.family))
+        regions = None if region_masks is None else Regions(
+            region_masks, encode_regions(pipe, recipe, base.family, region_loras), base_adapters(pipe))
         if recipe.references and not adapters:  # the family was known only once the model loaded
             adapters = references.resolve(recipe, base.family, self.settings, allow_paths=self.model_paths)
         reference_run = references.for_job(pipe, recipe, adapters, reference_images, cfg=job_plan.cfg,
@@ -299,12 +300,17 @@ class Studio:
         hashes["vae"], sources["vae"] = self._hash(resolved), resolved.source
         return vae
 
-    def _apply_adapters(self, pipe, family: str, recipe: Recipe, hashes: dict, sources: dict) -> None:
-        loras, embeddings = [], []
-        for lora in recipe.loras:
+    def _apply_adapters(self, pipe, family: str, recipe: Recipe, hashes: dict, sources: dict) -> RegionLoras | None:
+        """The recipe's LoRAs and embeddings on ``pipe``; the regions' LoRAs resolved (regions.py
+        loads and switches them), returned when a region has any."""
+        loras: list[tuple[str, float]] = []
+        embeddings: list[tuple[str, str]] = []
+        region_loras: list[list[tuple[str, float]]] = [[] for _ in recipe.regions]
+        for lora, own in [(lora, loras) for lora in recipe.loras] + \
+                [(lora, region_loras[i]) for i, r in enumerate(recipe.regions) for lora in r.loras]:
             resolved = bridge.resolve(lora.name, "lora", self.settings, allow_paths=self.model_paths,
                                       family=family)
-            loras.append((resolved.location, float(lora.weight)))
+            own.append((resolved.location, float(lora.weight)))
             hashes[f"lora:{lora.name}"], sources[f"lora:{lora.name}"] = self._hash(resolved), resolved.source
         for emb in recipe.embeddings:
             resolved = bridge.resolve(emb.name, "embedding", self.settings, allow_paths=self.model_paths,
@@ -313,15 +319,18 @@ class Studio:
             embeddings.append((resolved.location, token))
             hashes[f"embedding:{emb.name}"] = self._hash(resolved)
             sources[f"embedding:{emb.name}"] = resolved.source
-        state = (id(pipe.unet), tuple(loras), tuple(embeddings))
+        every = loras + [x for own in region_loras for x in own]
+        state = (id(pipe.unet), tuple(every), tuple(embeddings))
         if self.fast.compile and state != self._adapter_state and self._adapter_state:
             forget_compiled()  # frozen weights are inside the compiled code: recompile with the new ones
         self._adapter_state = state
-        if loras:
+        if every:
             set_qkv_fused(pipe, False)  # LoRA layers wrap to_q/to_k/to_v, not a fused to_qkv
-        apply_adapters(pipe, loras, embeddings, allow_pickle=bool(getattr(self.settings, "allow_pickle", False)))
-        if not loras and self.fast.fuse_qkv:
+        allow_pickle = bool(getattr(self.settings, "allow_pickle", False))
+        apply_adapters(pipe, loras, embeddings, allow_pickle=allow_pickle)
+        if not every and self.fast.fuse_qkv:
             set_qkv_fused(pipe, True)
+        return RegionLoras(loras, region_loras, embeddings, allow_pickle) if any(region_loras) else None
 
 
 def _check_cancel(cancel) -> None:
