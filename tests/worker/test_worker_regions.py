@@ -37,3 +37,20 @@ def test_regions_recipe_runs_and_its_mask_is_uploaded(jobs_worker, tiny_models, 
     assert np.array_equal(remote_pixels, np.asarray(local.images[0].convert("RGB")))
     plain = client.generate(tiny_recipe(), timeout=120)
     assert not np.array_equal(remote_pixels, np.asarray(Image.open(io.BytesIO(plain.png_bytes[0])).convert("RGB")))
+
+
+def test_a_regions_lora_path_is_checked_like_every_model_path(tiny_models, tmp_path):
+    """Region LoRAs name files like the recipe's: from other machines a path is refused."""
+    from brushwork.errors import RecipeError
+    from brushwork.recipe import Lora
+    from brushwork.worker.server import parse_recipe
+
+    class NoAssets:
+        def has(self, ref: str) -> bool:
+            return True
+
+    region = Region(mask="sha256:" + "ab" * 32, prompt="a sky", loras=[Lora(str(tiny_models.lora))])
+    data = tiny_recipe(regions=[region]).to_dict()
+    assert parse_recipe(data, NoAssets(), peer="127.0.0.1").regions[0].loras[0].name == str(tiny_models.lora)
+    with pytest.raises(RecipeError, match=r"regions\[0\]\.loras\[0\]\.name.*only from clients"):
+        parse_recipe(data, NoAssets(), peer="192.168.1.20")

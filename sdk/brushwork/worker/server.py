@@ -395,6 +395,8 @@ def parse_recipe(data, assets, peer: str = "") -> Recipe:
     names += [(f"controls[{i}].model", c.model) for i, c in enumerate(recipe.controls)]
     names += [(f"loras[{i}].name", lora.name) for i, lora in enumerate(recipe.loras)]
     names += [(f"embeddings[{i}].name", e.name) for i, e in enumerate(recipe.embeddings)]
+    names += [(f"regions[{i}].loras[{j}].name", lora.name)  # a region's own LoRAs (engine/regions.py)
+              for i, r in enumerate(recipe.regions) for j, lora in enumerate(r.loras)]
     names += [("upscale.model", recipe.upscale.model)] if recipe.upscale is not None else []  # an SR model
     names += [(f"references[{i}].model", r.model) for i, r in enumerate(recipe.references)]  # IP-Adapters
     for where, name in names:
