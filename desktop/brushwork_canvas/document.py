@@ -156,6 +156,7 @@ class GenSettings:
     upscale_model: str = ""  # a super-resolution model the worker lists; empty = Lanczos
     upscale_factor: int = 2
     upscale_refine: float = 0.0  # 0 = the upscale alone; above 0 a tiled refine at that strength
+    reference_model: str = ""  # the IP-Adapter every reference slot uses; empty = the family's default
 
     @classmethod
     def from_dict(cls, data: dict) -> GenSettings:

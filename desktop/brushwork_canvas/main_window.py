@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
         self.generate_panel.references.message.connect(self._error)
         self.generate_panel.upscale_button.clicked.connect(self.open_upscale)
         session.upscalers_loaded.connect(self._set_upscalers)
+        session.adapters_loaded.connect(self.generate_panel.references.set_adapters)
         self.upscalers: list[str] = []
         self.layers_panel.add_requested.connect(self.add_layer)
         self.layers_panel.add_person_requested.connect(self.add_person)

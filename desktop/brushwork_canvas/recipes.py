@@ -144,7 +144,8 @@ def references_of(doc: Document, assets: dict[str, bytes]) -> list[Reference]:
         png = imaging.png_bytes(slot.image)
         ref = content_ref(png)
         assets[ref] = png
-        out.append(Reference(image=ref, weight=float(slot.weight), mode=slot.mode))
+        out.append(Reference(image=ref, weight=float(slot.weight), mode=slot.mode,
+                             model=doc.settings.reference_model.strip()))
     return out
 
 

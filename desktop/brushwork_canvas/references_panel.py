@@ -130,8 +130,16 @@ class ReferencesBox(QGroupBox):
         self.doc = doc
         self._syncing = False
         self.slots = [SlotWidget(i) for i in range(MAX_REFERENCES)]
+        # The IP-Adapter the slots go through (a name in the worker's model folders, or a hub id);
+        # empty = the model family's default adapter.
+        self.adapter = QComboBox(editable=True)
+        self.adapter.setObjectName("referenceAdapter")
+        self.adapter.lineEdit().setPlaceholderText("IP-Adapter: the family's default")
+        self.adapter.lineEdit().editingFinished.connect(self._adapter_edited)
+        self.adapter.activated.connect(lambda _i: self._adapter_edited())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.adapter)
         for slot in self.slots:
             layout.addWidget(slot)
             slot.dropped.connect(self.drop)
@@ -140,11 +148,14 @@ class ReferencesBox(QGroupBox):
             slot.weight.editingFinished.connect(lambda i=slot.index: self._edited(i))
             slot.mode.activated.connect(lambda _j, i=slot.index: self._edited(i))
         doc.references_changed.connect(self.sync)
+        doc.settings_changed.connect(self.sync)
         self.sync()
 
     def sync(self) -> None:
         self._syncing = True
         try:
+            if self.adapter.currentText() != self.doc.settings.reference_model:
+                self.adapter.setCurrentText(self.doc.settings.reference_model)
             refs = self.doc.references
             for i, widget in enumerate(self.slots):
                 widget.show_slot(refs[i] if i < len(refs) else None)
@@ -190,6 +201,22 @@ class ReferencesBox(QGroupBox):
             slots = list(self.doc.references)
             slots[index] = new
             self.doc.undo_stack.push(SetReferences(self.doc, slots, "Reference settings"))
+
+    def _adapter_edited(self) -> None:
+        name = self.adapter.currentText().strip()
+        if not self._syncing and name != self.doc.settings.reference_model:
+            self.doc.update_settings(reference_model=name)
+
+    def set_adapters(self, names: list) -> None:
+        """The worker's IP-Adapters, offered in the box (any name can still be typed)."""
+        current = self.adapter.currentText()
+        self._syncing = True
+        try:
+            self.adapter.clear()
+            self.adapter.addItems([str(n) for n in names])
+            self.adapter.setCurrentText(current)
+        finally:
+            self._syncing = False
 
     def _browse(self, index: int) -> None:
         from .main_window import IMAGE_FILTER

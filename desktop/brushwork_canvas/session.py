@@ -37,6 +37,7 @@ class Session(QObject):
     models_loaded = Signal(list)  # base model names
     controlnets_loaded = Signal(list)  # ControlNet names
     upscalers_loaded = Signal(list)  # super-resolution model names
+    adapters_loaded = Signal(list)  # IP-Adapter names (reference slots)
     catalog_changed = Signal()  # the worker's model list (and so the models' defaults) arrived
     history_synced = Signal(int)  # results recovered from the worker's history by one sync
 
@@ -310,6 +311,7 @@ class Session(QObject):
             self.models_loaded.emit(pipelines)
             self.controlnets_loaded.emit(controlnets)
             self.upscalers_loaded.emit(self.catalog.names(*UPSCALER_KINDS))
+            self.adapters_loaded.emit(self.catalog.names("ip_adapter"))
             self.catalog_changed.emit()
             if self._announce_models:
                 self._announce_models = False

@@ -24,8 +24,10 @@ def upscalers(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def worker(tiny_models, upscalers, tmp_path_factory):
+    from brushwork.testing.tiny_ip_adapter import ensure_tiny_ip_adapters
     from brushwork.worker.testing import WorkerProcess
 
+    ensure_tiny_ip_adapters(tiny_models.root)
     proc = WorkerProcess(home=tmp_path_factory.mktemp("worker-home"), model_dirs=[tiny_models.root, upscalers])
     proc.start()
     try:
@@ -70,6 +72,10 @@ def test_the_worker_lists_each_models_defaults_and_its_upscalers(win, tiny_model
     assert (got.width, got.height, got.steps, got.cfg, got.sampler) == \
         (expected.width, expected.height, expected.steps, expected.cfg, expected.sampler)
     assert win.upscalers == ["2x-tiny-esrgan"]
+    from brushwork.testing.tiny_ip_adapter import SD15_ADAPTER
+
+    box = win.generate_panel.references.adapter
+    assert SD15_ADAPTER in [box.itemText(i) for i in range(box.count())], "the worker's IP-Adapters are offered"
     win.generate_panel.defaults_button.click()  # follow the model
     assert win.generate_panel.steps.value() == expected.steps
     assert f"{expected.steps} step" in win.generate_panel.defaults_label.text()
@@ -123,3 +129,26 @@ def test_upscale_with_a_refine_pass_runs_on_the_worker(win, qtbot):
     assert (ran.task, ran.upscale.refine, ran.prompt, ran.regions) == ("upscale", 0.5, "a wall", []), \
         win.messages_panel.text()
     assert (doc.width, doc.height) == (128, 128) and doc.layers[-1].name == "Upscaled 1"
+
+
+def test_a_dropped_reference_runs_on_the_worker_through_the_chosen_adapter(win, qtbot, tmp_path):
+    import numpy as np
+    from brushwork.testing.tiny_ip_adapter import SD15_ADAPTER
+    from canvas_helpers import png_file
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    doc, box = win.doc, win.generate_panel.references
+    rng = np.random.default_rng(3)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(png_file(tmp_path / "ref.png", rng.random((64, 64, 3)) * 255)))])
+    box.slots[0].dropEvent(QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                                      Qt.KeyboardModifier.NoModifier))
+    box.adapter.setCurrentText(SD15_ADAPTER)
+    box.adapter.lineEdit().editingFinished.emit()
+    assert doc.settings.reference_model == SD15_ADAPTER
+    run(win, qtbot, "generate")
+    ran = doc.history[0].recipe
+    assert [(r.model, r.weight, r.mode) for r in ran.references] == [(SD15_ADAPTER, 0.6, "style")], \
+        win.messages_panel.text()
+    assert ran.references[0].image == win.session.submitted[-1].recipe.references[0].image

@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import cast
 
 from .. import __version__, paths, protocol
@@ -203,8 +204,9 @@ class Worker:
 def _add_model_facts(out: list[dict], refs, settings) -> None:
     """What front ends show before a job runs (the canvas's generate panel and Upscale dialog):
     each pipeline's defaults (``models.defaults.defaults_for_ref``, the ones a job that leaves
-    them unset runs with), ``default: true`` on the model an empty ``model`` runs on, and the
-    super-resolution upscalers in the model folders (kind "upscaler"). Small files only."""
+    them unset runs with), ``default: true`` on the model an empty ``model`` runs on, the
+    super-resolution upscalers (kind "upscaler") and the IP-Adapters (kind "ip_adapter") in the
+    model folders. Small files only."""
     from ..errors import BrushworkError
     from ..models import sources
     from ..models.defaults import defaults_for_ref
@@ -228,6 +230,31 @@ def _add_model_facts(out: list[dict], refs, settings) -> None:
     except ImportError:
         return
     out.extend({"name": name, "kind": KIND} for name, _path in list_upscalers(settings))
+    out.extend({"name": name, "kind": "ip_adapter"} for name in _ip_adapters(settings))
+
+
+def _ip_adapters(settings) -> list[str]:
+    """Names of the IP-Adapters in the model folders' adapter sub-folders (what a reference's
+    ``model`` may name): a weights file by its stem, a folder holding weights by its name."""
+    try:
+        from ..models import modeldirs
+        from ..models.ip_adapter import SUBDIRS
+    except ImportError:
+        return []
+    names = set()
+    for root in getattr(settings, "model_dirs", []) or []:
+        for base in (Path(root).expanduser(), Path(root).expanduser() / "models"):
+            for sub in (d for d in SUBDIRS if "adapter" in d.lower()):  # A1111's ControlNet folder mixes kinds
+                try:
+                    entries = sorted((base / sub).iterdir()) if (base / sub).is_dir() else []
+                except OSError:
+                    continue
+                for entry in entries:
+                    if entry.is_file() and entry.suffix.lower() in modeldirs.WEIGHT_EXTS:
+                        names.add(entry.stem)
+                    elif entry.is_dir() and any(p.suffix.lower() in modeldirs.WEIGHT_EXTS for p in entry.iterdir()):
+                        names.add(entry.name)
+    return sorted(names)
 
 
 def _make_private(folder) -> None:
