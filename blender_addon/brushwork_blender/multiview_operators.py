@@ -94,7 +94,8 @@ class MultiviewRun:
     skipped: int = 0
     report: bake_mod.BakeReport | None = None
     materials: list = field(default_factory=list)  # region materials (a prompt each), numbered 1.. in renders
-    region_fields: list = field(default_factory=list)  # their Region fields but the mask
+    region_fields: list = field(default_factory=list)  # their Region fields but the mask (then the groups')
+    groups: list = field(default_factory=list)  # vertex-group regions: (object name, group name), numbered after
     error: str = ""  # a view could not be rendered: the chain stopped
 
 
@@ -212,7 +213,7 @@ def render_plan(run: MultiviewRun, plan: ViewPlan, then) -> None:
 
     try:
         render_passes.request(run.bake.scene, cam, run.size, normals=run.use_normal, materials=run.materials,
-                              then=done)
+                              groups=run.groups, then=done)
     except ValueError as exc:
         then(str(exc))
 
@@ -319,8 +320,9 @@ class BRUSHWORK_OT_texture_multiview(bpy.types.Operator):
                            sequential=mv.sequential, normal_strength=mv.normal_strength,
                            normal_model=mv.normal_model, margin=mv.margin, prefs=props.preferences(context),
                            pbr=mv.pbr, size=size, use_normal=mv.use_normal)
-        run.materials = regions.region_materials(meshes)
-        run.region_fields = regions.region_fields(run.materials)
+        run.materials, groups = regions.region_materials(meshes), regions.group_regions(meshes)
+        run.region_fields = regions.region_fields(run.materials) + [f for _, _, f in groups]
+        run.groups = [(o, g) for o, g, _ in groups]
         # Each view is rendered right before its job (in the UI in Blender's render job), so the
         # chain goes on from the pump; in background mode it has finished when this returns.
         start_view(run, 0)

@@ -164,7 +164,7 @@ class BRUSHWORK_OT_generate_texture(JobOperator, bpy.types.Operator):
                            [identity.target("OBJECT", obj)], {"slot": slot})
 
 
-def after_view_render(operator, scene, camera, size, then, *, materials=(), normals=False) -> set:
+def after_view_render(operator, scene, camera, size, then, *, materials=(), groups=(), normals=False) -> set:
     """Render ``camera``'s passes (in the UI: Blender's render job, the UI stays live), then
     ``then(passes, report) -> bool`` on the main thread. ``report(level, text)`` goes to the
     operator while it runs (background mode: all of it happens before this returns), afterwards to
@@ -189,7 +189,7 @@ def after_view_render(operator, scene, camera, size, then, *, materials=(), norm
         state["result"] = {"FINISHED"} if ok else {"CANCELLED"}
 
     try:
-        render_passes.request(scene, camera, size, normals=normals, materials=materials, then=done)
+        render_passes.request(scene, camera, size, normals=normals, materials=materials, groups=groups, then=done)
     except ValueError as exc:
         operator.report({"ERROR"}, f"Brushwork: {exc}")
         return {"CANCELLED"}
@@ -225,8 +225,8 @@ class BRUSHWORK_OT_project_from_camera(JobOperator, bpy.types.Operator):
             base_recipe(settings, width=size[0], height=size[1], controls=poses)  # its errors now, not later
         except (ValueError, pose.BoneMapError, sdk.BrushworkError) as exc:
             return self.fail(str(exc))
-        materials = regions.region_materials(meshes)
-        fields = regions.region_fields(materials)
+        materials, groups = regions.region_materials(meshes), regions.group_regions(meshes)
+        fields = regions.region_fields(materials) + [f for _, _, f in groups]  # the render's numbering
         targets = [identity.target("OBJECT", o) for o in meshes]
         file, scene_name = identity.file_ref(), scene.name
         params = {"frame": frame.to_dict(), "bake": settings.bake_to_uvs, "stem": f"{camera.name}-projection"}
@@ -248,7 +248,8 @@ class BRUSHWORK_OT_project_from_camera(JobOperator, bpy.types.Operator):
             return submit_job(link_settings, file, "camera projection", recipe, [data, *region_uploads],
                               "projection", targets, params, report)
 
-        return after_view_render(self, scene, camera, size, then, materials=materials)
+        return after_view_render(self, scene, camera, size, then, materials=materials,
+                                 groups=[(o, g) for o, g, _ in groups])
 
 
 def no_camera(operator) -> set:

@@ -1,18 +1,21 @@
-"""Material slots as regions: a material with a Brushwork prompt conditions the part of a view
-where its faces are seen (the Recipe's ``regions``), the rest keeps the main prompt.
+"""Material slots and vertex groups as regions: a material with a Brushwork prompt, or a vertex
+group listed with one, conditions the part of a view where its faces are seen (the Recipe's
+``regions``); the rest keeps the main prompt.
 
-The mask of each such material comes from the same 1-sample Cycles render as the view's depth
-(``render_passes``: the Material Index pass, each region material numbered for that render), so
-it is exact at the pixel centres and follows render visibility and occlusion like the depth does.
+The mask of each comes from the same 1-sample Cycles render as the view's depth
+(``render_passes``: the Material Index pass, each region numbered for that render; a vertex
+group's faces get a material of their own for that render only), so it is exact at the pixel
+centres and follows render visibility and occlusion like the depth does.
 
     material.brushwork_region.prompt = "mossy stones"   # empty = not a region
+    r = obj.brushwork_group_regions.add(); r.vertex_group, r.prompt = "Roof", "clay tiles"
 """
 
 from __future__ import annotations
 
 import bpy
 import numpy as np
-from bpy.props import FloatProperty, PointerProperty, StringProperty
+from bpy.props import CollectionProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import pixels, sdk
 
@@ -24,6 +27,27 @@ class BrushworkRegionSettings(bpy.types.PropertyGroup):
     negative_prompt: StringProperty(name="Region negative", description="Empty: the main negative prompt")
     weight: FloatProperty(name="Region weight", description="How fully the region's prompt replaces the main one "
                                                             "inside it", default=1.0, min=0.0, max=2.0)
+
+
+class BrushworkGroupRegion(bpy.types.PropertyGroup):
+    vertex_group: StringProperty(name="Vertex group", description="Faces whose vertices' mean weight in it is "
+                                                                   "above 0.5")
+    prompt: StringProperty(name="Region prompt", description="What this vertex group's faces show")
+    negative_prompt: StringProperty(name="Region negative", description="Empty: the main negative prompt")
+    weight: FloatProperty(name="Region weight", default=1.0, min=0.0, max=2.0)
+
+
+def group_regions(objects) -> list[tuple[str, str, dict]]:
+    """(object name, vertex group, Region fields but the mask) of ``objects``' vertex-group
+    regions that have a prompt and a group."""
+    found = []
+    for obj in objects:
+        for r in getattr(obj, "brushwork_group_regions", ()):
+            if r.prompt.strip() and r.vertex_group:
+                found.append((obj.name, r.vertex_group, {
+                    "prompt": r.prompt.strip(), "negative_prompt": r.negative_prompt,
+                    "weight": round(float(r.weight), 4), "material": f"{obj.name}/{r.vertex_group}"}))
+    return found
 
 
 def region_materials(objects) -> list:
@@ -64,10 +88,44 @@ def regions_from_masks(fields: list[dict], material_index: np.ndarray | None) ->
     return regions, uploads
 
 
+class BRUSHWORK_OT_add_group_region(bpy.types.Operator):
+    """Make the active vertex group of the active object a region (give it a prompt below)"""
+
+    bl_idname = "brushwork.add_group_region"
+    bl_label = "Add Vertex Group Region"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        obj = context.active_object
+        group = obj.vertex_groups.active if obj is not None and obj.type == "MESH" else None
+        if group is None:
+            self.report({"ERROR"}, "Brushwork: the active mesh has no active vertex group")
+            return {"CANCELLED"}
+        region = obj.brushwork_group_regions.add()
+        region.vertex_group = group.name
+        return {"FINISHED"}
+
+
+class BRUSHWORK_OT_remove_group_region(bpy.types.Operator):
+    """Stop using this vertex group as a region"""
+
+    bl_idname = "brushwork.remove_group_region"
+    bl_label = "Remove Vertex Group Region"
+    bl_options = {"REGISTER", "UNDO"}
+
+    index: IntProperty()
+
+    def execute(self, context):
+        obj = context.active_object
+        if obj is not None and 0 <= self.index < len(obj.brushwork_group_regions):
+            obj.brushwork_group_regions.remove(self.index)
+        return {"FINISHED"}
+
+
 class BRUSHWORK_PT_regions(bpy.types.Panel):
     """The active object's material slots, each with its region prompt."""
 
-    bl_label = "Regions (material slots)"
+    bl_label = "Regions (material slots, vertex groups)"
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Brushwork"
@@ -78,10 +136,15 @@ class BRUSHWORK_PT_regions(bpy.types.Panel):
         obj = context.active_object
         layout = self.layout
         slots = [s for s in getattr(obj, "material_slots", ()) if s.material is not None]
-        if not slots:
-            layout.label(text="The active object has no materials")
-            return
-        layout.label(text="A prompt makes a material's faces a region of every view", icon="INFO")
+        layout.label(text="A prompt makes its faces a region of every view", icon="INFO")
+        if obj is not None and obj.type == "MESH":
+            for i, region in enumerate(obj.brushwork_group_regions):
+                box = layout.box()
+                row = box.row(align=True)
+                row.prop_search(region, "vertex_group", obj, "vertex_groups", text="", icon="GROUP_VERTEX")
+                row.operator("brushwork.remove_group_region", text="", icon="X").index = i
+                box.prop(region, "prompt", text="")
+            layout.operator("brushwork.add_group_region", icon="GROUP_VERTEX")
         for slot in slots:
             box = layout.box()
             box.label(text=slot.material.name, icon="MATERIAL")
@@ -93,15 +156,18 @@ class BRUSHWORK_PT_regions(bpy.types.Panel):
                 row.prop(region, "weight", text="")
 
 
-CLASSES = (BrushworkRegionSettings, BRUSHWORK_PT_regions)
+CLASSES = (BrushworkRegionSettings, BrushworkGroupRegion, BRUSHWORK_OT_add_group_region,
+           BRUSHWORK_OT_remove_group_region, BRUSHWORK_PT_regions)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
 
 
 def register():
     _register_classes()
     bpy.types.Material.brushwork_region = PointerProperty(type=BrushworkRegionSettings)
+    bpy.types.Object.brushwork_group_regions = CollectionProperty(type=BrushworkGroupRegion)
 
 
 def unregister():
+    del bpy.types.Object.brushwork_group_regions
     del bpy.types.Material.brushwork_region
     _unregister_classes()

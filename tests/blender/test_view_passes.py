@@ -28,6 +28,14 @@ def test_material_slot_masks_match_the_projected_faces_exactly(checks):
     assert checks["pass_index_restored"] == [0, 0, 0]
 
 
+def test_a_vertex_group_region_masks_its_faces_exactly_for_that_render_only(checks):
+    assert checks["group_fields"] == [["Cube", "Front", "a wooden door"]]
+    assert checks["group_truth_pixels"] > 300
+    assert checks["group_mismatch"] == 0  # materials and the group together, every pixel centre
+    assert checks["group_left_nothing"]  # no modifier, material or node group stays behind
+    assert checks["group_recipe_prompts"] == ["red bricks", "green grass", "a wooden door"]
+
+
 def test_a_render_hidden_object_with_a_region_material_is_not_in_its_mask(checks):
     assert checks["region_hidden_box_pixels"] > 100
     assert checks["region_red_on_hidden_box"] == 0

@@ -65,13 +65,16 @@ def _check_camera(camera) -> None:
 class _Setup:
     """A render prepared on the main thread: the scene set up for it, and how to undo that."""
 
-    def __init__(self, scene, camera, size, normals: bool, materials, view_layer):
+    def __init__(self, scene, camera, size, normals: bool, materials, view_layer, groups=()):
         import bpy
 
         self.started = time.perf_counter()
         self.scene, self.camera, self.normals = scene, camera, normals
         self.camera_name = camera.name
         self.materials = list(materials or [])
+        self.groups = [(str(o), str(g)) for o, g in groups]  # (object name, vertex group name)
+        self.made: list[tuple[str, object]] = []  # (kind, datablock) made for this render, removed after
+        self.modifiers: list[tuple[str, str]] = []  # (object name, modifier name) added for it
         self.view_layer = view_layer or bpy.context.view_layer
         self.size = (int(size[0]), int(size[1]))
         self.tmp = tempfile.mkdtemp(prefix="brushwork-passes-")
@@ -112,14 +115,15 @@ class _Setup:
             # material masks (a wide filter would jitter it up to 0.75 px).
             (c, "pixel_filter_type", "BOX"), (c, "filter_width", 0.01),
             (vl, "use_pass_z", True), (vl, "use_pass_normal", self.normals or vl.use_pass_normal),
-            (vl, "use_pass_material_index", bool(self.materials) or vl.use_pass_material_index),
+            (vl, "use_pass_material_index", bool(self.materials or self.groups) or vl.use_pass_material_index),
             (scene, "compositing_node_group", tree),
         ]:
             self._set(owner, attr, value)
+        self._group_materials()
         if self.materials:
             # Material index pass = each material's pass_index: ours 1..k for the asked ones, 0
             # for every other material (restored afterwards).
-            wanted = {m.name: k + 1 for k, m in enumerate(self.materials)}
+            wanted = {m.name: k + 1 for k, m in enumerate(self.materials) if m is not None}
             for mat in bpy.data.materials:
                 self._set(mat, "pass_index", wanted.get(mat.name, 0))
         # A Render Layers node shows the sockets of the passes that are on when it is made.
@@ -129,11 +133,32 @@ class _Setup:
         sockets = [("FLOAT", "depth", "Depth")]
         if self.normals:
             sockets.append(("VECTOR", "normal", "Normal"))
-        if self.materials:
+        if self.materials:  # (vertex-group regions add theirs in _group_materials)
             sockets.append(("FLOAT", "material", "Material Index"))
         for kind, name, socket in sockets:
             item = out.file_output_items.new(kind, name)
             tree.links.new(layers.outputs[socket], out.inputs[item.name])
+
+    def _group_materials(self) -> None:
+        """Vertex-group regions: for this render only, the faces of each (object, group) get a
+        material of their own (a Geometry Nodes 'Set Material' modifier, render only, on faces
+        whose vertices' mean weight is above 0.5), numbered after the asked materials."""
+        import bpy
+
+        for obj_name, group in self.groups:
+            obj = bpy.data.objects.get(obj_name)
+            if obj is None or obj.type != "MESH" or group not in obj.vertex_groups:
+                mat = None  # nothing to mark: an index no pixel gets
+            else:
+                mat = bpy.data.materials.new(f"Brushwork region {obj_name}/{group}")
+                self.made.append(("materials", mat))
+                tree = _set_material_tree(group, mat)
+                self.made.append(("node_groups", tree))
+                mod = obj.modifiers.new("Brushwork region", "NODES")
+                mod.node_group = tree
+                mod.show_viewport = False  # the viewport never shows it; the render does
+                self.modifiers.append((obj.name, mod.name))
+            self.materials.append(mat)
 
     def restore(self) -> None:
         import bpy
@@ -142,6 +167,16 @@ class _Setup:
             with suppress(AttributeError, TypeError, ValueError, ReferenceError):
                 setattr(owner, attr, value)
         self.old = []
+        for obj_name, mod_name in self.modifiers:
+            obj = bpy.data.objects.get(obj_name)
+            mod = obj.modifiers.get(mod_name) if obj is not None else None
+            if mod is not None:
+                obj.modifiers.remove(mod)
+        self.modifiers = []
+        for kind, block in self.made:
+            with suppress(ReferenceError, RuntimeError):
+                getattr(bpy.data, kind).remove(block)
+        self.made = []
         if self.tree is not None:
             with suppress(ReferenceError):
                 bpy.data.node_groups.remove(self.tree)
@@ -176,6 +211,31 @@ class _Setup:
         self.seconds["read"] = time.perf_counter() - t0
         return Passes(depth=depth.astype(np.float32), normal=normal, material_index=index,
                       seconds=dict(self.seconds))
+
+
+def _set_material_tree(group: str, material):
+    """A Geometry Nodes tree: faces whose vertices' mean weight in vertex group ``group`` is
+    above 0.5 get ``material``."""
+    import bpy
+
+    tree = bpy.data.node_groups.new("Brushwork region", "GeometryNodeTree")
+    tree.interface.new_socket(name="Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+    tree.interface.new_socket(name="Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    nodes, links = tree.nodes, tree.links
+    given, result = nodes.new("NodeGroupInput"), nodes.new("NodeGroupOutput")
+    weight = nodes.new("GeometryNodeInputNamedAttribute")
+    weight.data_type = "FLOAT"
+    weight.inputs["Name"].default_value = group
+    above = nodes.new("FunctionNodeCompare")
+    above.data_type, above.operation = "FLOAT", "GREATER_THAN"
+    above.inputs["B"].default_value = 0.5
+    setter = nodes.new("GeometryNodeSetMaterial")
+    setter.inputs["Material"].default_value = material
+    links.new(weight.outputs["Attribute"], above.inputs["A"])
+    links.new(above.outputs["Result"], setter.inputs["Selection"])
+    links.new(given.outputs[0], setter.inputs["Geometry"])
+    links.new(setter.outputs["Geometry"], result.inputs[0])
+    return tree
 
 
 def _read_exr(path: str, channels: int, bpy_ok: bool = True) -> np.ndarray:
@@ -263,15 +323,17 @@ def read_exr(path: str) -> dict[str, np.ndarray]:
     return planes
 
 
-def render_passes(scene, camera, size: tuple[int, int], *, normals: bool = False, materials=(),
+def render_passes(scene, camera, size: tuple[int, int], *, normals: bool = False, materials=(), groups=(),
                   view_layer=None) -> Passes:
     """Render ``camera``'s view at ``size`` = (w, h) with Cycles, 1 sample, on this thread, and
-    return its depth (world normals when ``normals``; with ``materials``, which of them each pixel
-    shows). Synchronous: for scripts and background mode (the UI uses ``request``)."""
+    return its depth (world normals when ``normals``; with ``materials`` and vertex-group
+    ``groups`` = [(object name, group name)], which of them each pixel shows: index k+1 for the
+    k-th of materials then groups). Synchronous: for scripts and background mode (the UI uses
+    ``request``)."""
     import bpy
 
     _check_camera(camera)
-    setup = _Setup(scene, camera, size, normals, materials, view_layer)
+    setup = _Setup(scene, camera, size, normals, materials, view_layer, groups)
     t0 = time.perf_counter()
     try:
         bpy.ops.render.render(write_still=False, layer=setup.view_layer.name, scene=scene.name)
@@ -294,6 +356,7 @@ class _Request:
     normals: bool
     material_names: list[str]
     then: Callable[[Passes | None, str], None]  # (passes, "") or (None, one-line error)
+    groups: list = field(default_factory=list)  # vertex-group regions: (object name, group name)
     setup: _Setup | None = None
     asked: float = field(default_factory=time.monotonic)
     main_thread_s: float = 0.0  # main-thread time spent on it, summed over the pump's slices
@@ -312,7 +375,7 @@ def background() -> bool:
     return jobs.run_sync_mode()
 
 
-def request(scene, camera, size: tuple[int, int], *, normals: bool = False, materials=(),
+def request(scene, camera, size: tuple[int, int], *, normals: bool = False, materials=(), groups=(),
             then: Callable[[Passes | None, str], None]) -> None:
     """Render the passes without blocking the UI and call ``then(passes, "")`` (or ``then(None,
     error)``) on the main thread when they are read. Raises ValueError at once for a bad camera.
@@ -320,14 +383,14 @@ def request(scene, camera, size: tuple[int, int], *, normals: bool = False, mate
     _check_camera(camera)
     if background():
         try:
-            passes = render_passes(scene, camera, size, normals=normals, materials=materials)
+            passes = render_passes(scene, camera, size, normals=normals, materials=materials, groups=groups)
         except (RuntimeError, ValueError) as exc:
             then(None, str(exc))
             return
         then(passes, "")
         return
     _queue.append(_Request(scene.name, camera.name, (int(size[0]), int(size[1])), normals,
-                           [m.name for m in materials], then))
+                           [m.name for m in materials], then, groups=[tuple(g) for g in groups]))
     from .. import jobs
 
     jobs.ensure_pump()
@@ -404,8 +467,8 @@ def poll() -> bool:
             scene, camera = bpy.data.scenes.get(req.scene_name), bpy.data.objects.get(req.camera_name)
             if scene is None or camera is None:
                 raise RuntimeError(f"camera {req.camera_name!r} or its scene is gone")
-            materials = [bpy.data.materials[n] for n in req.material_names if n in bpy.data.materials]
-            req.setup = _Setup(scene, camera, req.size, req.normals, materials, None)
+            materials = [bpy.data.materials.get(n) for n in req.material_names]  # None keeps the numbering
+            req.setup = _Setup(scene, camera, req.size, req.normals, materials, None, req.groups)
             try:
                 start_render_job(req.setup)
             except Exception:

@@ -178,6 +178,10 @@ def _():
     box.data.materials.append(wall)
     for poly in box.data.polygons:
         poly.material_index = 1 if poly.normal.y < -0.5 else 0
+    top = box.vertex_groups.new(name="Top")  # and the top face as a vertex-group region
+    top.add([v.index for v in box.data.vertices if v.co.z > 0.9], 1.0, "REPLACE")
+    entry = box.brushwork_group_regions.add()
+    entry.vertex_group, entry.prompt = "Top", "mossy roof"
     cam_data = bpy.data.cameras.new("regions cam")
     cam = bpy.data.objects.new("regions cam", cam_data)
     scene.collection.objects.link(cam)
@@ -195,8 +199,9 @@ def _():
     run = recipes[0] if recipes else {}
     out["regions_project_regions"] = [[r["prompt"], r["weight"]] for r in run.get("regions", [])]
     # the mask the Recipe names is the Material Index pass of the same view (rendered again here)
-    passes = render_passes.render_passes(scene, cam, (64, 64), materials=[wall])
-    want, _ = regions.regions_from_masks(regions.region_fields([wall]), passes.material_index)
+    passes = render_passes.render_passes(scene, cam, (64, 64), materials=[wall], groups=[(box.name, "Top")])
+    fields = regions.region_fields([wall]) + [f for _, _, f in regions.group_regions([box])]
+    want, _ = regions.regions_from_masks(fields, passes.material_index)
     out["regions_project_mask_matches"] = [r["mask"] for r in run.get("regions", [])] == [w["mask"] for w in want]
     # the multi-view chain: each view that sees the wall carries its region
     mv.count, mv.top, mv.sequential = 2, False, True

@@ -130,6 +130,24 @@ def _regions():
     # A material no view pixel shows gives no region.
     out["unseen_regions"] = len(regions.regions_from_masks(fields, np.zeros_like(got))[0])
 
+    # A vertex group as a region: the -Y face's 4 vertices (its neighbours have 2 of 4: mean 0.5,
+    # not above it), numbered after the materials; for that render only.
+    front = cube.vertex_groups.new(name="Front")
+    front.add([v.index for v in cube.data.vertices if v.co.y < -0.9], 1.0, "REPLACE")
+    entry = cube.brushwork_group_regions.add()
+    entry.vertex_group, entry.prompt = "Front", "a wooden door"
+    groups = regions.group_regions([cube])
+    out["group_fields"] = [[o, g, f["prompt"]] for o, g, f in groups]
+    counts = (len(bpy.data.materials), len(bpy.data.node_groups), len(cube.modifiers))
+    passes = render_passes.render_passes(scene, cam, size, materials=mats, groups=[(o, g) for o, g, _ in groups])
+    out["group_left_nothing"] = (len(bpy.data.materials), len(bpy.data.node_groups), len(cube.modifiers)) == counts
+    truth_g = truth.copy()
+    truth_g[(nearest == 0) & np.isfinite(t_cube) & (face == 2)] = 3
+    out["group_truth_pixels"] = int((truth_g == 3).sum())
+    out["group_mismatch"] = int((passes.material_index != truth_g).sum())
+    made, _ = regions.regions_from_masks(fields + [f for _, _, f in groups], passes.material_index)
+    out["group_recipe_prompts"] = [r["prompt"] for r in made]
+
 
 # 2. normal colours ------------------------------------------------------------------------------
 @step("normals")
