@@ -127,3 +127,26 @@ def test_validate_runs_once_per_generate(studio, monkeypatch):
     calls.clear()
     studio.generate(Recipe(prompt=PROMPT, model=DEMO, seed=1, steps=1))  # the rest from the model
     assert len(calls) == 1
+
+
+def test_batch_rows_take_the_model_s_defaults_where_the_runner_sees_the_model(tmp_path, demo_defaults):
+    """A batch fills a row like the Studio, from the model as this machine resolves it (so the
+    output name is the hash of the recipe its PNG carries); a model only a worker has leaves them
+    unset, and a PNG with the worker's filled values still verifies as that row's."""
+    from brushwork.batch.identity import verify_output
+    from brushwork.batch.manifest import read_manifest
+    from brushwork.batch.preflight import plan_rows
+    from brushwork.batch.runners import local_model_defaults
+    from brushwork.metadata import save_png
+    from PIL import Image
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"prompt": PROMPT, "model": DEMO, "seed": 1, "steps": 3}) + "\n")
+    [row] = plan_rows(read_manifest(manifest), tmp_path, tmp_path, model_defaults=local_model_defaults)
+    assert sampling(row.recipe) == {**demo_defaults, "steps": 3}
+    [remote] = plan_rows(read_manifest(manifest), tmp_path, tmp_path)  # defaults unknown here
+    assert remote.recipe.unset == ("width", "height", "cfg", "sampler") and remote.pixels == 0
+    png = save_png(Image.new("RGB", (64, 64)), tmp_path / "made.png", row.recipe)
+    assert verify_output(png, row.recipe) == "" and verify_output(png, remote.recipe) == ""
+    other = save_png(Image.new("RGB", (64, 64)), tmp_path / "other.png", row.recipe.replace(steps=4))
+    assert verify_output(other, remote.recipe) == "its recipe differs from this row's"

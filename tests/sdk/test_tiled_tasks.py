@@ -326,7 +326,8 @@ def test_a_plain_checkpoint_keeps_the_unmasked_latents_on_the_init_picture(tiny_
 
     pipe = kit.load("sd15", tiny_models)
     job = Execution(pipe=pipe, inputs=None,
-                    plan=plan(Recipe(prompt="a wall", steps=3, cfg=1.0, sampler="Euler a", strength=1.0),
+                    plan=plan(Recipe(prompt="a wall", width=512, height=512, steps=3, cfg=1.0, sampler="Euler a",
+                                     strength=1.0),
                               ModelFacts.of_pipe(pipe, "sd15")),
                     prompt_kwargs=encode_prompts(pipe, "a wall", "", family="sd15"),
                     scheduler_config=dict(pipe.scheduler.config))

@@ -143,6 +143,9 @@ def _csv(text: str, name: str) -> Raw:
     return out
 
 
+_MODEL_DEFAULTED_KINDS: dict[str, Any] = {"steps": 0, "width": 0, "height": 0, "cfg": 0.0}
+
+
 def _csv_cell(key: str, value: str) -> Any:
     value = value.strip()
     if key in ("prompts", "models"):
@@ -157,7 +160,8 @@ def _csv_cell(key: str, value: str) -> Any:
         except ValueError:
             raise ValueError(f"{key}: a CSV cell for {key} holds JSON") from None
     spec = _RECIPE_FIELDS.get(key)
-    default = spec.default if spec is not None else None
+    # The fields left to the model default to None, so their number kind is said here.
+    default = _MODEL_DEFAULTED_KINDS.get(key, spec.default if spec is not None else None)
     if key == "seed" or isinstance(default, int) and not isinstance(default, bool):
         try:
             return int(value)

@@ -2,9 +2,13 @@
 its one-line reason (bad field, unknown preset, unreadable or mismatched picture, unknown model,
 a ``sha256:`` input nobody has). A bad row never stops the others.
 
-A Row's Recipe is the one that runs: validated, ``<lora:>`` tags moved to ``loras`` (as the
-Studio does, so the PNG's recipe and the row's are one), every input a ``sha256:`` ref, and a
-fixed seed. Its hash names the output file.
+A Row's Recipe is the one that runs: validated, ``<lora:>`` tags moved to ``loras`` and the
+model's defaults in the fields it leaves unset (as the Studio does, so the PNG's recipe and the
+row's are one), every input a ``sha256:`` ref, and a fixed seed. Its hash names the output file.
+The defaults are those of the model as this machine resolves the name, whatever the runner, so
+one manifest names its files alike in-process, on Ray and through a worker; a model this machine
+does not have (a worker's own) leaves those fields unset, and ``identity.verify_output`` accepts
+what the PNG records for them.
 """
 
 from __future__ import annotations
@@ -53,17 +57,31 @@ class Row:
 
 def plan_rows(entries: list[Entry], out_dir: Path, base_dir: Path, *,
               missing: Callable[[list[str]], list[str]] | None = None,
-              check_model: Callable[[str], None] | None = None) -> list[Row]:
+              check_model: Callable[[str], None] | None = None,
+              model_defaults: Callable[[str], dict | None] | None = None) -> list[Row]:
     """Rows for ``entries``. ``missing(refs)``: which ``sha256:`` inputs the runner cannot get
     (None: assume all); ``check_model(name)``: raises when a model cannot be found (None: the
-    runner reports it when the row runs)."""
-    rows = [_plan_one(e, out_dir, base_dir) for e in entries]
+    runner reports it when the row runs); ``model_defaults(name)``: the model's size, steps, CFG
+    and sampler (None: unknown here, the runner's Studio fills them)."""
+    found: dict[str, dict | None] = {}
+
+    def defaults(model: str) -> dict | None:
+        if model_defaults is None:
+            return None
+        if model not in found:
+            try:
+                found[model] = model_defaults(model)
+            except BrushworkError:  # a missing model is check_model's to report
+                found[model] = None
+        return found[model]
+
+    rows = [_plan_one(e, out_dir, base_dir, defaults) for e in entries]
     _check_models(rows, check_model)
     _check_content_refs(rows, missing)
     return rows
 
 
-def _plan_one(entry: Entry, out_dir: Path, base_dir: Path) -> Row:
+def _plan_one(entry: Entry, out_dir: Path, base_dir: Path, defaults: Callable[[str], dict | None]) -> Row:
     row = Row(entry.index, entry.where, name=entry.name)
     if entry.error:
         return row.fail(entry.error)
@@ -82,6 +100,8 @@ def _plan_one(entry: Entry, out_dir: Path, base_dir: Path) -> Row:
         if tagged:
             recipe = recipe.replace(prompt=prompt, loras=[*recipe.loras, *tagged])
         recipe, row.blobs = _inputs_as_refs(recipe)
+        if recipe.unset and isinstance(recipe.model, str) and (model_fields := defaults(recipe.model)):
+            recipe = recipe.with_defaults(model_fields)
         if recipe.seed is None:
             recipe = recipe.replace(seed=(identity.derived_seed(recipe) + offset) % (MAX_SEED + 1))
         row.recipe = recipe.validate()

@@ -21,7 +21,7 @@ from .estimate import Estimate
 from .manifest import Entry, expand, read_manifest
 from .preflight import DONE, FAILED, RUN, SKIPPED, Row, plan_rows
 from .report import REPORT_NAME, Progress, Report, summary
-from .runners import InProcessRunner, Outcome, WorkerRunner
+from .runners import InProcessRunner, Outcome, WorkerRunner, local_model_defaults
 
 PARTIAL_GLOB = ".*.part"  # what assets.atomic_writer leaves behind if killed mid-write
 
@@ -64,7 +64,8 @@ def run_batch(manifest: str | os.PathLike | list[dict], out: str | os.PathLike, 
     owned = isinstance(runner, str)
     try:
         rows = plan_rows(entries, out_dir, base_dir, missing=run_with.missing,
-                         check_model=getattr(run_with, "check_model", None))
+                         check_model=getattr(run_with, "check_model", None),
+                         model_defaults=local_model_defaults)
         _skip_made(rows)
         report = Report(out_dir / REPORT_NAME)
         try:

@@ -63,6 +63,17 @@ def local_model_check(model: str) -> None:
     sources.resolve(model or None, "pipeline", model_settings.Settings.load(), allow_paths=True)
 
 
+def local_model_defaults(model: str) -> dict:
+    """The size, steps, CFG and sampler ``model`` gives a row that leaves them unset: the same
+    fill the Studio makes (models/defaults.py), found without torch."""
+    from ..models import settings as model_settings
+    from ..models import sources
+    from ..models.defaults import defaults_for_ref
+
+    ref = sources.resolve(model or None, "pipeline", model_settings.Settings.load(), allow_paths=True)
+    return defaults_for_ref(ref).as_fields()
+
+
 def result_png(result) -> bytes:
     """The engine Result's one image as the PNG the Studio writes (recipe metadata included)."""
     with tempfile.TemporaryDirectory(prefix="brushwork-batch-") as tmp:
