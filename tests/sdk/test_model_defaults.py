@@ -58,11 +58,12 @@ def test_the_bundled_demo_ref():
     assert (got.width, got.height, got.steps, got.cfg, got.sampler) == (64, 64, 20, 5.0, "Euler a")
 
 
-def test_apply_fills_only_what_was_not_explicit():
+def test_the_defaults_fill_only_what_the_recipe_leaves_unset():
+    from brushwork.recipe import Recipe
+
     base = d.defaults_for("sd15")
-    fields = {"steps": 9, "cfg": 7.0, "width": 768, "height": 512, "sampler": "DDIM"}
-    out = d.apply(fields, {"steps", "width", "height"}, base)
-    assert out == {"steps": 9, "width": 768, "height": 512, "cfg": 7.0, "sampler": "DPM++ 2M Karras"}
+    out = Recipe(prompt="x", steps=9, width=768, height=512).with_defaults(base.as_fields())
+    assert (out.steps, out.width, out.height, out.cfg, out.sampler) == (9, 768, 512, 7.0, "DPM++ 2M Karras")
 
 
 def test_preset_sizes_keep_their_shape_at_the_model_s_area():

@@ -43,6 +43,9 @@ class Calibration:
 # Measured 2026-12-04 by ``brushwork plan --calibrate`` on the bundled demo model, CPU, fp32, on a
 # shared 2-core machine under a load of ~8 (other test runs): the time figures are noisy (held-out
 # error 125 %), the memory ones less so (24 %). Calibrate on a quiet machine for better ones.
+# Re-measured the same day with each time the least of 3 runs, at a load of 6.6 per core: time
+# 115 %, memory 34 %; single runs of one job varied 2-3x, so load, not the cost model, dominates
+# these figures (kept as they were: not meaningfully better).
 DEFAULT = Calibration(device="cpu", model="brushwork-demo", unet_bytes=DEMO_UNET_BYTES, unet_s=1.84e-3, vae_s=0.0,
                       fixed_s=9.32, unet_b=0.0, vae_b=636.0, time_error=1.25, memory_error=0.24, load=4.0,
                       repeats=1)

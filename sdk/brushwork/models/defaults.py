@@ -124,15 +124,6 @@ def defaults_for_ref(ref: Any) -> ModelDefaults:
                         manifest=manifest, native_side=native, metadata=metadata)
 
 
-def apply(fields: dict[str, Any], explicit: set[str] | frozenset[str], defaults: ModelDefaults) -> dict[str, Any]:
-    """``fields`` (Recipe data) with every defaulted field the user did not give set from ``defaults``."""
-    out = dict(fields)
-    for name, value in defaults.as_fields().items():
-        if name not in explicit:
-            out[name] = value
-    return out
-
-
 PRESET_REFERENCE_AREA = 512 * 512  # presets give sizes for SD 1.5
 
 
