@@ -155,12 +155,15 @@ class BRUSHWORK_OT_generate_texture(JobOperator, bpy.types.Operator):
                                        ("Pose from armatures", settings.use_pose)) if on]
         if kinds:
             return self.fail(CAMERA_SPACE_REFUSAL.format(kinds="' and '".join(kinds)))
+        slot = obj.active_material_index if obj.material_slots else 0
         try:
-            recipe = base_recipe(settings, tiling=props.tiling_mode(settings))
+            # vertex-group regions, as masks in the UV layout the texture is laid out by
+            region_dicts, uploads = regions.uv_group_regions(obj, slot, (_snap8(settings.width),
+                                                                         _snap8(settings.height)))
+            recipe = base_recipe(settings, tiling=props.tiling_mode(settings), regions=region_dicts)
         except sdk.BrushworkError as exc:
             return self.fail(str(exc))
-        slot = obj.active_material_index if obj.material_slots else 0
-        return self.submit(context, f"texture for {obj.name}", recipe, [], "texture",
+        return self.submit(context, f"texture for {obj.name}", recipe, uploads, "texture",
                            [identity.target("OBJECT", obj)], {"slot": slot})
 
 

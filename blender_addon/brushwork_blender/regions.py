@@ -50,6 +50,58 @@ def group_regions(objects) -> list[tuple[str, str, dict]]:
     return found
 
 
+def uv_group_regions(obj, slot: int, size: tuple[int, int]) -> tuple[list[dict], list[bytes]]:
+    """Recipe regions and mask PNGs for a texture laid out by ``obj``'s own UV map (Generate
+    Texture): each vertex-group region's faces in material slot ``slot`` (mean weight > 0.5, as in
+    a view's render), rasterised in that UV map at ``size`` = (w, h). A group with no face in the
+    slot gives no region. Main thread (reads the mesh)."""
+    groups = group_regions([obj])
+    mesh = obj.data
+    from .texturing.meshdata import own_uv_name
+    from .texturing.uvraster import rasterize
+
+    uv_name = own_uv_name(mesh)
+    if not groups or uv_name is None:
+        return [], []
+    mesh.calc_loop_triangles()
+    n_tri = len(mesh.loop_triangles)
+
+    def get(collection, attr, count, dtype=np.int64):
+        values = np.empty(count, dtype=dtype)
+        collection.foreach_get(attr, values)
+        return values
+
+    tri_loops = get(mesh.loop_triangles, "loops", n_tri * 3).reshape(-1, 3)
+    tri_poly = get(mesh.loop_triangles, "polygon_index", n_tri)
+    tri_mat = get(mesh.loop_triangles, "material_index", n_tri)
+    uv = get(mesh.uv_layers[uv_name].data, "uv", len(mesh.loops) * 2, np.float64).reshape(-1, 2)
+    loop_vert = get(mesh.loops, "vertex_index", len(mesh.loops))
+    starts = get(mesh.polygons, "loop_start", len(mesh.polygons))
+    totals = get(mesh.polygons, "loop_total", len(mesh.polygons))
+    regions, uploads = [], []
+    for _obj_name, group_name, fields in groups:
+        group = obj.vertex_groups.get(group_name)
+        if group is None:
+            continue
+        weight = np.zeros(len(mesh.vertices))
+        for v in mesh.vertices:  # weights live per vertex, in its group memberships
+            for g in v.groups:
+                if g.group == group.index:
+                    weight[v.index] = g.weight
+        face_mean = np.add.reduceat(weight[loop_vert], starts) / np.maximum(totals, 1) if len(starts) else weight[:0]
+        chosen = (tri_mat == slot) & (face_mean[tri_poly] > 0.5)
+        if not chosen.any():
+            continue
+        mask = rasterize(uv[tri_loops[chosen]], size).covered
+        if not mask.any():
+            continue
+        png = pixels.encode_png(np.where(mask, 255, 0).astype(np.uint8))
+        region = {k: v for k, v in fields.items() if k != "material"}
+        regions.append(dict(region, mask=sdk.content_ref(png)))
+        uploads.append(png)
+    return regions, uploads
+
+
 def region_materials(objects) -> list:
     """The materials of ``objects``' slots that carry a region prompt (each once, slot order)."""
     seen, found = set(), []

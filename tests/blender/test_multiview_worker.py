@@ -68,6 +68,8 @@ def test_material_slot_regions_reach_the_worker_and_run(checks):
     assert checks["regions_project_result"] == ["FINISHED"]
     assert checks["regions_project_regions"] == [["red bricks", 1.0], ["mossy roof", 1.0]]  # material, group
     assert checks["regions_project_mask_matches"]
+    assert checks["regions_texture_result"] == ["FINISHED"]
+    assert checks["regions_texture_regions"] == ["mossy roof"]  # the group, in the UV layout
     assert checks["regions_multiview_result"] == ["FINISHED"]
     # orbit 1 (from -Y) sees the region's faces and carries it; orbit 2 (from +Y) does not
     # (both orbit views look down on the top face: the vertex group's region is in each)

@@ -36,6 +36,13 @@ def test_a_vertex_group_region_masks_its_faces_exactly_for_that_render_only(chec
     assert checks["group_recipe_prompts"] == ["red bricks", "green grass", "a wooden door"]
 
 
+def test_a_vertex_group_region_of_a_uv_texture_is_its_faces_in_the_uv_layout(checks):
+    _no_exception(checks, "uv_regions")
+    assert checks["uv_region_prompts"] == ["blue paint"]
+    assert checks["uv_region_mask_is_left_half"] == [True]  # the PNG bytes of the exact left half
+    assert checks["uv_region_other_slot"] == 0  # no face of the group in another slot: no region
+
+
 def test_a_render_hidden_object_with_a_region_material_is_not_in_its_mask(checks):
     assert checks["region_hidden_box_pixels"] > 100
     assert checks["region_red_on_hidden_box"] == 0

@@ -203,6 +203,14 @@ def _():
     fields = regions.region_fields([wall]) + [f for _, _, f in regions.group_regions([box])]
     want, _ = regions.regions_from_masks(fields, passes.material_index)
     out["regions_project_mask_matches"] = [r["mask"] for r in run.get("regions", [])] == [w["mask"] for w in want]
+    # Generate Texture (UV space): the group's faces in the active slot as a UV-layout mask
+    box.active_material_index = 0  # 'Rest': the top face is in it
+    before = {i.name for i in bpy.data.images}
+    out["regions_texture_result"] = sorted(bpy.ops.brushwork.generate_texture())
+    made = sorted({i.name for i in bpy.data.images} - before)
+    run = next((json.loads(bpy.data.images[n]["brushwork_recipe"]) for n in made
+                if bpy.data.images[n].get("brushwork_recipe")), {})
+    out["regions_texture_regions"] = [r["prompt"] for r in run.get("regions", [])]
     # the multi-view chain: each view that sees the wall carries its region
     mv.count, mv.top, mv.sequential = 2, False, True
     before = set(view_images())

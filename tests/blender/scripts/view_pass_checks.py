@@ -149,6 +149,28 @@ def _regions():
     out["group_recipe_prompts"] = [r["prompt"] for r in made]
 
 
+# 1b. vertex-group regions of a UV-space texture (Generate Texture) -----------------------------
+@step("uv_regions")
+def _uv_regions():
+    fresh()
+    bpy.ops.mesh.primitive_plane_add(size=2.0)
+    plane = bpy.context.active_object
+    bpy.ops.object.mode_set(mode="EDIT")
+    bpy.ops.mesh.subdivide(number_cuts=1)  # 4 faces; the plane's UVs cover 0..1 (x → u)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    plane.data.materials.append(material("Paint"))
+    left = plane.vertex_groups.new(name="Left")  # the left faces: all 4 vertices at x <= 0
+    left.add([v.index for v in plane.data.vertices if v.co.x < 0.1], 1.0, "REPLACE")
+    entry = plane.brushwork_group_regions.add()
+    entry.vertex_group, entry.prompt = "Left", "blue paint"
+    made, uploads = regions.uv_group_regions(plane, 0, (64, 32))
+    truth = np.zeros((32, 64), dtype=np.uint8)
+    truth[:, :32] = 255  # u < 0.5: texel centres (x + 0.5) / 64 for x < 32
+    out["uv_region_prompts"] = [r["prompt"] for r in made]
+    out["uv_region_mask_is_left_half"] = [u == pixels.encode_png(truth) for u in uploads]
+    out["uv_region_other_slot"] = len(regions.uv_group_regions(plane, 1, (64, 32))[0])
+
+
 # 2. normal colours ------------------------------------------------------------------------------
 @step("normals")
 def _normals():
