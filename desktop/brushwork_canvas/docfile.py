@@ -211,6 +211,9 @@ def _settings(data: Any) -> GenSettings:
         settings.explicit = list(DEFAULTED_SETTINGS)
     if not isinstance(settings.explicit, list) or not set(settings.explicit) <= set(DEFAULTED_SETTINGS):
         raise CanvasError(f"manifest.json: settings.explicit must list some of {', '.join(DEFAULTED_SETTINGS)}")
+    for name in ("upscale_model", "reference_model"):
+        if not isinstance(getattr(settings, name), str):
+            raise CanvasError(f"manifest.json: settings.{name} must be a model name (text)")
     if settings.upscale_factor not in UPSCALE_FACTORS:
         raise CanvasError(f"manifest.json: settings.upscale_factor must be one of "
                           f"{', '.join(map(str, UPSCALE_FACTORS))}; got {settings.upscale_factor!r}")

@@ -11,8 +11,10 @@ import json
 import zipfile
 from pathlib import Path
 
+import pytest
 from brushwork_canvas import imaging
 from brushwork_canvas.docfile import VERSION, load_document, save_document
+from brushwork_canvas.document import CanvasError
 from brushwork_canvas.recipes import build_job
 
 OLD = Path(__file__).parent / "fixtures" / "format1_before_regions.bwcanvas"
@@ -51,3 +53,28 @@ def test_saving_an_old_document_writes_the_current_format_and_keeps_its_content(
     back = load_document(path)
     assert [(la.id, la.kind) for la in back.layers] == [(la.id, la.kind) for la in doc.layers]
     assert back.settings == doc.settings
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m["settings"].update(explicit=["width"]), "settings.explicit must list some of steps, cfg, sampler"),
+    (lambda m: m["settings"].update(upscale_factor=3), "settings.upscale_factor must be one of 2, 4"),
+    (lambda m: m["settings"].update(upscale_refine=1.5), "settings.upscale_refine must be from 0 to 1"),
+    (lambda m: m["settings"].update(reference_model=5), "settings.reference_model must be a model name"),
+    (lambda m: m.update(version=3), "document version 3 is not one this canvas reads"),
+    (lambda m: m["layers"][1].update(kind="region", region={"prompt": "x", "weight": 9}), "region weight"),
+    (lambda m: m.update(references=[{"file": "layers/nope.png"}]), "references\\[0\\].*is missing"),
+    (lambda m: m.update(references=[{**m["layers"][0], "mode": "vibes"}]), "reference mode must be one of"),
+])
+def test_bad_new_fields_are_one_clear_error(qapp, tmp_path, change, message):
+    path = save_document(load_document(OLD), tmp_path / "doc.bwcanvas")
+    with zipfile.ZipFile(path) as zf:
+        items = {n: zf.read(n) for n in zf.namelist()}
+    manifest = json.loads(items["manifest.json"])
+    change(manifest)
+    items["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in items.items():
+            zf.writestr(name, data)
+    with pytest.raises(CanvasError, match=message) as info:
+        load_document(path)
+    assert str(path) in str(info.value)
