@@ -326,6 +326,11 @@ def test_a_region_lora_acts_inside_its_mask_only(studio, tiny_models, masks):
     assert np.abs(pixels(black) - pixels(before)).max() <= 1
     after = studio.generate(recipe(tiny_models.sd15)).images[0]
     assert np.array_equal(pixels(after), pixels(before))
+    # a <lora:> tag in the region's prompt is the same as Region.loras (and leaves the prompt)
+    tagged = studio.generate(recipe(tiny_models.sd15, regions=[Region(mask=masks["white"],
+                                                                      prompt=f"{OTHER} <lora:{tiny_models.lora}:1>")]))
+    assert tagged.recipe.regions[0].prompt == OTHER and tagged.recipe.regions[0].loras[0].weight == 1.0
+    assert np.array_equal(pixels(tagged.images[0]), pixels(white.images[0]))
 
 
 def test_a_left_half_mask_acts_on_the_left_half_of_the_prediction(sd15_pipe):

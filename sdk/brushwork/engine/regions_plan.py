@@ -5,11 +5,11 @@ only carries it out. ``plan.py`` attaches a ``RegionsPlan`` to every Plan of a R
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from typing import Any
 
 from ..errors import InputImageError, RecipeError
-from ..recipe import Recipe
+from ..recipe import Recipe, extract_lora_tags
 
 ASPECT_TOLERANCE = 0.01  # a mask whose proportions differ by more than this is refused, not stretched
 
@@ -53,6 +53,21 @@ def refuse_unsupported(recipe: Recipe) -> None:
         where = next(f"regions[{i}].loras" for i, r in enumerate(recipe.regions) if r.loras)
         raise RecipeError(where, f"{len(names)} different LoRAs in the recipe and its regions; at most "
                           f"{MAX_LORAS_WITH_REGIONS} (they all stay loaded while the job runs)")
+
+
+def region_lora_tags(recipe: Recipe) -> dict[str, Any]:
+    """Recipe changes moving ``<lora:name:weight>`` tags in a region's prompt to that region's
+    ``loras`` (as ``Studio.prepare`` does for the recipe's prompt); {} when there are none."""
+    regions, moved = [], False
+    for region in recipe.regions:
+        data = asdict(region) if is_dataclass(region) else region
+        if isinstance(data, dict) and isinstance(data.get("prompt"), str):
+            prompt, tagged = extract_lora_tags(data["prompt"])
+            if tagged:
+                data = {**data, "prompt": prompt, "loras": [*data.get("loras", []), *map(asdict, tagged)]}
+                moved = True
+        regions.append(data)
+    return {"regions": regions} if moved else {}
 
 
 def check_mask_proportions(mask_size: tuple[int, int], size: tuple[int, int], what: str) -> None:

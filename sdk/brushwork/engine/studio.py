@@ -53,6 +53,7 @@ from .plan import ModelFacts, plan
 from .progress import Progress, _Cancelled, latent_to_rgb
 from .prompts import encode_prompts
 from .regions import RegionLoras, Regions, base_adapters, encode_regions, read_region_masks
+from .regions_plan import region_lora_tags
 from .result import Result
 from .run import Execution, run_one
 from .seamless import seamless
@@ -108,6 +109,7 @@ class Studio:
             prompt, tagged = extract_lora_tags(recipe.prompt)
             if tagged:
                 changes.update(prompt=prompt, loras=[*recipe.loras, *tagged])
+        changes.update(region_lora_tags(recipe))  # ... and a region prompt's tags to its own loras
         if recipe.seed is None:
             changes["seed"] = secrets.randbelow(2**32)
         default_model = getattr(self.settings, "default_model", "")
