@@ -189,6 +189,8 @@ class RegionalUNet:
         self._latent_masks: dict[tuple[int, int], torch.Tensor] = {}
 
     def __getattr__(self, name: str):  # config, dtype, device, add_embedding, ...: the real UNet's
+        if name == "unet":  # not set yet (copy, pickle): no endless lookup
+            raise AttributeError(name)
         return getattr(self.unet, name)
 
     # ---- masks ------------------------------------------------------------------------------
