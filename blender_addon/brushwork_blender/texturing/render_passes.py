@@ -125,7 +125,8 @@ class _Setup:
             # for every other material (restored afterwards).
             wanted = {m.name: k + 1 for k, m in enumerate(self.materials) if m is not None}
             for mat in bpy.data.materials:
-                self._set(mat, "pass_index", wanted.get(mat.name, 0))
+                if mat.pass_index != wanted.get(mat.name, 0):  # touch only what differs: each change is an update
+                    self._set(mat, "pass_index", wanted.get(mat.name, 0))
         # A Render Layers node shows the sockets of the passes that are on when it is made.
         layers = tree.nodes.new("CompositorNodeRLayers")
         layers.scene = scene
