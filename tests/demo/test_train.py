@@ -103,3 +103,23 @@ def test_missing_earlier_stage_is_a_clear_error_and_writes_nothing(tmp_path, cap
         train.main(["--quick", "--quiet", "--stages", "controlnet", "--out", str(out)])
     assert "stage 'vae' is not being trained" in str(exc.value)
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_stages_are_assembled_with_the_text_encoder_they_were_trained_against(tmp_path):
+    """Stages trained elsewhere (the GPU machine, another torch) come back with their text encoder:
+    assembling them here must use it, not a fresh random init that may differ."""
+    import torch
+    from transformers import CLIPTextModel
+
+    work, out = tmp_path / "work", tmp_path / "model"
+    train.train(out, train.Plan.quick(), quiet=True, save=False, work=work)
+    kept = work / "text_encoder"
+    assert (kept / "config.json").is_file()
+    encoder = CLIPTextModel.from_pretrained(str(kept))
+    bias = encoder.get_input_embeddings().weight
+    with torch.no_grad():  # stand in for "another machine's init": weights no seed here gives
+        bias.add_(0.5)
+    encoder.save_pretrained(kept)
+    train.train(out, train.Plan.quick(), stages=(), quiet=True, work=work)
+    shipped = CLIPTextModel.from_pretrained(str(out / "text_encoder")).get_input_embeddings().weight
+    assert torch.allclose(shipped.float(), bias.half().float())

@@ -305,6 +305,24 @@ class StageStore:
     def has(self, stage: str) -> bool:
         return (self.work / stage / "config.json").is_file()
 
+    @property
+    def text_encoder_dir(self) -> Path:
+        return self.work / "text_encoder"
+
+    def has_text_encoder(self) -> bool:
+        return (self.text_encoder_dir / "config.json").is_file()
+
+    def keep_text_encoder(self, model) -> None:
+        """Keep the text encoder beside the first finished stage: every stage in this folder was
+        trained against it, so the model assembled from them (maybe on another machine) uses it."""
+        if self.has_text_encoder():
+            return
+        self.work.mkdir(parents=True, exist_ok=True)
+        tmp = self.work / "text_encoder.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tmp.rename(self.text_encoder_dir)
+
     def save(self, stage: str, module, loss: float, seconds: float) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
         tmp = self.work / f"{stage}.partial"
@@ -367,7 +385,11 @@ def train(out: Path, plan: Plan, stages: tuple[str, ...] = STAGES, threads: int 
 
     tokenizer = CLIPTokenizer.from_pretrained(str(TOKENIZER_DIR))
     unet_from_out = "unet" not in stages and not store.has("unet")
-    if (unet_from_out or plan.finetune) and (out / "text_encoder").is_dir():
+    if store.has_text_encoder():
+        # the encoder the stages in the work folder were trained against, wherever they ran: a
+        # fresh random init on another machine (another torch) need not give the same weights
+        text_model = CLIPTextModel.from_pretrained(str(store.text_encoder_dir), torch_dtype=torch.float32)
+    elif (unet_from_out or plan.finetune) and (out / "text_encoder").is_dir():
         text_model = CLIPTextModel.from_pretrained(str(out / "text_encoder"), torch_dtype=torch.float32)
     else:
         torch.manual_seed(plan.seed)  # the text encoder's random weights ARE part of the model
@@ -381,6 +403,7 @@ def train(out: Path, plan: Plan, stages: tuple[str, ...] = STAGES, threads: int 
             started = time.time()
             module, loss = fn(_stage_generator(plan.seed, name))
             seconds = round(time.time() - started, 1)
+            store.keep_text_encoder(text.model)
             store.save(name, module, round(loss, 5), seconds)
             came_from[name] = "trained"
             info["losses"][name], info["seconds"][name] = round(loss, 5), seconds
