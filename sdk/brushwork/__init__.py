@@ -21,15 +21,15 @@ from .errors import (
     UnsafeCheckpointError,
     WorkerError,
 )
-from .recipe import Control, Embedding, Lora, Recipe
+from .recipe import Control, Embedding, Lora, Recipe, Reference, Region, Upscale
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AdapterError", "AuthError", "BrushworkError", "CancelledError", "Control", "Embedding", "InputImageError",
     "Lora", "MissingDependencyError", "ModelError", "ModelNotFoundError", "OutOfMemoryError", "PresetError", "Recipe",
-    "RecipeError",
-    "Studio", "UnsafeCheckpointError", "WorkerError", "batch", "connect", "__version__",
+    "RecipeError", "Reference", "Region",
+    "Studio", "Upscale", "UnsafeCheckpointError", "WorkerError", "batch", "connect", "__version__",
 ]
 
 
