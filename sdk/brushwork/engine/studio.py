@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import logging
 import secrets
 import threading
@@ -110,6 +111,9 @@ class Studio:
             if tagged:
                 changes.update(prompt=prompt, loras=[*recipe.loras, *tagged])
         changes.update(region_lora_tags(recipe))  # ... and a region prompt's tags to its own loras
+        if recipe.task == "upscale" and recipe.width is None and recipe.height is None:
+            # an upscale enlarges the picture it is given: its size is that picture's, not the model's
+            changes.update(self._init_size(recipe.init_image))
         if recipe.seed is None:
             changes["seed"] = secrets.randbelow(2**32)
         default_model = getattr(self.settings, "default_model", "")
@@ -119,6 +123,16 @@ class Studio:
         if completed.unset and isinstance(completed.model, str):
             completed = completed.with_defaults(self.model_defaults(completed.model).as_fields())
         return completed
+
+    def _init_size(self, ref: str | None) -> dict[str, int]:
+        """width/height of the init picture, down to a multiple of 8 (what a Recipe allows); nothing
+        when it cannot be read: storing the inputs then names the problem."""
+        try:
+            with Image.open(io.BytesIO(read_ref(str(ref), self.assets, allow_paths=self.allow_paths))) as picture:
+                width, height = picture.size
+        except (BrushworkError, OSError, ValueError, Image.DecompressionBombError):
+            return {}
+        return {"width": max(8, width // 8 * 8), "height": max(8, height // 8 * 8)}
 
     def model_defaults(self, model: str = "") -> ModelDefaults:
         """The size, steps, CFG and sampler a Recipe gets from ``model`` where it leaves them unset
