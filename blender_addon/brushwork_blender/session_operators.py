@@ -154,8 +154,11 @@ class BRUSHWORK_OT_load_recipe(bpy.types.Operator):
             return {"CANCELLED"}
         s = context.scene.brushwork
         s.prompt, s.negative_prompt, s.model = recipe.prompt, recipe.negative_prompt, recipe.model
-        s.sampler, s.steps, s.cfg = recipe.sampler, recipe.steps, recipe.cfg
-        s.width, s.height, s.tiling = recipe.width, recipe.height, props.tiling_item(recipe.tiling)
+        for name in ("sampler", "steps", "cfg", "width", "height"):
+            value = getattr(recipe, name)
+            if value is not None:  # a field the recipe left to the model keeps the panel's value
+                setattr(s, name, value)
+        s.tiling = props.tiling_item(recipe.tiling)
         s.seed = -1 if recipe.seed is None else recipe.seed
         # The prompt already holds the preset's suffix: keep the name for the record only if it
         # would not add the suffix twice.

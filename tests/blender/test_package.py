@@ -180,6 +180,11 @@ def test_an_image_gives_its_recipe_back_to_the_panel(installed):
                                           True, 0.7, "cn-pose"]
 
 
+def test_a_recipe_that_left_fields_to_its_model_keeps_the_panels_values(installed):
+    assert installed["load_unset"] == ["FINISHED"]
+    assert installed["loaded_unset"] == ["new bricks", 5, 17, 6.5, 320, 192, "DDIM"]
+
+
 def test_presets_travel_in_the_zip_and_fill_the_panel(installed):
     assert installed["preset_settings"] == ["texture-seamless", "DPM++ 2M Karras", 30, "xy", "seam"]
     name, prompt, steps = installed["preset_recipe"]

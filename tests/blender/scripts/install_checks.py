@@ -179,6 +179,12 @@ if out["enabled"]:
     out["loaded_recipe"] = [s.prompt, s.negative_prompt, s.model, s.seed, s.steps, round(s.cfg, 3), s.width,
                             s.height, s.tiling, s.sampler, s.use_pose, round(s.pose_strength, 3), s.pose_model]
     s.use_pose = False
+    # A recipe that left steps, CFG and size to its model (null) keeps the panel's values for them.
+    unset = bpy.data.images.new("unset", 64, 64)
+    unset["brushwork_recipe"] = json.dumps({"prompt": "new bricks", "steps": None, "cfg": None, "width": None,
+                                            "height": None, "sampler": None, "seed": 5})
+    out["load_unset"] = sorted(bpy.ops.brushwork.load_recipe(image="unset"))
+    out["loaded_unset"] = [s.prompt, s.seed, s.steps, round(s.cfg, 3), s.width, s.height, s.sampler]
 
     out["forbidden_loaded"] = sorted(m for m in ("torch", "diffusers", "PIL", "transformers") if m in sys.modules)
 
