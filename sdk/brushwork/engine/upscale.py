@@ -11,7 +11,8 @@
    twice; at most ``MAX_PASSES``), then Lanczos resizes it to the exact size (wrap-aware too).
    An empty model is Lanczos alone (``tiled.upscale``).
 2. *refine* (``Upscale.refine`` > 0): img2img of the upscaled picture at that strength with the
-   recipe's prompt and controls, on the path its own plan says (tiled when large: ``tiled.py``).
+   recipe's prompt, controls, regions (masks scaled to the upscaled size) and reference images,
+   on the path its own plan says (tiled when large: ``tiled.py``).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from ..models.upscalers import Upscaler, load_upscaler, resolve_upscaler
 from .inputs import Inputs
 from .progress import _Cancelled
+from .regions import Regions
 from .run import Execution
 from .tiled import scale_control
 from .tiled import upscale as lanczos
@@ -215,10 +218,25 @@ def run_upscale_alone(studio: Any, recipe: Any, inputs: Inputs, started: float, 
 def refine_execution(studio: Any, job: Execution, base: Any, controls: list, recipe: Any) -> Execution:
     """The img2img Execution of the refine (its pictures are set per image by ``upscale_step``):
     the job's model, VAE, adapters and prompt, the img2img pipeline with the recipe's
-    ControlNets but the inpaint one (the refine covers the whole upscaled picture)."""
+    ControlNets but the inpaint one (the refine covers the whole upscaled picture), the job's
+    regions with their masks scaled to the upscaled size, and its reference images (the
+    IP-Adapters sit in the UNet every pipeline of the model shares; their embeddings are the job's)."""
     refine_plan = job.plan.upscale.refine_plan
     nets = [net for control, net in zip(recipe.controls, controls, strict=True) if control.kind != "inpaint"]
     pipe = studio.pipelines.for_task(base, refine_plan.pipeline_task, nets)
     pipe.vae = job.pipe.vae
     return Execution(pipe=pipe, plan=refine_plan, inputs=Inputs(), prompt_kwargs=job.prompt_kwargs,
-                     scheduler_config=job.scheduler_config, preview_decoder=job.preview_decoder)
+                     scheduler_config=job.scheduler_config, preview_decoder=job.preview_decoder,
+                     regions=scaled_regions(job.regions, refine_plan.width, refine_plan.height),
+                     references=job.references)
+
+
+def scaled_regions(regions: Regions | None, width: int, height: int) -> Regions | None:
+    """``regions`` with masks at ``width`` x ``height`` (bilinear: soft edges stay soft and a
+    mask's edge moves by no more than a source pixel), the same prompts and LoRAs."""
+    if regions is None:
+        return None
+    masks = regions.masks
+    if tuple(masks.shape[-2:]) != (height, width):
+        masks = F.interpolate(masks, size=(height, width), mode="bilinear", align_corners=False).clamp(0, 1)
+    return replace(regions, masks=masks)

@@ -5,7 +5,8 @@ for task ``upscale``, is the init picture as it is: path ``upscale``, no diffusi
 Plan gets an ``UpscalePlan``: the super-resolution model (empty: Lanczos), the output size
 (``Recipe.size``), the seamless axes kept, the SR tiling (input pixels per tile and the context
 cropped off each tile), and the refine: its own img2img Plan at the upscaled size (plain, or tiled
-when large) at ``Upscale.refine``, with the recipe's prompt and controls. Torch-free.
+when large) at ``Upscale.refine``, with the recipe's prompt, controls (not an inpaint one), regions
+and reference images (on a tiled refine the tiled path's rule: no references). Torch-free.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ SR_TILE = 256
 SR_MARGIN = 32
 MAX_PASSES = 3  # a 2x model asked for 8x runs 3 times (A1111 loops the same way), then resizes
 REFINE_PLACEHOLDER = "(the upscaled picture)"  # the refine's init is made at run time
+INPAINT_CONTROL_NOTE = "the inpaint ControlNet is not applied in the refine (its mask was filled by the job)"
 
 
 @dataclass(frozen=True)
@@ -70,13 +72,15 @@ def with_upscale(recipe: Recipe, facts: ModelFacts, mask_spans: Any,
         if int(steps * step.refine) < 1:
             raise RecipeError("upscale.refine", f"{step.refine:g} of {steps} steps runs no denoising step: use a "
                               f"refine of at least {-(-100 // steps) / 100:g} or more steps")
-        # The refine is img2img of the upscaled picture: the recipe's prompt and controls (an
-        # inpaint control belongs to the job's mask, regions and references to its size: not here).
+        # The refine is img2img of the upscaled picture: the recipe's prompt, controls, regions
+        # (their masks scaled to the upscaled size by the executor) and reference images. An
+        # inpaint control is left out: its picture marks the job's mask, which the job has filled.
         refine_recipe = recipe.replace(
             init_image=REFINE_PLACEHOLDER, mask=None, width=width, height=height, strength=float(step.refine),
-            upscale=None, batch=1, controls=[c for c in recipe.controls if c.kind != "inpaint"], regions=[],
-            references=[])
+            upscale=None, batch=1, controls=[c for c in recipe.controls if c.kind != "inpaint"])
         refine_plan = plan_job(refine_recipe, facts)
+        if any(c.kind == "inpaint" for c in recipe.controls):
+            refine_plan = replace(refine_plan, notes=(*refine_plan.notes, INPAINT_CONTROL_NOTE))
     return replace(job, upscale=UpscalePlan(model=step.model, factor=float(step.factor), width=width, height=height,
                                             axes=recipe.tiling or "", tile=SR_TILE, margin=SR_MARGIN,
                                             refine=float(step.refine), refine_plan=refine_plan))
