@@ -90,7 +90,8 @@ def _demo_scene(app, win) -> None:
 
     doc = win.doc
     win.session.load_models()
-    doc.update_settings(model="brushwork-demo", sampler="Euler a", steps=25, cfg=7.0, tiling="xy", seed_locked=True)
+    # the demo's own steps, CFG and sampler (the panel shows them as the model's defaults)
+    doc.update_settings(model="brushwork-demo", tiling="xy", seed_locked=True, explicit=[])
     for prompt, seed in DEMO_TEXTURES:
         doc.update_settings(prompt=prompt, seed=seed)
         _wait_for_result(app, win)
