@@ -7,7 +7,9 @@
 # A group that fails or times out is recorded in results.json's not_measured; the others still run.
 #
 # usage: bash benchmarks/gpu_session.sh [STAGE ...]   stages: tests sd15 live texture sdxl (default: all,
-#        in that order). QUICK=1 for fewer repeats. Stops starting stages after BUDGET_S seconds.
+#        in that order), and demo_train (never by default: the demo model's whole trainer on the GPU,
+#        its finished stages packed into $OUT/demo-stages.tgz; docs/demo.md says how to assemble them).
+#        QUICK=1 for fewer repeats. Stops starting stages after BUDGET_S seconds.
 #        ALLOW_NO_GPU=1 runs it without a GPU (to check the script itself: GPU groups then fail).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -18,7 +20,8 @@ exec > >(tee -a "$OUT/session.log") 2>&1
 STAGES=("$@")
 [ ${#STAGES[@]} -eq 0 ] && STAGES=(tests sd15 live texture sdxl)
 for stage in "${STAGES[@]}"; do
-  case $stage in tests|sd15|live|texture|sdxl) ;; *) echo "gpu_session: unknown stage $stage (tests sd15 live texture sdxl)"; exit 2 ;; esac
+  case $stage in tests|sd15|live|texture|sdxl|demo_train) ;;
+    *) echo "gpu_session: unknown stage $stage (tests sd15 live texture sdxl demo_train)"; exit 2 ;; esac
 done
 BUDGET_S=${BUDGET_S:-560}  # the call's limit is 600 s; leave time to merge and copy back
 QUICK_FLAG=()
@@ -120,13 +123,26 @@ for stage in "${STAGES[@]}"; do
       limit=$(left); [ "$limit" -gt 150 ] && limit=150
       say "CUDA-marked tests (limit ${limit}s)"
       timeout -k 10 "$limit" "$PY" -m pytest tests/sdk tests/benchmarks -m gpu -q -n 0 -p no:cacheprovider \
-        --continue-on-collection-errors -rs 2>&1 | tee "$OUT/pytest.txt"
+        --continue-on-collection-errors -rsP 2>&1 | tee "$OUT/pytest.txt"
       ;;
     sd15) bench sd15 240 sd15_unet_its sd15_e2e_s sd15_speedup sd15_peak_vram_gib preview_overhead_cuda_ratio \
             controlnet_overhead_ratio controlnet_peak_vram_gib ;;
     live) bench live 120 live_frame_ms live_frame_speedup live_frame_peak_vram_gib ;;
     texture) bench texture 200 large_texture_peak_memory_ratio ;;
     sdxl) bench sdxl 240 sdxl_e2e_s sdxl_speedup sdxl_peak_vram_gib ;;
+    demo_train)
+      # Every stage, finished ones kept in the work folder with the text encoder they were trained
+      # against (a cut-off run still returns them); measured 2026-12-04 on an H200: VAE 500 steps
+      # 23 s, UNet 11.3 steps/s at batch 32, so the default plan needs about 9 minutes.
+      limit=$(left)
+      say "demo_train (limit ${limit}s)"
+      timeout -k 10 "$limit" "$PY" -m brushwork.demo.train --device "${DEMO_DEVICE:-cuda}" --no-save --work /tmp/demo-stages \
+        --threads 8 ${DEMO_TRAIN_ARGS:-} > "$OUT/train.log" 2>&1
+      say "demo_train: exit $? (124 = cut off; finished stages are kept)"
+      grep -v Writing "$OUT/train.log" | tail -3
+      # in 15 MiB parts (the device tool returns files up to 16 MiB): cat demo-stages.tgz.* | tar xz
+      [ -d /tmp/demo-stages ] && tar -C /tmp -cz demo-stages | split -b 15M - "$OUT/demo-stages.tgz."
+      ;;
   esac
 done
 say "done"
