@@ -14,10 +14,11 @@ what the PNG records for them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..assets import content_ref
+from ..engine.regions_plan import check_mask_proportions, refuse_unsupported, region_lora_tags
 from ..errors import BrushworkError
 from ..recipe import MAX_SEED, Recipe, extract_lora_tags, is_content_ref
 from . import identity
@@ -58,11 +59,14 @@ class Row:
 def plan_rows(entries: list[Entry], out_dir: Path, base_dir: Path, *,
               missing: Callable[[list[str]], list[str]] | None = None,
               check_model: Callable[[str], None] | None = None,
-              model_defaults: Callable[[str], dict | None] | None = None) -> list[Row]:
+              model_defaults: Callable[[str], dict | None] | None = None,
+              check_lora: Callable[[str, str], None] | None = None) -> list[Row]:
     """Rows for ``entries``. ``missing(refs)``: which ``sha256:`` inputs the runner cannot get
     (None: assume all); ``check_model(name)``: raises when a model cannot be found (None: the
     runner reports it when the row runs); ``model_defaults(name)``: the model's size, steps, CFG
-    and sampler (None: unknown here, the runner's Studio fills them)."""
+    and sampler (None: unknown here, the runner's Studio fills them); ``check_lora(model, name)``:
+    raises when a LoRA (the recipe's or a region's) cannot be found for that model (None: the
+    runner reports it when the row runs)."""
     found: dict[str, dict | None] = {}
 
     def defaults(model: str) -> dict | None:
@@ -77,6 +81,7 @@ def plan_rows(entries: list[Entry], out_dir: Path, base_dir: Path, *,
 
     rows = [_plan_one(e, out_dir, base_dir, defaults) for e in entries]
     _check_models(rows, check_model)
+    _check_loras(rows, check_lora)
     _check_content_refs(rows, missing)
     return rows
 
@@ -99,9 +104,11 @@ def _plan_one(entry: Entry, out_dir: Path, base_dir: Path, defaults: Callable[[s
         prompt, tagged = extract_lora_tags(recipe.prompt)
         if tagged:
             recipe = recipe.replace(prompt=prompt, loras=[*recipe.loras, *tagged])
+        recipe = recipe.replace(**region_lora_tags(recipe))  # a region prompt's tags: its loras (as the Studio)
         recipe, row.blobs = _inputs_as_refs(recipe)
         if recipe.unset and isinstance(recipe.model, str) and (model_fields := defaults(recipe.model)):
             recipe = recipe.with_defaults(model_fields)
+        _check_region_masks(recipe, row.blobs)
         if recipe.seed is None:
             recipe = recipe.replace(seed=(identity.derived_seed(recipe) + offset) % (MAX_SEED + 1))
         row.recipe = recipe.validate()
@@ -134,6 +141,9 @@ def _resolve_paths(recipe: Recipe, base_dir: Path) -> Recipe:
     changes: dict = {"model": model_path(recipe.model), "vae": model_path(recipe.vae)}
     if recipe.loras:
         changes["loras"] = [{"name": model_path(lora.name), "weight": lora.weight} for lora in recipe.loras]
+    if any(r.loras for r in recipe.regions):
+        changes["regions"] = [{**asdict(r), "loras": [{"name": model_path(lora.name), "weight": lora.weight}
+                                                        for lora in r.loras]} for r in recipe.regions]
     return recipe.replace(**changes)
 
 
@@ -168,6 +178,44 @@ def _inputs_as_refs(recipe: Recipe) -> tuple[Recipe, dict[str, Path]]:
     if recipe.mask and init_size and not is_content_ref(recipe.mask):
         load_mask(Path(recipe.mask).read_bytes(), init_size, what=f"mask {recipe.mask}")
     return recipe.map_refs(lambda ref: refs.get(ref, ref)), blobs
+
+
+def _check_region_masks(recipe: Recipe, blobs: dict[str, Path]) -> None:
+    """Each region mask (read and opened already) has the picture's proportions once the size is
+    known; a mask of other proportions would be stretched somewhere else (regions_plan.py)."""
+    if not recipe.regions or recipe.width is None or recipe.height is None:
+        return
+    from ..conditioning.images import open_image
+
+    refuse_unsupported(recipe)
+    for i, region in enumerate(recipe.regions):
+        path = blobs.get(region.mask)
+        if path is not None:
+            mask = open_image(path.read_bytes(), what=f"regions[{i}].mask {path}")
+            check_mask_proportions(mask.size, (int(recipe.width), int(recipe.height)), f"regions[{i}].mask {path}")
+
+
+def _check_loras(rows: list[Row], check_lora: Callable[[str, str], None] | None) -> None:
+    """Every LoRA a row names (its own and its regions') found for its model, once per pair."""
+    if check_lora is None:
+        return
+    verdicts: dict[tuple[str, str], str] = {}
+    for row in rows:
+        if row.status != RUN or row.recipe is None:
+            continue
+        named = [("loras", lora.name) for lora in row.recipe.loras] + \
+            [(f"regions[{i}].loras", lora.name) for i, r in enumerate(row.recipe.regions) for lora in r.loras]
+        for where, name in named:
+            key = (row.recipe.model, name)
+            if key not in verdicts:
+                try:
+                    check_lora(*key)
+                    verdicts[key] = ""
+                except BrushworkError as exc:
+                    verdicts[key] = str(exc)
+            if verdicts[key]:
+                row.fail(f"{where}: {verdicts[key]}")
+                break
 
 
 def _check_models(rows: list[Row], check_model: Callable[[str], None] | None) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import MissingDependencyError
 from .memory import Measure
 from .preflight import Row
-from .runners import Emit, Outcome, local_missing, local_model_check, local_store
+from .runners import Emit, Outcome, local_lora_check, local_missing, local_model_check, local_store
 
 # Environment the actors of a LOCAL Ray need to see what this process sees (model folders,
 # BRUSHWORK_HOME, offline switches). A remote cluster's nodes are configured on the nodes.
@@ -97,6 +97,10 @@ class RayRunner:
     def check_model(self, model: str) -> None:
         if self.address is None:  # a local cluster sees this machine's models
             local_model_check(model)
+
+    def check_lora(self, model: str, name: str) -> None:
+        if self.address is None:
+            local_lora_check(model, name)
 
     def describe(self) -> str:
         self.start()

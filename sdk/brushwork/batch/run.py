@@ -65,6 +65,7 @@ def run_batch(manifest: str | os.PathLike | list[dict], out: str | os.PathLike, 
     try:
         rows = plan_rows(entries, out_dir, base_dir, missing=run_with.missing,
                          check_model=getattr(run_with, "check_model", None),
+                         check_lora=getattr(run_with, "check_lora", None),
                          model_defaults=local_model_defaults)
         _skip_made(rows)
         report = Report(out_dir / REPORT_NAME)

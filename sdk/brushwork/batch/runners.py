@@ -63,6 +63,20 @@ def local_model_check(model: str) -> None:
     sources.resolve(model or None, "pipeline", model_settings.Settings.load(), allow_paths=True)
 
 
+def local_lora_check(model: str, name: str) -> None:
+    """Resolve a LoRA name for ``model``'s family without torch (the lookup the Studio makes)."""
+    from ..errors import BrushworkError
+    from ..models import settings as model_settings
+    from ..models import sources
+
+    config = model_settings.Settings.load()
+    try:
+        family = sources.resolve(model or None, "pipeline", config, allow_paths=True).family
+    except BrushworkError:
+        family = None  # the model's own check reports it
+    sources.resolve(name, "lora", config, allow_paths=True, family=family)
+
+
 def local_model_defaults(model: str) -> dict:
     """The size, steps, CFG and sampler ``model`` gives a row that leaves them unset: the same
     fill the Studio makes (models/defaults.py), found without torch."""
@@ -103,6 +117,9 @@ class InProcessRunner:
     def check_model(self, model: str) -> None:
         local_model_check(model)
 
+    def check_lora(self, model: str, name: str) -> None:
+        local_lora_check(model, name)
+
     def describe(self) -> str:
         return f"in-process Studio on {self.studio.device}"
 
@@ -139,6 +156,7 @@ class WorkerRunner:
 
     label = "worker"
     check_model = None  # the worker resolves models with its own settings: it reports them per row
+    check_lora = None  # ... and LoRAs
 
     def __init__(self, client=None, *, window: int = 2):
         self._client, self.window = client, max(1, window)
