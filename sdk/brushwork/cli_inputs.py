@@ -395,6 +395,7 @@ def _check_components(recipe: Recipe, ref, demo: bool, config, sources) -> None:
         sources.resolve(recipe.vae, "vae", config, allow_paths=True)
     for lora in recipe.loras:
         sources.resolve(lora.name, "lora", config, allow_paths=True, family=family)
+    _check_region_loras(recipe, family, config, sources)
     for emb in recipe.embeddings:
         sources.resolve(emb.name, "embedding", config, allow_paths=True, family=family)
     for control in recipe.controls:
@@ -410,6 +411,20 @@ def _check_components(recipe: Recipe, ref, demo: bool, config, sources) -> None:
                     f"pass a model that has one with --model and --controlnet {control.kind}=ID_OR_PATH")
         else:
             sources.resolve(control.kind, "controlnet", config, allow_paths=False, family=family)
+
+
+def _check_region_loras(recipe: Recipe, family, config, sources) -> None:
+    """Each region's LoRAs (``Region.loras`` and ``<lora:>`` tags in its prompt, which the Studio
+    moves there) found now, the error naming the region's mask."""
+    from .errors import ModelNotFoundError
+    from .recipe import extract_lora_tags
+
+    for region in recipe.regions:
+        for lora in [*region.loras, *extract_lora_tags(region.prompt)[1]]:
+            try:
+                sources.resolve(lora.name, "lora", config, allow_paths=True, family=family)
+            except ModelNotFoundError as exc:
+                raise ModelNotFoundError(f"--region {region.mask}: {exc}") from None
 
 
 def _check_preset_needs(preset, recipe: Recipe, ref, demo: bool) -> None:

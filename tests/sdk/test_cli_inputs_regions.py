@@ -1,0 +1,72 @@
+"""``brushwork generate`` preflight of regions and reference images: each region mask and reference
+picture exists and opens, a region mask has the picture's proportions, and each region's LoRAs
+(``<lora:>`` tags in its prompt) are found, all before any model loads: one line on stderr,
+exit 2, nothing written, no Studio made."""
+
+from __future__ import annotations
+
+import pytest
+from brushwork.cli import main
+from PIL import Image
+
+
+@pytest.fixture
+def models_env(tiny_models, monkeypatch):
+    monkeypatch.setenv("BRUSHWORK_MODEL_DIRS", str(tiny_models.root))
+    return tiny_models
+
+
+@pytest.fixture
+def files(tmp_path):
+    Image.new("L", (64, 64), 255).save(tmp_path / "white.png")
+    Image.new("L", (64, 32), 255).save(tmp_path / "wide.png")
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "ref.png")
+    (tmp_path / "junk.png").write_bytes(b"not a picture")
+    return tmp_path
+
+
+@pytest.fixture
+def no_studio(monkeypatch):
+    """A guard: making a Studio (which loads models) fails the test."""
+    import brushwork
+    import brushwork.engine
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a Studio was made: the preflight let the job through")
+
+    monkeypatch.setattr(brushwork, "Studio", refuse, raising=False)
+    monkeypatch.setattr(brushwork.engine, "Studio", refuse, raising=False)
+
+
+CASES = {
+    "mask-missing": (["--region", "{d}/gone.png", "a sky"], ["--region", "gone.png"]),
+    "mask-corrupt": (["--region", "{d}/junk.png", "a sky"], ["--region", "junk.png"]),
+    "mask-proportions": (["--region", "{d}/wide.png", "a sky"], ["64x32", "64x64", "proportions"]),
+    "reference-missing": (["--reference", "{d}/gone.png"], ["--reference", "gone.png"]),
+    "reference-corrupt": (["--reference", "{d}/junk.png"], ["--reference", "junk.png"]),
+    "region-lora": (["--region", "{d}/white.png", "a sky <lora:no-such-lora:0.8>"],
+                    ["--region", "white.png", "no-such-lora"]),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_bad_region_or_reference_is_one_line_before_any_model(models_env, files, no_studio, capsys, case):
+    args, says = CASES[case]
+    out = files / "out.png"
+    code = main(["generate", "a fox", "--model", "tiny-sd15", "--size", "64x64", *[a.format(d=files) for a in args],
+                 "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert all(word in err for word in says), err
+    assert not out.exists() and list(files.glob("out*")) == []
+
+
+def test_a_region_lora_that_exists_passes_the_preflight(models_env, files, no_studio, capsys):
+    """--dry-run: checked and planned, nothing loads; the tiny LoRA is found in the model folder."""
+    code = main(["generate", "a fox", "--model", "tiny-sd15", "--size", "64x64", "--region", f"{files}/white.png",
+                 "a sky <lora:lora-tiny:0.5>", "--reference", f"{files}/ref.png", "--dry-run",
+                 "--out", str(files / "out.png")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert not (files / "out.png").exists()
