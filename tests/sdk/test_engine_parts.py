@@ -11,7 +11,7 @@ from brushwork.engine.memory import needed_bytes
 from brushwork.engine.progress import SD15_FACTORS, _predicted_x0, latent_to_rgb
 from brushwork.engine.samplers import make_scheduler, recommend, scheduler_name
 from brushwork.recipe import SAMPLERS
-from test_engine_support import last_base, mean_diff, module_studio, pixels, recipe
+from test_engine_support import gradient, last_base, mean_diff, module_studio, pixels, recipe, write_png
 
 # One worker runs this whole module, so its tests share one Studio's loaded models.
 pytestmark = pytest.mark.xdist_group("engine-parts")
@@ -271,6 +271,36 @@ def test_our_noise_is_float32_noise_whatever_the_dtype():
                                diffusers_randn_tensor(shape, generator=torch.Generator().manual_seed(7), dtype=dtype))
 
 
+def test_controlnet_fused_encodes_its_picture_once_per_job_and_paints_as_diffusers(tmp_path_factory, tiny_models,
+                                                                                  tmp_path):
+    from brushwork import Control
+    from diffusers import ControlNetModel, EulerAncestralDiscreteScheduler, StableDiffusionControlNetPipeline
+    from diffusers.models.attention_processor import FusedAttnProcessor2_0
+
+    hint = write_png(tmp_path / "depth.png", gradient())
+    net_folder = tiny_models.controlnets["depth"]
+    r = recipe(tiny_models.sd15, steps=3, controls=[Control(kind="depth", image=hint, model=str(net_folder))])
+    studio = module_studio(tmp_path_factory, fast=FastPath(device="cpu", channels_last=True, fuse_qkv=True))
+    studio.generate(r)
+    (net,) = studio.pipelines._controlnets.values()
+    assert {type(p) for p in net.attn_processors.values()} == {FusedAttnProcessor2_0}
+    encodings: list[int] = []
+    hook = net.controlnet_cond_embedding.conv_in.register_forward_hook(lambda *_: encodings.append(1))
+    try:
+        ours = studio.generate(r).images[0]
+    finally:
+        hook.remove()
+    assert len(encodings) == 1  # diffusers' own ControlNet encodes the same picture at each of the 3 steps
+    pipe = StableDiffusionControlNetPipeline.from_pretrained(
+        str(tiny_models.sd15), controlnet=ControlNetModel.from_pretrained(str(net_folder)), safety_checker=None,
+        requires_safety_checker=False)
+    pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    theirs = pipe(r.prompt, image=gradient(), num_inference_steps=r.steps, width=r.width, height=r.height,
+                  guidance_scale=r.cfg, generator=torch.Generator("cpu").manual_seed(r.seed)).images[0]
+    assert np.abs(pixels(ours) - pixels(theirs)).max() <= 2
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_fast_path_matches_diffusers_fp16_and_the_fp32_picture(tmp_path_factory, tiny_models):
@@ -284,7 +314,12 @@ def test_cuda_fast_path_matches_diffusers_fp16_and_the_fp32_picture(tmp_path_fac
     # one seed, one picture: fp16 fast path vs the fp32 plain path (Euler a, as the CPU tests)
     to_fp32 = mean_diff(fast.generate(recipe(tiny_models.sd15)).images[0],
                         plain.generate(recipe(tiny_models.sd15)).images[0])
-    print(f"cuda fp16 fast path: vs diffusers fp16 {to_diffusers:.3f}, vs fp32 {to_fp32:.3f}")
+    # the cause on this torch build: fp16 noise from one CPU seed against the fp32 noise (0.001 = the same numbers)
+    shape = (1, 4, 32, 32)
+    torch_fp16 = (torch.randn(shape, generator=torch.Generator().manual_seed(1), dtype=torch.float16).float()
+                  - torch.randn(shape, generator=torch.Generator().manual_seed(1))).abs().max().item()
+    print(f"cuda fp16 fast path: vs diffusers fp16 {to_diffusers:.3f}, vs fp32 {to_fp32:.3f}; "
+          f"torch {torch.__version__} CPU randn fp16 vs fp32 at {shape}: max {torch_fp16:.4f}")
     # CPU: fp16 0.10 from fp32; CUDA adds TF32 convolutions on the fp32 side and fused kernels
     assert to_diffusers < 1.0
     assert to_fp32 < 3.0

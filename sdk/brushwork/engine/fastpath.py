@@ -77,9 +77,56 @@ def pick_device(requested: str | None) -> str:
 
 
 def tune_module(module: torch.nn.Module, fast: FastPath) -> None:
-    """Layout tweaks that apply to any denoiser (UNet or ControlNet)."""
+    """Layout tweaks that apply to any denoiser (UNet or ControlNet); a ControlNet also gets the
+    UNet's fused q/k/v (no LoRA ever wraps a ControlNet: fused for good) and encodes its control
+    picture once per job instead of once per step."""
     if fast.channels_last:
         module.to(memory_format=torch.channels_last)
+    if hasattr(module, "controlnet_cond_embedding"):
+        if fast.fuse_qkv:
+            fuse_attention(module)
+        encode_condition_once(module)
+
+
+def fuse_attention(model: torch.nn.Module) -> None:
+    """What UNet2DConditionModel.fuse_qkv_projections does, for a model without it (diffusers 0.42's
+    ControlNetModel fuses the weights but keeps the unfused attention processors)."""
+    from diffusers.models.attention_processor import Attention, FusedAttnProcessor2_0
+
+    if any("Added" in type(p).__name__ for p in model.attn_processors.values()):
+        return  # added-KV attention: not fusable
+    for module in model.modules():
+        if isinstance(module, Attention):
+            module.fuse_projections(fuse=True)
+    model.set_attn_processor(FusedAttnProcessor2_0())
+
+
+def encode_condition_once(net: torch.nn.Module) -> None:
+    """diffusers' ControlNet re-encodes its control picture at every step (eight convolutions, the
+    first ones at full image size, on the whole CFG batch) although the pipeline passes the very
+    same tensor each step. Keep the last encoding while that tensor lives; a new tensor (the next
+    job, a tile) is encoded anew, and so is anything run with autograd on. The embedding module
+    stays where it is (its forward is replaced on the instance), so state_dict keys do not move."""
+    import weakref
+
+    embedding = net.controlnet_cond_embedding
+    if getattr(embedding, "_brushwork_once", False):
+        return
+    encode = embedding.forward
+    last: dict = {}
+
+    def forward(cond: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return encode(cond)
+        seen = last.get("input")
+        if seen is not None and seen() is cond:
+            return last["output"]
+        output = encode(cond)
+        last.update(input=weakref.ref(cond), output=output)
+        return output
+
+    embedding.forward = forward
+    embedding._brushwork_once = True
 
 
 def tune_pipeline(pipe, fast: FastPath) -> None:
