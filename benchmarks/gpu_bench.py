@@ -202,8 +202,14 @@ def _plain(folder: Path, plan: Plan, *, xl: bool = False):
 def _plain_call(pipe, size: int, steps: int, cfg: float, **extra):
     import torch
 
+    # The starting noise our engine draws (float32 from the CPU generator, cast: engine/noise.py):
+    # diffusers would draw it in fp16, other numbers on some torch builds, and the figures' pixel
+    # difference would then compare two seeds instead of two implementations.
+    side = size // pipe.vae_scale_factor
+    latents = torch.randn((1, pipe.unet.config.in_channels, side, side),
+                          generator=torch.Generator("cpu").manual_seed(SEED)).to(pipe.dtype)
     return pipe(PROMPT, num_inference_steps=steps, width=size, height=size, guidance_scale=cfg,
-                generator=torch.Generator("cpu").manual_seed(SEED), **extra).images[0]
+                generator=torch.Generator("cpu").manual_seed(SEED), latents=latents, **extra).images[0]
 
 
 def _studio(plan: Plan):
