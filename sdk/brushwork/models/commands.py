@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     sub = models.add_subparsers(dest="models_command", metavar="ACTION")
     sub.required = True
     ls = sub.add_parser("list", help="models in your model folders, the Hugging Face cache and the demo")
-    ls.add_argument("--kind", choices=KINDS, help="only this kind")
+    ls.add_argument("--kind", choices=(*KINDS, UPSCALER), help="only this kind")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     ls.set_defaults(func=cmd_list)
     pull = sub.add_parser("pull", help="download a hub model into the standard HF cache (fp16 where it exists)")
@@ -37,14 +37,31 @@ def _row(ref: ModelRef) -> dict:
             "source": ref.source, "location": ref.describe(), "cached": ref.cached}
 
 
+UPSCALER = "upscaler"  # super-resolution models (models/upscalers.py): files, no family
+
+
+def _upscaler_rows(settings) -> list[dict]:
+    """The upscalers in the model folders' upscaler sub-folders (ESRGAN, upscale_models, ...),
+    by the name a Recipe's ``upscale.model`` takes; a pickle says it needs the opt-in."""
+    from .upscalers import PICKLE_EXTS, list_upscalers
+
+    return [{"name": name, "kind": UPSCALER, "family": None, "variant": "", "source": "folder",
+             "location": str(path), "cached": True,
+             "pickle": path.suffix.lower() in PICKLE_EXTS} for name, path in list_upscalers(settings)]
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     settings = Settings.load()
-    found = list_models(settings, kinds=(args.kind,) if args.kind else KINDS)
+    kinds = tuple(k for k in ((args.kind,) if args.kind else KINDS) if k != UPSCALER)
+    found = list_models(settings, kinds=kinds) if kinds else []
+    upscalers = _upscaler_rows(settings) if args.kind in (None, UPSCALER) else []
     if args.json:
         for ref in found:
             print(json.dumps(_row(ref)))
+        for row in upscalers:
+            print(json.dumps(row))
         return 0
-    if not found:
+    if not found and not upscalers:
         where = ", ".join(str(d) for d in settings.model_dirs) or "none"
         print(f"no models found (model folders: {where}; set model_dirs in {Settings.path()} "
               "or BRUSHWORK_MODEL_DIRS, or `brushwork models pull ID`)")
@@ -53,6 +70,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     for ref in found:
         print(f"{ref.name:<40} {ref.kind:<10} {ref.family or '?':<6} {ref.variant:<8} "
               f"{ref.source}: {ref.describe()}")
+    for row in upscalers:
+        note = " (a pickle: loads only with BRUSHWORK_ALLOW_PICKLE=1)" if row["pickle"] else ""
+        print(f"{row['name']:<40} {UPSCALER:<10} {'-':<6} {'':<8} {row['source']}: {row['location']}{note}")
     return 0
 
 

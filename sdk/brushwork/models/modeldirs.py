@@ -23,6 +23,12 @@ SUBDIRS: dict[str, tuple[str, ...]] = {
     "controlnet": ("ControlNet", "controlnet"),
     "embedding": ("embeddings",),
 }
+# Folders where other kinds of model live: upscalers (models/upscalers.SUBDIRS) and IP-Adapters
+# (models/ip_adapter.SUBDIRS, less the ControlNet folders they share). Their files' keys match
+# none of the kinds above, so a listing that walked into them would show each file as every kind;
+# ``list_models`` never does (their own modules list and find them).
+OTHER_KIND_FOLDERS = frozenset({"ESRGAN", "RealESRGAN", "SwinIR", "HAT", "DAT", "upscale_models",
+                                "ipadapter", "ip-adapter", "IP-Adapter"})
 
 
 def search_folders(root: Path, kind: str) -> list[Path]:
@@ -140,7 +146,7 @@ def _list_folder(top: Path, folder: Path, kind: str, seen: set[Path], depth: int
     except OSError:
         return
     for entry in entries:
-        if entry.name.startswith(".") or entry in seen:
+        if entry.name.startswith(".") or entry in seen or entry.name in OTHER_KIND_FOLDERS:
             continue
         if looks_like(entry, kind):
             seen.add(entry)
