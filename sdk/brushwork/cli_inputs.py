@@ -141,6 +141,24 @@ def _parse_control(spec: str) -> dict:
     return control
 
 
+def _parse_region(spec: str, prompt: str) -> dict:
+    """``--region MASK[:WEIGHT[:START-END]] PROMPT[ || NEGATIVE]`` (docs/regions.md)."""
+    region: dict = {"mask": spec}
+    head, sep, tail = spec.rpartition(":")
+    if sep and head and re.fullmatch(r"\d*\.?\d+-\d*\.?\d+", tail):
+        start, end = tail.split("-")
+        region.update(start=float(start), end=float(end))
+        spec = head
+        head, sep, tail = spec.rpartition(":")
+    if sep and head and re.fullmatch(r"\d*\.?\d+", tail):  # C:\x.png keeps its drive letter
+        region["weight"] = float(tail)
+        spec = head
+    region["mask"] = spec
+    prompt, _, negative = prompt.partition("||")
+    region.update(prompt=prompt.strip(), negative_prompt=negative.strip())
+    return region
+
+
 def _parse_reference(spec: str, model: str | None) -> dict:
     """``--reference IMG[:WEIGHT][:MODE][:START-END]`` (docs/references.md); read from the right, so
     a Windows drive letter (C:\\x.png) stays part of the path."""
@@ -168,24 +186,6 @@ def _parse_reference(spec: str, model: str | None) -> dict:
     return reference
 
 
-def _parse_region(spec: str, prompt: str) -> dict:
-    """``--region MASK[:WEIGHT[:START-END]] PROMPT[ || NEGATIVE]`` (docs/regions.md)."""
-    region: dict = {"mask": spec}
-    head, sep, tail = spec.rpartition(":")
-    if sep and head and re.fullmatch(r"\d*\.?\d+-\d*\.?\d+", tail):
-        start, end = tail.split("-")
-        region.update(start=float(start), end=float(end))
-        spec = head
-        head, sep, tail = spec.rpartition(":")
-    if sep and head and re.fullmatch(r"\d*\.?\d+", tail):  # C:\x.png keeps its drive letter
-        region["weight"] = float(tail)
-        spec = head
-    region["mask"] = spec
-    prompt, _, negative = prompt.partition("||")
-    region.update(prompt=prompt.strip(), negative_prompt=negative.strip())
-    return region
-
-
 def check_inputs(recipe: Recipe) -> None:
     """Open every input file now, so a bad image fails in a second, before any model loads."""
     from .assets import read_ref
@@ -210,6 +210,9 @@ def check_inputs(recipe: Recipe) -> None:
         if c.image and not is_content_ref(c.image):
             open_image(read(c.image, f"--control {c.kind}"), what=f"--control {c.kind} {c.image}")
     _check_region_masks(recipe, read)
+    for r in recipe.references:
+        if r.image and not is_content_ref(r.image):
+            open_image(read(r.image, "--reference"), what=f"--reference {r.image}")
 
 
 def _check_region_masks(recipe: Recipe, read) -> None:
@@ -224,9 +227,6 @@ def _check_region_masks(recipe: Recipe, read) -> None:
         mask = open_image(read(r.mask, "--region"), what=f"--region {r.mask}")
         if recipe.width and recipe.height:
             check_mask_proportions(mask.size, (int(recipe.width), int(recipe.height)), f"--region {r.mask}")
-    for r in recipe.references:
-        if r.image and not is_content_ref(r.image):
-            open_image(read(r.image, "--reference"), what=f"--reference {r.image}")
 
 
 def _is_demo(ref) -> bool:
