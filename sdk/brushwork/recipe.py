@@ -348,9 +348,12 @@ class Recipe:
         if self.upscale is not None:
             self.upscale.validate("upscale")
         upscale_only = self.task == "upscale"
-        if upscale_only and (self.mask is not None or self.controls or self.regions):
+        if upscale_only and (self.mask is not None or self.controls):
             raise RecipeError("strength", "0 with an upscale means 'upscale the init image as it is': "
-                              "masks, controls and regions need a strength above 0")
+                              "masks and controls need a strength above 0")
+        if upscale_only and self.regions and self.upscale is not None and self.upscale.refine <= 0:
+            raise RecipeError("regions", "an upscale alone (strength 0) runs no diffusion: regions act only "
+                              "in its refine, so give upscale.refine a strength above 0")
         if self.init_image is not None and self.strength <= 0 and not upscale_only:
             raise RecipeError("strength", "must be above 0 for img2img (0 would return the input unchanged; "
                               "to only upscale it, add an upscale step)")

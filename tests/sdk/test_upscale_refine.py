@@ -79,3 +79,21 @@ def test_a_reference_changes_the_refine(studio, tiny_models, files):
     none = studio.generate(recipe(tiny_models.sd15, **job, references=[Reference(
         image=files["reference"], weight=0.0, model=str(adapter))])).images[0]
     assert np.abs(pixels(none) - pixels(without)).max() <= 1
+
+
+def test_an_upscale_alone_with_a_refine_takes_regions(studio, tiny_models, files):
+    """Task upscale (strength 0): the refine is the only diffusion, and a white region in it is the
+    region's prompt; without a refine, regions are refused before anything loads."""
+    from brushwork.errors import RecipeError
+
+    job = dict(init_image=files["init"], strength=0.0, steps=4, upscale=HIRES)
+    with_region = studio.generate(recipe(tiny_models.sd15, **job,
+                                         regions=[Region(mask=files["white"], prompt=OTHER)])).images[0]
+    plain = studio.generate(recipe(tiny_models.sd15, **job, prompt=OTHER)).images[0]
+    base = studio.generate(recipe(tiny_models.sd15, **job)).images[0]
+    assert np.abs(pixels(with_region) - pixels(plain)).max() <= 1
+    assert np.abs(pixels(base) - pixels(plain)).max() > 1
+    no_refine = recipe(tiny_models.sd15, **{**job, "upscale": Upscale(factor=2.0)},
+                       regions=[Region(mask=files["white"], prompt=OTHER)])
+    with pytest.raises(RecipeError, match="regions act only in its refine"):
+        no_refine.validate()
