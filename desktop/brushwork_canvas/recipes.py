@@ -189,7 +189,7 @@ def upscaled_size(doc: Document) -> tuple[int, int]:
 def build_upscale(doc: Document, defaults: ModelDefaults | None = None) -> JobSpec:
     """The Upscale action: the visible picture as the init image, enlarged by the chosen model
     (empty = Lanczos) with strength 0 (task "upscale"); with a refine strength, a tiled img2img
-    pass at it follows, with the prompt and the references."""
+    pass at it follows, with the prompt, the region layers and the references."""
     s = doc.settings
     upscaled_size(doc)
     refine = float(s.upscale_refine)
@@ -201,8 +201,9 @@ def build_upscale(doc: Document, defaults: ModelDefaults | None = None) -> JobSp
                    **sampling(doc, defaults))
     if s.model:
         changes["model"] = s.model
-    if refine > 0:  # regions and controls need a denoising strength: a Recipe's upscale task takes none
+    if refine > 0:  # the refine is the job's only diffusion: regions and references act in it
         changes["references"] = references_of(doc, assets)
+        changes["regions"] = regions_of(doc, assets)
     recipe = _apply(s.preset if refine > 0 else "", changes)
     recipe.validate()
     return JobSpec(action="upscale", recipe=recipe, assets=assets)

@@ -83,3 +83,17 @@ def window_with(qtbot, backend, size=64):
     win.show()
     qtbot.waitExposed(win)
     return win
+
+
+def region_layer(window, prompt, points, size=10.0):
+    """A region layer painted along ``points`` with ``prompt`` typed into its box, as the artist does."""
+    from PySide6.QtTest import QTest
+
+    window.add_layer("region")
+    layer = window.doc.active
+    assert layer.kind == "region"
+    paint(window.doc, layer, points, size)
+    panel = window.layers_panel
+    assert panel.region_box.isVisibleTo(window) and not panel.control_box.isVisibleTo(window)
+    QTest.keyClicks(panel.region_prompt, prompt)
+    return layer

@@ -9,19 +9,8 @@ from brushwork_canvas import imaging
 from brushwork_canvas.commands import SetLayerProps
 from brushwork_canvas.docfile import load_document, save_document
 from brushwork_canvas.recipes import build_job, visible_picture
-from canvas_helpers import paint
+from canvas_helpers import paint, region_layer
 from PySide6.QtTest import QTest
-
-
-def region_layer(window, prompt, points, size=10.0):
-    window.add_layer("region")
-    layer = window.doc.active
-    assert layer.kind == "region"
-    paint(window.doc, layer, points, size)
-    panel = window.layers_panel
-    assert panel.region_box.isVisibleTo(window) and not panel.control_box.isVisibleTo(window)
-    QTest.keyClicks(panel.region_prompt, prompt)  # typed, as the artist does
-    return layer
 
 
 def mask_of(job, region):

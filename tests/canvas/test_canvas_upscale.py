@@ -9,7 +9,7 @@ import pytest
 from brushwork_canvas import imaging
 from brushwork_canvas.document import CanvasError, Document
 from brushwork_canvas.recipes import build_job, visible_picture
-from canvas_helpers import StandInBackend, paint, window_with
+from canvas_helpers import StandInBackend, paint, region_layer, window_with
 from PySide6.QtTest import QTest
 
 
@@ -35,7 +35,19 @@ def test_upscale_sends_the_visible_picture_as_an_upscale_recipe(win):
     refine = build_job(doc, "upscale").recipe
     assert (refine.upscale.model, refine.upscale.refine, refine.strength) == ("", 0.3, 0.0)
     assert refine.prompt == "bricks", "the refine pass uses the prompt"
-    assert refine.regions == [] and refine.controls == [], "a Recipe's upscale task takes neither"
+    assert refine.regions == [] and refine.controls == []
+
+
+def test_the_refine_takes_the_region_layers(win):
+    doc = win.doc
+    doc.update_settings(prompt="a stone wall")
+    region_layer(win, "red bricks", [(10, 10), (10, 50)], size=8)
+    doc.update_settings(upscale_factor=2, upscale_model="", upscale_refine=0.3)
+    refine = build_job(doc, "upscale").recipe
+    assert [g.prompt for g in refine.regions] == ["red bricks"], "the refine is the diffusion regions act in"
+    refine.validate()
+    doc.update_settings(upscale_refine=0.0)
+    assert build_job(doc, "upscale").recipe.regions == [], "an upscale alone runs no diffusion for them"
 
 
 def test_the_result_lands_as_a_new_layer_and_undo_gives_the_layers_back(win, qtbot):
