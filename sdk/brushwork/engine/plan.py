@@ -263,14 +263,10 @@ class Plan:
         out: dict[str, Any] = {}
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
-            if isinstance(value, Plan):
-                value = value.to_dict()
+            if isinstance(value, (Plan, RegionsPlan)) or (name == "upscale" and value is not None):
+                value = value.to_dict()  # sub-plans say themselves
             elif isinstance(value, Crop):
                 value = dict(value.__dict__)
-            elif name == "upscale" and value is not None:
-                value = value.to_dict()
-            elif isinstance(value, RegionsPlan):
-                value = value.to_dict()
             elif name == "controls":
                 value = [dict(c.__dict__, steps=list(c.steps)) for c in value]
             elif name == "references":
