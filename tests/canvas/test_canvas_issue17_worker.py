@@ -118,7 +118,7 @@ def test_the_upscale_action_runs_on_the_worker_and_lands_as_a_layer(win, qtbot):
 def test_upscale_with_a_refine_pass_runs_on_the_worker(win, qtbot):
     doc = win.doc
     doc.update_settings(steps=4)
-    win.add_layer("region")  # a region is left out of the refine (a Recipe's upscale task takes none)
+    win.add_layer("region")  # the refine is the upscale's one diffusion pass: the region acts in it
     paint(doc, doc.active, [(8, 8), (8, 56)], size=12)
     QTest.keyClicks(win.layers_panel.region_prompt, "moss")
     with qtbot.waitSignal(win.session.result_added, timeout=180000):
@@ -126,8 +126,8 @@ def test_upscale_with_a_refine_pass_runs_on_the_worker(win, qtbot):
             win.messages_panel.text()
     qtbot.waitUntil(lambda: not win.session.busy, timeout=20000)
     ran = doc.history[0].recipe
-    assert (ran.task, ran.upscale.refine, ran.prompt, ran.regions) == ("upscale", 0.5, "a wall", []), \
-        win.messages_panel.text()
+    assert (ran.task, ran.upscale.refine, ran.prompt) == ("upscale", 0.5, "a wall"), win.messages_panel.text()
+    assert [r.prompt for r in ran.regions] == ["moss"] and ran.regions[0].mask.startswith("sha256:")
     assert (doc.width, doc.height) == (128, 128) and doc.layers[-1].name == "Upscaled 1"
 
 
