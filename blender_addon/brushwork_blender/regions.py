@@ -95,9 +95,8 @@ def uv_group_regions(obj, slot: int, size: tuple[int, int]) -> tuple[list[dict],
         mask = rasterize(uv[tri_loops[chosen]], size).covered
         if not mask.any():
             continue
-        png = pixels.encode_png(np.where(mask, 255, 0).astype(np.uint8))
-        region = {k: v for k, v in fields.items() if k != "material"}
-        regions.append(dict(region, mask=sdk.content_ref(png)))
+        region, png = _region(fields, mask)
+        regions.append(region)
         uploads.append(png)
     return regions, uploads
 
@@ -133,11 +132,18 @@ def regions_from_masks(fields: list[dict], material_index: np.ndarray | None) ->
         mask = material_index == k + 1
         if not mask.any():
             continue
-        png = pixels.encode_png(np.where(mask, 255, 0).astype(np.uint8))
-        region = {key: value for key, value in f.items() if key != "material"}
-        regions.append(dict(region, mask=sdk.content_ref(png)))
+        region, png = _region(f, mask)
+        regions.append(region)
         uploads.append(png)
     return regions, uploads
+
+
+def _region(fields: dict, mask: np.ndarray) -> tuple[dict, bytes]:
+    """A Recipe region dict from its fields (the material's name left out) and a boolean mask, with
+    the mask PNG to upload (the dict names it by content)."""
+    png = pixels.encode_png(np.where(mask, 255, 0).astype(np.uint8))
+    region = {key: value for key, value in fields.items() if key != "material"}
+    return dict(region, mask=sdk.content_ref(png)), png
 
 
 class BRUSHWORK_OT_add_group_region(bpy.types.Operator):
