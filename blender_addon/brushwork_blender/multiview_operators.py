@@ -368,11 +368,7 @@ class BRUSHWORK_OT_capture_normal(bpy.types.Operator):
 
         def then(passes, report) -> bool:
             rgb = render_passes.camera_normal_picture(passes.normal, frame.rotation)
-            image = bpy.data.images.get(NORMAL_IMAGE)
-            if image is None or tuple(image.size) != size:
-                if image is not None:
-                    bpy.data.images.remove(image)
-                image = bpy.data.images.new(NORMAL_IMAGE, width=size[0], height=size[1])
+            image = pixels.sized_image(NORMAL_IMAGE, size)
             image.colorspace_settings.name = "Non-Color"
             rgba = np.concatenate([rgb, np.ones(rgb.shape[:2] + (1,), np.float32)], axis=-1)
             pixels.set_image_rgba(image, rgba)

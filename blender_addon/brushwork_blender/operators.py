@@ -262,11 +262,7 @@ def no_camera(operator) -> set:
 
 def show_depth(depth, size) -> tuple[float | None, float | None]:
     """Put a depth map into the float image 'Brushwork Depth' (near bright); returns (near, far)."""
-    image = bpy.data.images.get(DEPTH_IMAGE)
-    if image is None or tuple(image.size) != tuple(size):
-        if image is not None:
-            bpy.data.images.remove(image)
-        image = bpy.data.images.new(DEPTH_IMAGE, width=size[0], height=size[1], float_buffer=True)
+    image = pixels.sized_image(DEPTH_IMAGE, size, float_buffer=True)
     pixels.set_image_rgba(image, pixels.depth_preview(depth))
     near, far = capture.depth_range(depth)
     image["brushwork_near"] = -1.0 if near is None else near

@@ -53,6 +53,19 @@ def set_image_rgba(image, rgba: np.ndarray) -> None:
     image.update()
 
 
+def sized_image(name: str, size: tuple[int, int], *, float_buffer: bool = False):
+    """The image ``name`` at ``size``: reused when it has that size, else made anew (a capture
+    replaces its picture; the artist's other images are never touched)."""
+    import bpy
+
+    image = bpy.data.images.get(name)
+    if image is None or tuple(image.size) != tuple(size):
+        if image is not None:
+            bpy.data.images.remove(image)
+        image = bpy.data.images.new(name, width=size[0], height=size[1], float_buffer=float_buffer)
+    return image
+
+
 def depth_preview(depth: np.ndarray) -> np.ndarray:
     """Depth → grey RGBA float (h, w, 4) in ControlNet's convention: near bright, far dark, nothing black."""
     finite = np.isfinite(depth)
