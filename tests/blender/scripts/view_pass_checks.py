@@ -22,7 +22,7 @@ sys.path[:0] = [str(REPO / "blender_addon"), str(REPO / "sdk")]
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 from brushwork_blender import capture, jobs, operators, pixels, props, regions, ui  # noqa: E402
-from brushwork_blender.texturing import render_passes, views  # noqa: E402
+from brushwork_blender.texturing import exr, render_passes, views  # noqa: E402
 from check_steps import stepper  # noqa: E402
 from mathutils import Matrix  # noqa: E402
 from truth import ray_box, ray_sphere  # noqa: E402
@@ -227,8 +227,8 @@ def _exr():
     diffs = {}
     for name in sorted(os.listdir(setup.tmp)):
         path = os.path.join(setup.tmp, name)
-        mine = render_passes._read_exr(path, 3)
-        blender = render_passes._read_exr_bpy(path, 3)
+        mine = exr.read_pass(path, 3)
+        blender = exr.read_pass_bpy(path, 3)
         same_inf = np.array_equal(np.isinf(mine), np.isinf(blender))
         finite = np.isfinite(blender)
         diffs[name] = [same_inf, float(np.abs(mine[finite] - blender[finite]).max())]
