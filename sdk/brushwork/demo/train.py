@@ -24,7 +24,6 @@ busy CPU one thread is many times faster than two fighting over it).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
@@ -40,6 +39,7 @@ from . import manifest as demo_manifest
 from .architecture import build_scheduler, build_unet, build_vae, inpaint_unet_from, text_encoder_config
 from .export import TOKENIZER_DIR, latent_rgb_factors, save_pipelines
 from .loop import Log, min_snr_weights, to_tensor, train_loop
+from .stages import NEEDS, STAGES, StageStore
 
 # Where the training runs. Random numbers are always drawn on the CPU (seeded generators) and then
 # moved, so a run on a GPU sees the very same batches, noise and timesteps as one on the CPU.
@@ -276,75 +276,6 @@ def _with_shape(example) -> str:
     return example.caption if example.caption.endswith(suffix) else example.caption + suffix
 
 
-STAGES = ("vae", "unet", "controlnet", "inpaint", "decoder")
-# What each stage needs (run with --no-save, a stage loads only these).
-NEEDS = {"vae": (), "unet": ("vae",), "controlnet": ("vae", "unet"), "inpaint": ("vae", "unet"),
-         "decoder": ("vae",)}
-_FINAL_PLACES = {"vae": "vae", "decoder": "vae", "unet": "unet",
-                 "controlnet": demo_manifest.CONTROLNET_SUBDIRS["depth"],
-                 "inpaint": f"{demo_manifest.INPAINT_SUBDIR}/unet"}
-
-
-def _model_class(stage: str):
-    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
-
-    return {"vae": AutoencoderKL, "unet": UNet2DConditionModel, "controlnet": ControlNetModel,
-            "inpaint": UNet2DConditionModel, "decoder": AutoencoderKL}[stage]
-
-
-class StageStore:
-    """Finished stages, kept (fp32) in a work folder beside the output until the model is saved.
-
-    A crash or Ctrl-C loses at most the stage in progress, and stages that only depend on earlier
-    ones (controlnet, inpaint) can run as separate processes at the same time (``--no-save``).
-    A stage not being trained comes from here, else from an earlier model in ``out``."""
-
-    def __init__(self, work: Path, out: Path):
-        self.work, self.out = work, out
-
-    def has(self, stage: str) -> bool:
-        return (self.work / stage / "config.json").is_file()
-
-    @property
-    def text_encoder_dir(self) -> Path:
-        return self.work / "text_encoder"
-
-    def has_text_encoder(self) -> bool:
-        return (self.text_encoder_dir / "config.json").is_file()
-
-    def keep_text_encoder(self, model) -> None:
-        """Keep the text encoder beside the first finished stage: every stage in this folder was
-        trained against it, so the model assembled from them (maybe on another machine) uses it."""
-        if self.has_text_encoder():
-            return
-        self.work.mkdir(parents=True, exist_ok=True)
-        tmp = self.work / "text_encoder.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp, safe_serialization=True)
-        tmp.rename(self.text_encoder_dir)
-
-    def save(self, stage: str, module, loss: float, seconds: float) -> None:
-        self.work.mkdir(parents=True, exist_ok=True)
-        tmp = self.work / f"{stage}.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        module.save_pretrained(tmp, safe_serialization=True)
-        (tmp / "stage.json").write_text(json.dumps({"loss": loss, "seconds": seconds}))
-        shutil.rmtree(self.work / stage, ignore_errors=True)
-        tmp.rename(self.work / stage)
-
-    def load(self, stage: str):
-        """(module, log or None, where it came from)."""
-        if self.has(stage):
-            folder, log = self.work / stage, json.loads((self.work / stage / "stage.json").read_text())
-        else:
-            folder, log = self.out / _FINAL_PLACES[stage], None
-            if not (folder / "config.json").is_file():
-                raise SystemExit(f"brushwork.demo.train: error: stage {stage!r} is not being trained and "
-                                 f"neither {self.work / stage} nor {folder} has it; train it too (--stages)")
-        module = _model_class(stage).from_pretrained(str(folder), torch_dtype=torch.float32)
-        return module.to(_DEVICE).eval().requires_grad_(False), log, folder
-
-
 def _stage_generator(seed: int, stage: str) -> torch.Generator:
     """One random stream per stage: a stage's result does not depend on which others ran."""
     return torch.Generator().manual_seed(seed * 1000 + STAGES.index(stage) + 1)
@@ -410,7 +341,7 @@ def train(out: Path, plan: Plan, stages: tuple[str, ...] = STAGES, threads: int 
             return module
         if not save and not any(name in NEEDS[s] for s in stages):
             return None  # --no-save: only what the requested stages build on is loaded
-        module, stage_log, where = store.load(name)
+        module, stage_log, where = store.load(name, _DEVICE)
         came_from[name] = "work" if stage_log else "out"
         log(f"{name}: using {where}")
         previous = stage_log or (demo_manifest.read(out) or {}).get("training", {})
