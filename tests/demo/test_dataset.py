@@ -45,12 +45,17 @@ def test_every_pattern_tiles_and_its_caption_names_it(pattern):
 
 @pytest.mark.parametrize("colour", list(dataset.COLOURS))
 def test_the_caption_colour_dominates_the_texture(colour):
+    """Most pixels that have a colour have the caption's (the grey joints of bricks and tiles have
+    none), and the picture's mean colour is named the caption's colour too."""
+    from brushwork.demo import measures
+
     rng = np.random.default_rng(1)
-    target = np.array(dataset.COLOURS[colour])
     for pattern in dataset.PATTERNS:
-        mean = dataset.texture_image(colour, pattern, 64, rng).reshape(-1, 3).mean(0)
-        nearest = min(dataset.COLOURS, key=lambda c: np.linalg.norm(np.array(dataset.COLOURS[c]) * 0.8 - mean))
-        assert nearest == colour, f"{colour} {pattern}: mean {mean} looks {nearest} (target {target})"
+        image = dataset.texture_image(colour, pattern, 64, rng)
+        names = [measures.colour_name(px[None, None, :]) for px in image[::3, ::3].reshape(-1, 3)]
+        named = [n for n in names if n is not None]
+        assert max(set(named), key=named.count) == colour, f"{colour} {pattern}"
+        assert measures.colour_name(image) == colour, (pattern, measures.mean_rgb(image))
 
 
 def test_depth_scenes_follow_the_controlnet_convention():
@@ -77,3 +82,24 @@ def test_pil_helpers():
     assert dataset.to_pil(e.image).mode == "RGB"
     assert dataset.depth_to_pil(e.depth).size == (64, 64)
     assert dataset.mask_to_pil(e.depth).mode == "L"
+
+
+def _luminance(image: np.ndarray) -> np.ndarray:
+    return image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@pytest.mark.parametrize("pattern", ["bricks", "tiles"])
+def test_mortar_and_grout_differ_in_brightness_from_what_they_join(pattern):
+    """Issue 19: joints in a dark shade of the brick's own colour differed from it by 0.08-0.12 in
+    luminance for red, blue, purple and black, and few survived the VAE. Joints are grey now, light
+    beside dark colours and dark beside light ones."""
+    rng = np.random.default_rng(9)
+    gaps = []
+    for colour in dataset.COLOURS:
+        for _ in range(3):
+            lum = _luminance(dataset.texture_image(colour, pattern, 64, rng))
+            joints = lum[0, :]  # row 0 lies on a horizontal joint (the pattern's lines sit on the wrap)
+            inside = lum[lum.shape[0] // 8, :]  # 8 px down: inside the first course or tile row
+            gaps.append(abs(float(np.median(joints)) - float(np.median(inside))))
+    # black is the closest pair (a dark grey on near-black, so the whole still reads black)
+    assert min(gaps) >= 0.07 and float(np.median(gaps)) >= 0.3, np.round(gaps, 2)

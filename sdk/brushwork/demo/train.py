@@ -38,7 +38,7 @@ from . import dataset
 from . import manifest as demo_manifest
 from .architecture import build_scheduler, build_unet, build_vae, inpaint_unet_from, text_encoder_config
 from .export import TOKENIZER_DIR, latent_rgb_factors, save_pipelines
-from .loop import Log, min_snr_weights, to_tensor, train_loop
+from .loop import Log, min_snr_weights, reconstruction_loss, to_tensor, train_loop
 from .stages import NEEDS, STAGES, StageStore
 
 # Where the training runs. Random numbers are always drawn on the CPU (seeded generators) and then
@@ -60,6 +60,7 @@ class Plan:
     batch: int = 32
     vae_steps: int = 500
     vae_crop: int = 32
+    vae_edges: float = 1.0  # weight of the edge term in the VAE's loss (loop.reconstruction_loss)
     unet_steps: int = 4000
     controlnet_steps: int = 400
     inpaint_steps: int = 400
@@ -115,7 +116,7 @@ def train_vae(plan: Plan, images: torch.Tensor, gen: torch.Generator, log: Log):
         z = posterior.mean + posterior.std * on_device(torch.randn(posterior.mean.shape, generator=gen))
         recon = vae.decode(z).sample
         kl = posterior.kl().mean() / z[0].numel()
-        return F.l1_loss(recon, x) + F.mse_loss(recon, x) + 1e-4 * kl
+        return reconstruction_loss(recon, x, plan.vae_edges) + 1e-4 * kl
 
     loss = train_loop("vae", list(vae.parameters()), plan.vae_steps, plan.lr * 2, loss_fn, log)
     vae.eval().requires_grad_(False)
@@ -249,7 +250,7 @@ def train_decoder(plan, vae, images: torch.Tensor, latents: torch.Tensor, gen, l
         z = on_device(z + 0.05 * z.std() * torch.randn(z.shape, generator=gen))  # samples, not only means
         recon = refined.decode(z).sample
         x = on_device(images[idx])
-        return F.l1_loss(recon, x) + F.mse_loss(recon, x)
+        return reconstruction_loss(recon, x, plan.vae_edges)
 
     loss = train_loop("decoder", params, plan.decoder_steps, plan.lr, loss_fn, log)
     return refined.eval().requires_grad_(False), loss
