@@ -103,3 +103,17 @@ def test_mortar_and_grout_differ_in_brightness_from_what_they_join(pattern):
             gaps.append(abs(float(np.median(joints)) - float(np.median(inside))))
     # black is the closest pair (a dark grey on near-black, so the whole still reads black)
     assert min(gaps) >= 0.07 and float(np.median(gaps)) >= 0.3, np.round(gaps, 2)
+
+
+@pytest.mark.parametrize("pattern", ["bricks", "stripes", "checker", "tiles"])
+def test_the_average_of_a_patterns_textures_still_shows_the_pattern(pattern):
+    """Issue 19: at the noisiest steps the words alone decide the picture, and what a model can
+    learn there is the average of what the words stand for. A pattern laid out at random (the
+    first stripes; every texture rolled in training) averages to a flat colour and its word was
+    never learned; laid from the corner, the average keeps the pattern."""
+    from brushwork.demo import measures
+
+    rng = np.random.default_rng(3)
+    mean = np.mean([dataset.texture_image("red", pattern, 64, rng) for _ in range(24)], axis=0)
+    ok, figures = measures.pattern_ok(pattern, mean)
+    assert ok, figures

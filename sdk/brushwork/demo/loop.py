@@ -70,12 +70,14 @@ def reconstruction_loss(recon: torch.Tensor, x: torch.Tensor, edges: float) -> t
     return loss
 
 
-def min_snr_weights(scheduler, timesteps: torch.Tensor, top: float = 20.0) -> torch.Tensor:
+def min_snr_weights(scheduler, timesteps: torch.Tensor, top: float) -> torch.Tensor:
     """Loss weights that stress the noisiest steps: 1/SNR (an x0-space loss) clamped to [1, top].
 
     With plain epsilon loss the prompt barely matters (at high noise, knowing the colour changes
     the predicted noise by ~7%), and 1000 steps left the UNet ignoring the text; weighting the
-    noisy end up makes "what colour is it" the main thing left to learn there."""
+    noisy end up makes "what colour is it" the main thing left to learn there. ``top`` 5 rather
+    than 20 (measured on the same VAE, 4,000 steps: colours 56/64 against 52/64) leaves the
+    middle steps, where a pattern takes shape, more of the gradient."""
     alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
     snr = alphas / (1 - alphas)
     return torch.clamp(1.0 / snr, min=1.0, max=top)

@@ -66,6 +66,10 @@ class Plan:
     inpaint_steps: int = 400
     decoder_steps: int = 1000
     lr: float = 1e-3
+    snr_top: float = 5.0  # the most weight a noisy step gets (loop.min_snr_weights)
+    # 1: texture latents are rolled by random amounts as they are drawn (the first models); 0: each
+    # pattern keeps its one layout, so its words decide the picture even at the noisiest steps
+    roll_textures: int = 0
     caption_dropout: float = 0.1
     # 1: the unet and controlnet stages start from the model in --out instead of from scratch
     # (a fine-tune on new data: far fewer steps, and the ControlNet stays matched to its UNet)
@@ -144,7 +148,7 @@ def training_noise(shape, gen: torch.Generator) -> torch.Tensor:
     return noise + OFFSET_NOISE * torch.randn(shape[0], shape[1], 1, 1, generator=gen)
 
 
-def denoising_loss(unet, scheduler, latents, context, gen, **unet_kwargs) -> torch.Tensor:
+def denoising_loss(unet, scheduler, latents, context, gen, snr_top: float, **unet_kwargs) -> torch.Tensor:
     noise = on_device(training_noise(latents.shape, gen))
     t = on_device(torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=gen))
     latents = on_device(latents)
@@ -153,7 +157,7 @@ def denoising_loss(unet, scheduler, latents, context, gen, **unet_kwargs) -> tor
     model_in = noisy if extra is None else torch.cat([noisy, on_device(extra)], dim=1)
     pred = unet(model_in, t, context, **unet_kwargs).sample
     per_item = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
-    return (per_item * min_snr_weights(scheduler, t)).mean()
+    return (per_item * min_snr_weights(scheduler, t, snr_top)).mean()
 
 
 def drop_captions(captions: list[str], p: float, gen: torch.Generator) -> list[str]:
@@ -190,10 +194,11 @@ def train_unet(plan, latents, captions, n_textures, text, scheduler, gen, log, i
     def loss_fn(step: int) -> torch.Tensor:
         idx = torch.randint(0, latents.shape[0], (plan.batch,), generator=gen)
         batch = latents[idx]
-        is_texture = (idx < n_textures).view(-1, 1, 1, 1)
-        batch = torch.where(is_texture, roll_latents(batch, gen), batch)
+        if plan.roll_textures:
+            is_texture = (idx < n_textures).view(-1, 1, 1, 1)
+            batch = torch.where(is_texture, roll_latents(batch, gen), batch)
         context = text(drop_captions([captions[i] for i in idx.tolist()], plan.caption_dropout, gen))
-        return denoising_loss(unet, scheduler, batch, context, gen)
+        return denoising_loss(unet, scheduler, batch, context, gen, plan.snr_top)
 
     loss = train_loop("unet", list(unet.parameters()), plan.unet_steps, plan.lr, loss_fn, log)
     return unet.eval().requires_grad_(False), loss
@@ -224,7 +229,7 @@ def train_controlnet(plan, unet, latents, depth, captions, text, scheduler, gen,
         pred = unet(noisy, t, context, down_block_additional_residuals=down,
                     mid_block_additional_residual=mid).sample
         per_item = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
-        return (per_item * min_snr_weights(scheduler, t)).mean()
+        return (per_item * min_snr_weights(scheduler, t, plan.snr_top)).mean()
 
     loss = train_loop("controlnet", list(net.parameters()), plan.controlnet_steps, plan.lr, loss_fn, log)
     return net.eval().requires_grad_(False), loss
@@ -263,7 +268,7 @@ def train_inpaint(plan, unet, latents, masked_latents, masks, captions, text, sc
         idx = torch.randint(0, latents.shape[0], (plan.batch,), generator=gen)
         context = text(drop_captions([captions[i] for i in idx.tolist()], plan.caption_dropout, gen))
         extra = torch.cat([masks[idx], masked_latents[idx]], dim=1)
-        return denoising_loss(inpaint, scheduler, latents[idx], context, gen, extra_inputs=extra)
+        return denoising_loss(inpaint, scheduler, latents[idx], context, gen, plan.snr_top, extra_inputs=extra)
 
     loss = train_loop("inpaint", list(inpaint.parameters()), plan.inpaint_steps, plan.lr, loss_fn, log)
     return inpaint.eval().requires_grad_(False), loss
