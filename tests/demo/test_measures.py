@@ -30,6 +30,33 @@ def test_training_patterns_pass_their_measure(pattern):
             assert ok, f"{colour} {pattern}: {figures}"
 
 
+def test_each_measured_pattern_passes_only_its_own_measure():
+    """A brick wall is no checker and no tile floor (a generated "checker" that drew bricks passed
+    the first measure, which asked only for equal periods along both axes)."""
+    rng = np.random.default_rng(11)
+    for truth in measures.MEASURED_PATTERNS:
+        for colour in dataset.COLOURS:
+            image = dataset.texture_image(colour, truth, 64, rng)
+            passed = [p for p in measures.MEASURED_PATTERNS if measures.pattern_ok(p, image)[0]]
+            assert passed == [truth], f"{colour} {truth} passes {passed}: {measures.pattern_ok(truth, image)[1]}"
+
+
+def test_the_grid_and_opposition_figures_mean_what_they_say():
+    size = 64
+    u = np.arange(size, dtype=np.float32) / size
+    checker = ((np.floor(u * 4)[None, :] + np.floor(u * 4)[:, None]) % 2).astype(np.float32)
+    assert measures.half_period_opposition(np.repeat(checker[..., None], 3, 2), "x", 32) < -0.9
+    grid = np.ones((size, size), np.float32)
+    grid[::16, :] = 0
+    grid[:, ::16] = 0
+    assert measures.aligned_joints(np.repeat(grid[..., None], 3, 2), "x") > 0.9
+    offset = grid.copy()
+    offset[:, ::16] = 1
+    for course in range(4):  # bricks: each course's joints half a brick from the last one's
+        offset[course * 16 + 1:(course + 1) * 16, (course % 2) * 8::16] = 0
+    assert 0.3 < measures.aligned_joints(np.repeat(offset[..., None], 3, 2), "x") < 0.7
+
+
 def test_the_measures_can_fail():
     rng = np.random.default_rng(5)
     for other in ("wood", "marble", "noise"):  # planks and clouds are not bricks, checkers or tiles
