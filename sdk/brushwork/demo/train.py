@@ -70,6 +70,8 @@ class Plan:
     # 1: texture latents are rolled by random amounts as they are drawn (the first models); 0: each
     # pattern keeps its one layout, so its words decide the picture even at the noisiest steps
     roll_textures: int = 0
+    # share of UNet and decoder batches run with circular padding, as seamless tiling runs them
+    wrap: float = 0.5
     caption_dropout: float = 0.1
     # 1: the unet and controlnet stages start from the model in --out instead of from scratch
     # (a fine-tune on new data: far fewer steps, and the ControlNet stays matched to its UNet)
@@ -188,6 +190,23 @@ def _start_from(folder: Path | None, build):
     return cls.from_pretrained(str(folder), torch_dtype=torch.float32)
 
 
+def wrapped_sometimes(model, share: float, gen: torch.Generator):
+    """Circular padding (Brushwork's seamless tiling) for this batch, with probability ``share``.
+
+    Textures are laid from the picture's corner, so with zero padding alone the networks learned to
+    find the layout from the picture's border, and seamless tiling (no border) broke them: "red
+    bricks" came out purple with the decoder wrapped, green and black with both. Training some
+    batches as tiling runs them teaches both; the textures tile, so wrapping them is exact."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from ..engine.seamless import seamless
+
+    if float(torch.rand((), generator=gen)) >= share:
+        return nullcontext()
+    return seamless(SimpleNamespace(unet=model), "xy")  # any network: only the attribute name is looked up
+
+
 def train_unet(plan, latents, captions, n_textures, text, scheduler, gen, log, init: Path | None = None):
     unet = _start_from(init, lambda: build_unet(plan.size)).to(_DEVICE).train()
 
@@ -198,7 +217,8 @@ def train_unet(plan, latents, captions, n_textures, text, scheduler, gen, log, i
             is_texture = (idx < n_textures).view(-1, 1, 1, 1)
             batch = torch.where(is_texture, roll_latents(batch, gen), batch)
         context = text(drop_captions([captions[i] for i in idx.tolist()], plan.caption_dropout, gen))
-        return denoising_loss(unet, scheduler, batch, context, gen, plan.snr_top)
+        with wrapped_sometimes(unet, plan.wrap, gen):
+            return denoising_loss(unet, scheduler, batch, context, gen, plan.snr_top)
 
     loss = train_loop("unet", list(unet.parameters()), plan.unet_steps, plan.lr, loss_fn, log)
     return unet.eval().requires_grad_(False), loss
@@ -253,7 +273,8 @@ def train_decoder(plan, vae, images: torch.Tensor, latents: torch.Tensor, gen, l
         idx = torch.randint(0, latents.shape[0], (batch,), generator=gen)
         z = latents[idx]
         z = on_device(z + 0.05 * z.std() * torch.randn(z.shape, generator=gen))  # samples, not only means
-        recon = refined.decode(z).sample
+        with wrapped_sometimes(refined, plan.wrap, gen):
+            recon = refined.decode(z).sample
         x = on_device(images[idx])
         return reconstruction_loss(recon, x, plan.vae_edges)
 
