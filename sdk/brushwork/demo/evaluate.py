@@ -41,14 +41,14 @@ def render(studio, weights: Path, prompt: str, seed: int, size: int = 64, **fiel
     return studio.generate(recipe).images[0]
 
 
-def evaluate(weights: Path, studio=None, size: int = 64) -> dict:
+def evaluate(weights: Path, studio=None, size: int = 64, tiling: str = "") -> dict:
     """{"colours": {word: right/N}, "patterns": {word: passed/N}, "cases": [...]}"""
     studio = studio or _studio()
     cases: list[dict[str, Any]] = []
     for pattern in measures.MEASURED_PATTERNS:
         for colour in dataset.COLOURS:
             for seed in SEEDS:
-                image = render(studio, weights, f"{colour} {pattern}", seed, size)
+                image = render(studio, weights, f"{colour} {pattern}", seed, size, tiling=tiling)
                 seen = measures.colour_name(image)
                 ok, figures = measures.pattern_ok(pattern, image)
                 cases.append({"prompt": f"{colour} {pattern}", "seed": seed, "colour": colour, "pattern": pattern,
@@ -122,14 +122,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sheet", type=Path, default=None, help="also write a contact sheet PNG here")
     parser.add_argument("--json", action="store_true", help="print every case as JSON")
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--tiling", default="", choices=("", "x", "y", "xy"),
+                        help="measure seamless pictures (README command 1 tiles on xy)")
     parser.add_argument("--write-claims", action="store_true",
                         help="record what the model gets right in its demo.json (the meaning tests read it)")
     args = parser.parse_args(argv)
+    if args.write_claims and args.tiling:
+        parser.error("--write-claims: claims are measured untiled, as the meaning tests check them")
     import torch
 
     torch.set_num_threads(1)
     studio = _studio()
-    result = evaluate(args.weights, studio, args.size)
+    result = evaluate(args.weights, studio, args.size, args.tiling)
     if args.json:
         print(json.dumps(result, indent=1))
     else:
