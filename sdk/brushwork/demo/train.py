@@ -58,7 +58,7 @@ class Plan:
     depth_scenes: int = 1500
     inpaint_examples: int = 1500
     batch: int = 32
-    vae_steps: int = 500
+    vae_steps: int = 4000  # 500 reconstructed no brick or tile; 4,000 (with the edge term) all but a few
     vae_crop: int = 32
     vae_edges: float = 1.0  # weight of the edge term in the VAE's loss (loop.reconstruction_loss)
     unet_steps: int = 4000
