@@ -5,7 +5,8 @@ bricks", right half "blue bricks", 64x64, Euler a, 20 steps, CFG 5, mean RGB of 
 weights of the 4th session: seed 1: left (0.52, 0.33, 0.66), right (0.34, 0.20, 0.43), both
 purple. The retrained weights (5th session, every colour word right on its own, 64/64): seed 1
 left (0.56, 0.28, 0.44), right (0.56, 0.27, 0.43); seed 2 left (0.58, 0.29, 0.48), right
-(0.57, 0.28, 0.47): one mix of red and blue over the whole picture, the halves alike. The blend itself is checked exactly against diffusers on the tiny
+(0.57, 0.28, 0.47): one mix of red and blue over the whole picture, the halves alike.
+The blend itself is checked exactly against diffusers on the tiny
 models (tests/sdk/test_regions.py); the demo's 8x8 latent and whole-picture colour training make a
 half-and-half picture something it never learned. strict: when a demo model keeps the promise, this
 starts passing and the mark must go.
