@@ -47,11 +47,13 @@ tags: [toy, demo, brushwork, text-to-image]
 
 # {NAME}: Brushwork's bundled toy model
 
-A **toy**. Trained in minutes on a CPU on procedural pictures (`brushwork.demo.dataset`) so that
-Brushwork works offline, out of the box, and so that its tests can check *meaning* (colour words,
-depth silhouettes, inpainting, seamless tiling). It knows seven patterns (bricks, tiles, stripes,
-checker, wood, marble, noise) in eight colours (red, green, blue, yellow, orange, purple, white,
-black) and simple shapes from a depth map. It knows nothing else. Use a real model for real work.
+A **toy**. Trained on a CPU on procedural pictures (`brushwork.demo.dataset`) so that Brushwork
+works offline, out of the box, and so that its tests can check *meaning* (colour words, patterns,
+depth silhouettes, inpainting, seamless tiling). It was trained on seven patterns (bricks, tiles,
+stripes, checker, wood, marble, noise) in eight colours (red, green, blue, yellow, orange, purple,
+white, black) and simple shapes from a depth map; what it draws right in every case is in
+`demo.json` (`claims`, from `python -m brushwork.demo.evaluate`). It knows nothing else. Use a real
+model for real work.
 
 - Native size: **{size}x{size}** pixels (latents {size // 8}x{size // 8}, VAE scale factor 8).
 - Layout: diffusers. This folder is a Stable Diffusion 1.x-style pipeline; `{INPAINT_SUBDIR}/` is
