@@ -71,3 +71,16 @@ def pytest_collection_modifyitems(config, items):
         suffix = "@" + "_".join(names)
         if names and not item.nodeid.endswith(suffix):
             item._id = coerce_node_id(item.nodeid + suffix)
+
+
+@pytest.fixture
+def region_inputs(tmp_path):
+    """A folder with what region and reference preflight tests point at: a white mask, one of other
+    proportions, a reference picture and a file that is no picture."""
+    from PIL import Image
+
+    Image.new("L", (64, 64), 255).save(tmp_path / "white.png")
+    Image.new("L", (64, 32), 255).save(tmp_path / "wide.png")
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "ref.png")
+    (tmp_path / "junk.png").write_bytes(b"not a picture")
+    return tmp_path

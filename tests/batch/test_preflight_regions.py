@@ -12,16 +12,6 @@ from batch_helpers import TINY, write_jsonl
 from brushwork.batch import run_batch
 from brushwork.batch.preflight import FAILED, RUN
 from brushwork.batch.runners import InProcessRunner
-from PIL import Image
-
-
-@pytest.fixture
-def files(tmp_path):
-    Image.new("L", (64, 64), 255).save(tmp_path / "white.png")
-    Image.new("L", (64, 32), 255).save(tmp_path / "wide.png")
-    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "ref.png")
-    (tmp_path / "junk.png").write_bytes(b"not a picture")
-    return tmp_path
 
 
 def region(mask="white.png", prompt="a blue car", **more) -> dict:
@@ -29,7 +19,7 @@ def region(mask="white.png", prompt="a blue car", **more) -> dict:
 
 
 def run(tmp_path, rows):
-    """The rows through a real in-process runner; returns (rows, runner, files written)."""
+    """The rows through a real in-process runner; returns (rows, runner, what was written)."""
     runner = InProcessRunner(device="cpu")
     result = run_batch(write_jsonl(tmp_path / "m.jsonl", rows), tmp_path / "out", runner=runner,
                        stream=io.StringIO())
@@ -51,8 +41,8 @@ CASES = [
 @pytest.mark.parametrize(("fields", "says"), CASES, ids=[
     "mask-missing", "mask-corrupt", "mask-proportions", "reference-missing", "reference-corrupt",
     "region-lora", "region-lora-tag", "recipe-lora"])
-def test_a_bad_region_or_reference_fails_its_row_before_any_model(models_env, files, fields, says):
-    rows, runner, written = run(files, [{**TINY, "seed": 1, **fields}])
+def test_a_bad_region_or_reference_fails_its_row_before_any_model(models_env, region_inputs, fields, says):
+    rows, runner, written = run(region_inputs, [{**TINY, "seed": 1, **fields}])
     [row] = rows
     assert row.status == FAILED
     assert "\n" not in row.reason and all(word in row.reason for word in says), row.reason
@@ -60,16 +50,16 @@ def test_a_bad_region_or_reference_fails_its_row_before_any_model(models_env, fi
     assert runner._studio is None  # no Studio was made: no model loaded
 
 
-def test_good_regions_references_and_region_loras_pass_preflight(models_env, files):
+def test_good_regions_references_and_region_loras_pass_preflight(models_env, region_inputs):
     """Checked only (preflight with this machine's lookups): the good row keeps its regions, references and
     region LoRAs (a tag moved to the region's loras, as the Studio does), inputs as sha256 refs."""
     from brushwork.batch.manifest import read_manifest
     from brushwork.batch.preflight import plan_rows
     from brushwork.batch.runners import local_lora_check, local_model_check
 
-    m = write_jsonl(files / "m.jsonl", [{**TINY, "seed": 1, "references": [{"image": "ref.png"}],
+    m = write_jsonl(region_inputs / "m.jsonl", [{**TINY, "seed": 1, "references": [{"image": "ref.png"}],
                                          "regions": [region(prompt="a blue car <lora:lora-tiny:0.5>")]}])
-    [row] = plan_rows(read_manifest(m), files / "out", files, check_model=local_model_check,
+    [row] = plan_rows(read_manifest(m), region_inputs / "out", region_inputs, check_model=local_model_check,
                       check_lora=local_lora_check)
     assert row.status == RUN, row.reason
     r = row.recipe

@@ -7,22 +7,12 @@ from __future__ import annotations
 
 import pytest
 from brushwork.cli import main
-from PIL import Image
 
 
 @pytest.fixture
 def models_env(tiny_models, monkeypatch):
     monkeypatch.setenv("BRUSHWORK_MODEL_DIRS", str(tiny_models.root))
     return tiny_models
-
-
-@pytest.fixture
-def files(tmp_path):
-    Image.new("L", (64, 64), 255).save(tmp_path / "white.png")
-    Image.new("L", (64, 32), 255).save(tmp_path / "wide.png")
-    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "ref.png")
-    (tmp_path / "junk.png").write_bytes(b"not a picture")
-    return tmp_path
 
 
 @pytest.fixture
@@ -50,23 +40,23 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_a_bad_region_or_reference_is_one_line_before_any_model(models_env, files, no_studio, capsys, case):
+def test_a_bad_region_or_reference_is_one_line_before_any_model(models_env, region_inputs, no_studio, capsys, case):
     args, says = CASES[case]
-    out = files / "out.png"
-    code = main(["generate", "a fox", "--model", "tiny-sd15", "--size", "64x64", *[a.format(d=files) for a in args],
-                 "--out", str(out)])
+    out = region_inputs / "out.png"
+    code = main(["generate", "a fox", "--model", "tiny-sd15", "--size", "64x64",
+                 *[a.format(d=region_inputs) for a in args], "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert all(word in err for word in says), err
-    assert not out.exists() and list(files.glob("out*")) == []
+    assert not out.exists() and list(region_inputs.glob("out*")) == []
 
 
-def test_a_region_lora_that_exists_passes_the_preflight(models_env, files, no_studio, capsys):
+def test_a_region_lora_that_exists_passes_the_preflight(models_env, region_inputs, no_studio, capsys):
     """--dry-run: checked and planned, nothing loads; the tiny LoRA is found in the model folder."""
-    code = main(["generate", "a fox", "--model", "tiny-sd15", "--size", "64x64", "--region", f"{files}/white.png",
-                 "a sky <lora:lora-tiny:0.5>", "--reference", f"{files}/ref.png", "--dry-run",
-                 "--out", str(files / "out.png")])
+    code = main(["generate", "a fox", "--model", "tiny-sd15", "--size", "64x64",
+                 "--region", f"{region_inputs}/white.png", "a sky <lora:lora-tiny:0.5>", "--reference", f"{region_inputs}/ref.png", "--dry-run",
+                 "--out", str(region_inputs / "out.png")])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert not (files / "out.png").exists()
+    assert not (region_inputs / "out.png").exists()
