@@ -55,7 +55,8 @@ def test_a_bad_region_or_reference_is_one_line_before_any_model(models_env, regi
 def test_a_region_lora_that_exists_passes_the_preflight(models_env, region_inputs, no_studio, capsys):
     """--dry-run: checked and planned, nothing loads; the tiny LoRA is found in the model folder."""
     code = main(["generate", "a fox", "--model", "tiny-sd15", "--size", "64x64",
-                 "--region", f"{region_inputs}/white.png", "a sky <lora:lora-tiny:0.5>", "--reference", f"{region_inputs}/ref.png", "--dry-run",
+                 "--region", f"{region_inputs}/white.png", "a sky <lora:lora-tiny:0.5>",
+                 "--reference", f"{region_inputs}/ref.png", "--dry-run",
                  "--out", str(region_inputs / "out.png")])
     captured = capsys.readouterr()
     assert code == 0, captured.err
